@@ -1,0 +1,169 @@
+// tinyquant/graph.h — the in-memory model: tensors, operators, constant buffers.
+//
+// Layout contract (see shared/design/ARCHITECTURE.md, "Numbers and layouts"):
+//   * 4-D activations are NHWC. Dimension 0 of every activation tensor is the batch; a stored
+//     batch of -1 means "dynamic" and is fixed by Interpreter::prepare().
+//   * Conv2D weights are OHWI ([O, KH, KW, I/groups]); DepthwiseConv2D weights are 1HWO
+//     ([1, KH, KW, O], O = I * depth_multiplier); FullyConnected weights are [O, I].
+//   * Bias is one value per output channel.
+//   * Graph inputs and outputs keep the layout the source model declared (an ONNX model's
+//     NCHW input stays NCHW at the API); the importer inserts the layout change as operators.
+//
+// Ownership: a Graph owns its tensors and operators. A constant buffer either owns its bytes
+// (imported or built models) or points into memory the caller keeps alive for the Graph's
+// lifetime (a .tqm file read in place, e.g. from flash).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tinyquant/status.h"
+
+namespace tinyquant {
+
+constexpr int kMaxRank = 6;
+
+enum class DType : uint8_t { kFloat32 = 0, kInt8 = 1, kInt32 = 2, kUInt8 = 3 };
+const char* dtype_name(DType dtype);
+size_t dtype_size(DType dtype);
+
+enum class OpType : uint8_t {
+  kConv2D = 0,
+  kDepthwiseConv2D,
+  kFullyConnected,
+  kAdd,
+  kMul,
+  kClamp,  // ReLU = [0, inf), ReLU6 = [0, 6], Clip = [min, max]
+  kMaxPool2D,
+  kAveragePool2D,
+  kGlobalAveragePool,
+  kReshape,
+  kConcat,
+  kSoftmax,
+  kTranspose,
+  kCount,  // number of op types; keep last
+};
+const char* op_name(OpType type);
+
+enum class Activation : uint8_t { kNone = 0, kRelu, kRelu6, kClip };
+const char* activation_name(Activation act);
+
+// A clamp fused into the producing op. min/max are the effective bounds for every Activation.
+struct FusedActivation {
+  Activation type = Activation::kNone;
+  float min = -std::numeric_limits<float>::infinity();
+  float max = std::numeric_limits<float>::infinity();
+  static FusedActivation relu() { return {Activation::kRelu, 0.0f, std::numeric_limits<float>::infinity()}; }
+  static FusedActivation relu6() { return {Activation::kRelu6, 0.0f, 6.0f}; }
+  static FusedActivation clip(float lo, float hi) { return {Activation::kClip, lo, hi}; }
+};
+
+struct Padding {
+  int32_t top = 0, left = 0, bottom = 0, right = 0;
+};
+
+// Conv2D and DepthwiseConv2D.
+struct ConvOptions {
+  int32_t stride_h = 1, stride_w = 1;
+  int32_t dilation_h = 1, dilation_w = 1;
+  Padding padding;
+  int32_t groups = 1;            // Conv2D only; input and output channels divide by it
+  int32_t depth_multiplier = 1;  // DepthwiseConv2D only
+};
+
+// MaxPool2D and AveragePool2D.
+struct PoolOptions {
+  int32_t kernel_h = 1, kernel_w = 1;
+  int32_t stride_h = 1, stride_w = 1;
+  int32_t dilation_h = 1, dilation_w = 1;  // MaxPool2D only
+  Padding padding;                         // max pool pads with -inf
+  bool count_include_pad = false;          // AveragePool2D: divide by the full window
+};
+
+// Per-tensor or per-channel quantization. Empty scale = not quantized (float tensor).
+// Filled by quant/ (next issues); carried through the file format already.
+struct Quantization {
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+  int32_t axis = -1;  // -1: per tensor; else the channel dimension scale[] runs along
+  int32_t bits = 8;   // 2..8; below 8, constant data is bit-packed in the buffer
+};
+
+struct Tensor {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  std::vector<int32_t> shape;  // static for constants; activations may have shape[0] == -1
+  Quantization quant;
+  int32_t buffer = -1;  // index into Graph::buffers for constants; -1 for activations
+  bool is_constant() const { return buffer >= 0; }
+};
+
+struct Operator {
+  OpType type = OpType::kCount;
+  std::string name;  // the source node's name, used in every error message about this op
+  std::vector<int32_t> inputs;   // tensor indices; an optional input (e.g. no bias) is -1
+  std::vector<int32_t> outputs;  // tensor indices
+  // Options: only the members that belong to `type` are meaningful.
+  ConvOptions conv;                  // kConv2D, kDepthwiseConv2D
+  PoolOptions pool;                  // kMaxPool2D, kAveragePool2D
+  FusedActivation activation;        // conv, FC, add, mul, pools, GAP; the bounds of kClamp
+  std::vector<int32_t> new_shape;    // kReshape: ONNX semantics (0 = copy dim, -1 = infer one)
+  std::vector<int32_t> perm;         // kTranspose
+  int32_t axis = -1;                 // kConcat (>= 0), kSoftmax (always the last axis: -1)
+  float beta = 1.0f;                 // kSoftmax: softmax(beta * x)
+};
+
+// Constant bytes: owned, or borrowed from memory the caller keeps alive.
+struct Buffer {
+  std::vector<uint8_t> owned;
+  const uint8_t* external = nullptr;
+  size_t external_size = 0;
+  const uint8_t* data() const { return external ? external : owned.data(); }
+  size_t size() const { return external ? external_size : owned.size(); }
+};
+
+struct Graph {
+  std::vector<Tensor> tensors;
+  std::vector<Operator> operators;  // in execution (topological) order
+  std::vector<Buffer> buffers;
+  std::vector<int32_t> inputs;
+  std::vector<int32_t> outputs;
+  std::string producer;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  // Keeps borrowed bytes (e.g. a .tqm file read into memory) alive for as long as any copy of
+  // this Graph points into them. Null when every buffer is owned or the caller owns the bytes.
+  std::shared_ptr<const void> storage;
+
+  // Helpers for builders (importer, tests). They return the new index.
+  int32_t add_tensor(std::string name, DType dtype, std::vector<int32_t> shape);
+  int32_t add_constant(std::string name, DType dtype, std::vector<int32_t> shape, const void* data,
+                       size_t bytes);
+  int32_t add_operator(Operator op);
+  template <typename T>
+  const T* constant_data(int32_t tensor) const {
+    return reinterpret_cast<const T*>(buffers[tensors[tensor].buffer].data());
+  }
+  template <typename T>
+  T* mutable_constant_data(int32_t tensor) {  // only for owned buffers
+    return reinterpret_cast<T*>(buffers[tensors[tensor].buffer].owned.data());
+  }
+};
+
+// Number of elements of a static shape (every dim >= 0). Returns -1 on overflow or a dim < 0.
+int64_t shape_elements(const int32_t* dims, int rank);
+inline int64_t shape_elements(const std::vector<int32_t>& s) { return shape_elements(s.data(), (int)s.size()); }
+// Bytes a constant of this dtype/shape/bits takes in a buffer (bit-packed below 8 bits).
+int64_t packed_bytes(DType dtype, int64_t elements, int32_t bits);
+// "[1,28,28,1]" into buf; returns buf.
+const char* shape_str(const int32_t* dims, int rank, char* buf, size_t size);
+
+// Structural checks every graph passes before it is run or saved: indices in range, op arity,
+// options sane, each activation produced exactly once and before it is read, constants sized
+// to dtype x shape x bits. Shape consistency is checked by infer_shapes (shape_inference.h).
+Status validate_graph(const Graph& graph);
+
+}  // namespace tinyquant

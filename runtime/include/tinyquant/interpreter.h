@@ -1,0 +1,67 @@
+// tinyquant/interpreter.h — runs a Graph.
+//
+// Lifecycle (as XNNPACK's: create -> setup -> run):
+//   Interpreter interp;
+//   PrepareOptions opt; opt.batch = 64; opt.backend = Backend::kXnnpack; opt.threads = 2;
+//   TQ_RETURN_IF_ERROR(interp.prepare(graph, opt));   // shapes, arena plan, kernels, weight packing
+//   std::memcpy(interp.input(0).data, images, bytes);
+//   TQ_RETURN_IF_ERROR(interp.invoke());               // never allocates
+//   const float* logits = interp.output(0).as<float>();
+//
+// The Graph must outlive the Interpreter (constants are read in place). prepare() may be called
+// again (e.g. with another batch size); it releases what the previous prepare() created.
+// Ops a backend cannot run (e.g. a layout or option XNNPACK lacks) fall back to the reference
+// kernel for that op; op_backend() tells which ran, and tq inspect prints it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "tinyquant/graph.h"
+#include "tinyquant/tensor_view.h"
+
+namespace tinyquant {
+
+enum class Backend : uint8_t { kReference = 0, kXnnpack = 1 };
+const char* backend_name(Backend backend);
+// Parses "reference" / "xnnpack"; returns false on anything else.
+bool parse_backend(const char* text, Backend* backend);
+// Whether this build has the backend (XNNPACK is optional, off on microcontrollers).
+bool backend_available(Backend backend);
+
+struct PrepareOptions {
+  int32_t batch = 1;                   // replaces dimension 0 of every graph input
+  Backend backend = Backend::kReference;
+  int32_t threads = 1;                 // XNNPACK only (pthreadpool); reference is single-threaded
+  void* arena = nullptr;               // optional caller-owned arena (e.g. a static array on an MCU)
+  size_t arena_size = 0;               // its size; prepare() fails with the size it needs if short
+};
+
+class Interpreter {
+ public:
+  Interpreter();
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  Status prepare(const Graph& graph, const PrepareOptions& options);
+  Status invoke();
+
+  int num_inputs() const;
+  int num_outputs() const;
+  TensorView input(int i) const;
+  TensorView output(int i) const;
+  TensorView tensor(int32_t index) const;  // any tensor (activations valid after invoke)
+
+  size_t arena_bytes() const;           // planned arena size
+  size_t min_live_bytes() const;        // planner's floor (largest live set)
+  size_t backend_weight_bytes() const;  // bytes the backend copied/packed weights into
+  Backend op_backend(int op) const;     // where op `op` runs after prepare()
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tinyquant

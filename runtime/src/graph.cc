@@ -1,0 +1,299 @@
+#include "tinyquant/graph.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace tinyquant {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "float32";
+    case DType::kInt8: return "int8";
+    case DType::kInt32: return "int32";
+    case DType::kUInt8: return "uint8";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return 4;
+    case DType::kInt8: return 1;
+    case DType::kInt32: return 4;
+    case DType::kUInt8: return 1;
+  }
+  return 0;
+}
+
+const char* op_name(OpType type) {
+  switch (type) {
+    case OpType::kConv2D: return "Conv2D";
+    case OpType::kDepthwiseConv2D: return "DepthwiseConv2D";
+    case OpType::kFullyConnected: return "FullyConnected";
+    case OpType::kAdd: return "Add";
+    case OpType::kMul: return "Mul";
+    case OpType::kClamp: return "Clamp";
+    case OpType::kMaxPool2D: return "MaxPool2D";
+    case OpType::kAveragePool2D: return "AveragePool2D";
+    case OpType::kGlobalAveragePool: return "GlobalAveragePool";
+    case OpType::kReshape: return "Reshape";
+    case OpType::kConcat: return "Concat";
+    case OpType::kSoftmax: return "Softmax";
+    case OpType::kTranspose: return "Transpose";
+    case OpType::kCount: break;
+  }
+  return "?";
+}
+
+const char* activation_name(Activation act) {
+  switch (act) {
+    case Activation::kNone: return "none";
+    case Activation::kRelu: return "relu";
+    case Activation::kRelu6: return "relu6";
+    case Activation::kClip: return "clip";
+  }
+  return "?";
+}
+
+int64_t shape_elements(const int32_t* dims, int rank) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) {
+    if (dims[i] < 0) return -1;
+    if (dims[i] != 0 && n > (int64_t(1) << 40) / dims[i]) return -1;  // far beyond any model
+    n *= dims[i];
+  }
+  return n;
+}
+
+int64_t packed_bytes(DType dtype, int64_t elements, int32_t bits) {
+  if (elements < 0) return -1;
+  if (dtype == DType::kInt8 && bits >= 2 && bits < 8) return (elements * bits + 7) / 8;
+  return elements * static_cast<int64_t>(dtype_size(dtype));
+}
+
+const char* shape_str(const int32_t* dims, int rank, char* buf, size_t size) {
+  size_t used = 0;
+  if (size == 0) return buf;
+  buf[0] = '\0';
+  used += std::snprintf(buf, size, "[");
+  for (int i = 0; i < rank && used < size; ++i)
+    used += std::snprintf(buf + used, size - used, i ? ",%d" : "%d", dims[i]);
+  if (used < size) std::snprintf(buf + used, size - used, "]");
+  return buf;
+}
+
+int32_t Graph::add_tensor(std::string name, DType dtype, std::vector<int32_t> shape) {
+  Tensor t;
+  t.name = std::move(name);
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  tensors.push_back(std::move(t));
+  return static_cast<int32_t>(tensors.size() - 1);
+}
+
+int32_t Graph::add_constant(std::string name, DType dtype, std::vector<int32_t> shape, const void* data,
+                            size_t bytes) {
+  Buffer b;
+  b.owned.resize(bytes);
+  if (bytes) std::memcpy(b.owned.data(), data, bytes);
+  buffers.push_back(std::move(b));
+  int32_t t = add_tensor(std::move(name), dtype, std::move(shape));
+  tensors[t].buffer = static_cast<int32_t>(buffers.size() - 1);
+  return t;
+}
+
+int32_t Graph::add_operator(Operator op) {
+  operators.push_back(std::move(op));
+  return static_cast<int32_t>(operators.size() - 1);
+}
+
+namespace {
+
+// Inputs: {min, max} count (including optional ones), outputs: exact count.
+struct Arity {
+  int min_inputs, max_inputs, outputs;
+};
+
+Arity arity(OpType type) {
+  switch (type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D:
+    case OpType::kFullyConnected: return {2, 3, 1};
+    case OpType::kAdd:
+    case OpType::kMul: return {2, 2, 1};
+    case OpType::kConcat: return {1, 64, 1};
+    default: return {1, 1, 1};
+  }
+}
+
+Status check_window(const Operator& op, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw,
+                    const Padding& p) {
+  const char* name = op.name.c_str();
+  TQ_ENSURE(kh >= 1 && kw >= 1 && kh <= 4096 && kw <= 4096, kInvalidModel, "%s '%s': kernel %dx%d must be 1..4096",
+            op_name(op.type), name, kh, kw);
+  TQ_ENSURE(sh >= 1 && sw >= 1 && sh <= 4096 && sw <= 4096, kInvalidModel, "%s '%s': stride %dx%d must be 1..4096",
+            op_name(op.type), name, sh, sw);
+  TQ_ENSURE(dh >= 1 && dw >= 1 && dh <= 4096 && dw <= 4096, kInvalidModel,
+            "%s '%s': dilation %dx%d must be 1..4096", op_name(op.type), name, dh, dw);
+  TQ_ENSURE(p.top >= 0 && p.left >= 0 && p.bottom >= 0 && p.right >= 0 && p.top <= 4096 && p.left <= 4096 &&
+                p.bottom <= 4096 && p.right <= 4096,
+            kInvalidModel, "%s '%s': padding (%d,%d,%d,%d) must be 0..4096", op_name(op.type), name, p.top, p.left,
+            p.bottom, p.right);
+  return Status::ok();
+}
+
+Status check_options(const Operator& op) {
+  const char* name = op.name.c_str();
+  const FusedActivation& a = op.activation;
+  TQ_ENSURE(!(a.min > a.max) && a.min == a.min && a.max == a.max, kInvalidModel,
+            "%s '%s': activation bounds [%g, %g] are not an interval", op_name(op.type), name, a.min, a.max);
+  TQ_ENSURE(static_cast<uint8_t>(a.type) <= static_cast<uint8_t>(Activation::kClip), kInvalidModel,
+            "%s '%s': unknown activation %d", op_name(op.type), name, static_cast<int>(a.type));
+  switch (op.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D: {
+      const ConvOptions& c = op.conv;
+      TQ_RETURN_IF_ERROR(check_window(op, 1, 1, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.padding));
+      TQ_ENSURE(c.groups >= 1, kInvalidModel, "%s '%s': groups %d must be >= 1", op_name(op.type), name, c.groups);
+      TQ_ENSURE(c.depth_multiplier >= 1, kInvalidModel, "%s '%s': depth multiplier %d must be >= 1",
+                op_name(op.type), name, c.depth_multiplier);
+      break;
+    }
+    case OpType::kMaxPool2D:
+    case OpType::kAveragePool2D: {
+      const PoolOptions& p = op.pool;
+      TQ_RETURN_IF_ERROR(
+          check_window(op, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.padding));
+      TQ_ENSURE(p.padding.top < p.kernel_h && p.padding.bottom < p.kernel_h && p.padding.left < p.kernel_w &&
+                    p.padding.right < p.kernel_w,
+                kInvalidModel, "%s '%s': padding must be smaller than the %dx%d window", op_name(op.type), name,
+                p.kernel_h, p.kernel_w);
+      break;
+    }
+    case OpType::kReshape:
+      TQ_ENSURE(!op.new_shape.empty() && op.new_shape.size() <= kMaxRank, kInvalidModel,
+                "Reshape '%s': new shape must have 1..%d dims, has %zu", name, kMaxRank, op.new_shape.size());
+      break;
+    case OpType::kTranspose:
+      TQ_ENSURE(!op.perm.empty() && op.perm.size() <= kMaxRank, kInvalidModel,
+                "Transpose '%s': permutation must have 1..%d entries, has %zu", name, kMaxRank, op.perm.size());
+      break;
+    case OpType::kSoftmax:
+      TQ_ENSURE(op.beta > 0.0f && op.beta < 1e6f, kInvalidModel, "Softmax '%s': beta %g must be in (0, 1e6)", name,
+                op.beta);
+      break;
+    default: break;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status validate_graph(const Graph& g) {
+  const int32_t num_tensors = static_cast<int32_t>(g.tensors.size());
+  TQ_ENSURE(num_tensors > 0, kInvalidModel, "graph has no tensors");
+  TQ_ENSURE(!g.inputs.empty() && !g.outputs.empty(), kInvalidModel, "graph needs at least one input and one output");
+  std::vector<int32_t> producer(num_tensors, -2);  // -2 none, -1 graph input, else op index
+
+  for (int32_t t = 0; t < num_tensors; ++t) {
+    const Tensor& tensor = g.tensors[t];
+    TQ_ENSURE(static_cast<uint8_t>(tensor.dtype) <= static_cast<uint8_t>(DType::kUInt8), kInvalidModel,
+              "tensor %d '%s': unknown dtype %d", t, tensor.name.c_str(), static_cast<int>(tensor.dtype));
+    TQ_ENSURE(tensor.shape.size() <= kMaxRank, kInvalidModel, "tensor %d '%s': rank %zu exceeds %d", t,
+              tensor.name.c_str(), tensor.shape.size(), kMaxRank);
+    for (size_t i = 0; i < tensor.shape.size(); ++i) {
+      const bool dynamic_ok = i == 0 && !tensor.is_constant();
+      TQ_ENSURE(tensor.shape[i] >= 0 || (dynamic_ok && tensor.shape[i] == -1), kInvalidModel,
+                "tensor %d '%s': dimension %zu is %d (only an activation's batch dimension may be -1)", t,
+                tensor.name.c_str(), i, tensor.shape[i]);
+    }
+    const Quantization& q = tensor.quant;
+    TQ_ENSURE(q.bits >= 2 && q.bits <= 8, kInvalidModel, "tensor %d '%s': %d bits, expected 2..8", t,
+              tensor.name.c_str(), q.bits);
+    if (!q.scale.empty()) {
+      TQ_ENSURE(q.axis >= -1 && q.axis < static_cast<int32_t>(tensor.shape.size()), kInvalidModel,
+                "tensor %d '%s': quantization axis %d out of range", t, tensor.name.c_str(), q.axis);
+      const size_t expect = q.axis < 0 ? 1 : static_cast<size_t>(std::max(tensor.shape[q.axis], 0));
+      TQ_ENSURE(q.scale.size() == expect, kInvalidModel, "tensor %d '%s': %zu scales, expected %zu", t,
+                tensor.name.c_str(), q.scale.size(), expect);
+      TQ_ENSURE(q.zero_point.empty() || q.zero_point.size() == q.scale.size(), kInvalidModel,
+                "tensor %d '%s': %zu zero points for %zu scales", t, tensor.name.c_str(), q.zero_point.size(),
+                q.scale.size());
+      for (float s : q.scale)
+        TQ_ENSURE(s > 0.0f && s < 3.0e38f, kInvalidModel, "tensor %d '%s': scale %g must be finite and > 0", t,
+                  tensor.name.c_str(), s);
+    }
+    if (tensor.is_constant()) {
+      TQ_ENSURE(tensor.buffer < static_cast<int32_t>(g.buffers.size()), kInvalidModel,
+                "tensor %d '%s': buffer %d out of range (%zu buffers)", t, tensor.name.c_str(), tensor.buffer,
+                g.buffers.size());
+      const int64_t want = packed_bytes(tensor.dtype, shape_elements(tensor.shape), q.bits);
+      TQ_ENSURE(want >= 0 && static_cast<int64_t>(g.buffers[tensor.buffer].size()) == want, kInvalidModel,
+                "tensor %d '%s': buffer has %zu bytes, expected %lld for %s x %lld elements at %d bits", t,
+                tensor.name.c_str(), g.buffers[tensor.buffer].size(), static_cast<long long>(want),
+                dtype_name(tensor.dtype), static_cast<long long>(shape_elements(tensor.shape)), q.bits);
+      producer[t] = -1;
+    } else {
+      TQ_ENSURE(tensor.buffer == -1, kInvalidModel, "tensor %d '%s': buffer index %d is invalid", t,
+                tensor.name.c_str(), tensor.buffer);
+    }
+  }
+
+  for (int32_t in : g.inputs) {
+    TQ_ENSURE(in >= 0 && in < num_tensors, kInvalidModel, "graph input index %d out of range (%d tensors)", in,
+              num_tensors);
+    TQ_ENSURE(!g.tensors[in].is_constant(), kInvalidModel, "graph input '%s' is a constant", g.tensors[in].name.c_str());
+    TQ_ENSURE(producer[in] == -2, kInvalidModel, "graph input '%s' is listed twice", g.tensors[in].name.c_str());
+    producer[in] = -1;
+  }
+
+  for (int32_t i = 0; i < static_cast<int32_t>(g.operators.size()); ++i) {
+    const Operator& op = g.operators[i];
+    TQ_ENSURE(static_cast<uint8_t>(op.type) < static_cast<uint8_t>(OpType::kCount), kInvalidModel,
+              "operator %d '%s': unknown op type %d", i, op.name.c_str(), static_cast<int>(op.type));
+    const Arity a = arity(op.type);
+    const int n_in = static_cast<int>(op.inputs.size());
+    TQ_ENSURE(n_in >= a.min_inputs && n_in <= a.max_inputs, kInvalidModel,
+              "%s '%s' (operator %d): %d inputs, expected %d..%d", op_name(op.type), op.name.c_str(), i, n_in,
+              a.min_inputs, a.max_inputs);
+    TQ_ENSURE(static_cast<int>(op.outputs.size()) == a.outputs, kInvalidModel,
+              "%s '%s' (operator %d): %zu outputs, expected %d", op_name(op.type), op.name.c_str(), i,
+              op.outputs.size(), a.outputs);
+    for (int k = 0; k < n_in; ++k) {
+      const int32_t t = op.inputs[k];
+      const bool optional = t == -1 && k == 2 &&
+                            (op.type == OpType::kConv2D || op.type == OpType::kDepthwiseConv2D ||
+                             op.type == OpType::kFullyConnected);
+      if (optional) continue;
+      TQ_ENSURE(t >= 0 && t < num_tensors, kInvalidModel, "%s '%s' (operator %d): input %d is tensor %d, out of range",
+                op_name(op.type), op.name.c_str(), i, k, t);
+      TQ_ENSURE(producer[t] != -2, kInvalidModel,
+                "%s '%s' (operator %d): input '%s' is read before any operator produces it", op_name(op.type),
+                op.name.c_str(), i, g.tensors[t].name.c_str());
+    }
+    for (int32_t t : op.outputs) {
+      TQ_ENSURE(t >= 0 && t < num_tensors, kInvalidModel, "%s '%s' (operator %d): output tensor %d out of range",
+                op_name(op.type), op.name.c_str(), i, t);
+      TQ_ENSURE(!g.tensors[t].is_constant(), kInvalidModel, "%s '%s' (operator %d): output '%s' is a constant",
+                op_name(op.type), op.name.c_str(), i, g.tensors[t].name.c_str());
+      TQ_ENSURE(producer[t] == -2, kInvalidModel, "%s '%s' (operator %d): output '%s' is already produced elsewhere",
+                op_name(op.type), op.name.c_str(), i, g.tensors[t].name.c_str());
+      producer[t] = i;
+    }
+    Status s = check_options(op);
+    if (!s.is_ok()) return s;
+  }
+
+  for (int32_t out : g.outputs) {
+    TQ_ENSURE(out >= 0 && out < num_tensors, kInvalidModel, "graph output index %d out of range (%d tensors)", out,
+              num_tensors);
+    TQ_ENSURE(producer[out] >= 0 || producer[out] == -1, kInvalidModel, "graph output '%s' is never produced",
+              g.tensors[out].name.c_str());
+    TQ_ENSURE(!g.tensors[out].is_constant(), kInvalidModel, "graph output '%s' is a constant",
+              g.tensors[out].name.c_str());
+  }
+  return Status::ok();
+}
+
+}  // namespace tinyquant

@@ -1,0 +1,201 @@
+#include "tinyquant/interpreter.h"
+
+#include <cstring>
+
+#include "kernels/reference/reference_kernels.h"
+#include "tinyquant/arena_planner.h"
+#include "tinyquant/shape_inference.h"
+#if TQ_WITH_XNNPACK
+#include "kernels/xnnpack/xnnpack_backend.h"
+#endif
+
+namespace tinyquant {
+
+const char* backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::kReference: return "reference";
+    case Backend::kXnnpack: return "xnnpack";
+  }
+  return "?";
+}
+
+bool parse_backend(const char* text, Backend* backend) {
+  if (std::strcmp(text, "reference") == 0) {
+    *backend = Backend::kReference;
+    return true;
+  }
+  if (std::strcmp(text, "xnnpack") == 0) {
+    *backend = Backend::kXnnpack;
+    return true;
+  }
+  return false;
+}
+
+bool backend_available(Backend backend) {
+#if TQ_WITH_XNNPACK
+  (void)backend;
+  return true;
+#else
+  return backend == Backend::kReference;
+#endif
+}
+
+namespace {
+constexpr size_t kArenaAlignment = 64;  // cache line; also what SIMD kernels like
+}
+
+struct Interpreter::Impl {
+  const Graph* graph = nullptr;
+  std::vector<TensorView> views;  // one per graph tensor
+  // Per op, its input and output views, copied so invoke() only indexes (no allocation).
+  std::vector<TensorView> op_views;
+  std::vector<size_t> op_view_begin;  // op i: inputs at [begin, begin+n_in), outputs after
+  std::vector<Backend> op_backend;
+  std::vector<int> op_handle;
+  std::unique_ptr<uint8_t[]> owned_arena;
+  uint8_t* arena = nullptr;
+  ArenaPlan plan;
+#if TQ_WITH_XNNPACK
+  std::unique_ptr<xnnpack::Runner> xnn;
+#endif
+  bool prepared = false;
+};
+
+Interpreter::Interpreter() : impl_(new Impl) {}
+Interpreter::~Interpreter() = default;
+
+Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
+  Impl& m = *impl_;
+  m.prepared = false;
+#if TQ_WITH_XNNPACK
+  if (m.xnn) m.xnn->reset();
+#endif
+  TQ_ENSURE(options.batch >= 1, kInvalidArgument, "batch size %d must be >= 1", options.batch);
+  TQ_ENSURE(options.threads >= 1 && options.threads <= 256, kInvalidArgument, "thread count %d must be 1..256",
+            options.threads);
+  TQ_ENSURE(backend_available(options.backend), kUnsupported,
+            "backend '%s' is not compiled into this build (configure with -DTQ_WITH_XNNPACK=ON)",
+            backend_name(options.backend));
+  m.graph = &graph;
+
+  std::vector<Dims> dims;
+  TQ_RETURN_IF_ERROR(infer_shapes(graph, options.batch, &dims));
+
+  // Lifetimes of every activation, then one arena for all of them.
+  const int32_t num_ops = static_cast<int32_t>(graph.operators.size());
+  const int32_t last_op = num_ops > 0 ? num_ops - 1 : 0;
+  const size_t num_tensors = graph.tensors.size();
+  std::vector<int32_t> first(num_tensors, -1), last(num_tensors, -1);
+  for (int32_t in : graph.inputs) first[in] = last[in] = 0;
+  for (int32_t i = 0; i < num_ops; ++i) {
+    const Operator& op = graph.operators[i];
+    for (int32_t t : op.inputs)
+      if (t >= 0 && !graph.tensors[t].is_constant()) last[t] = i;
+    for (int32_t t : op.outputs) first[t] = last[t] = i;
+  }
+  for (int32_t out : graph.outputs) last[out] = last_op;
+
+  std::vector<ArenaRequest> requests;
+  std::vector<int32_t> request_tensor;
+  for (size_t t = 0; t < num_tensors; ++t) {
+    if (graph.tensors[t].is_constant() || first[t] < 0) continue;
+    ArenaRequest r;
+    r.bytes = static_cast<size_t>(dims[t].elements()) * dtype_size(graph.tensors[t].dtype);
+    r.first_op = first[t];
+    r.last_op = last[t];
+    requests.push_back(r);
+    request_tensor.push_back(static_cast<int32_t>(t));
+  }
+  TQ_RETURN_IF_ERROR(plan_arena(requests, kArenaAlignment, &m.plan));
+
+  if (options.arena) {
+    const uintptr_t base = reinterpret_cast<uintptr_t>(options.arena);
+    const size_t slack = (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
+    TQ_ENSURE(options.arena_size >= m.plan.total_bytes + slack, kOutOfMemory,
+              "the caller's arena has %zu bytes; this model at batch %d needs %zu (+%zu for alignment)",
+              options.arena_size, options.batch, m.plan.total_bytes, slack);
+    m.owned_arena.reset();
+    m.arena = static_cast<uint8_t*>(options.arena) + slack;
+  } else {
+    m.owned_arena.reset(new uint8_t[m.plan.total_bytes + kArenaAlignment]);
+    const uintptr_t base = reinterpret_cast<uintptr_t>(m.owned_arena.get());
+    m.arena = m.owned_arena.get() + (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
+  }
+
+  m.views.assign(num_tensors, TensorView());
+  for (size_t t = 0; t < num_tensors; ++t) {
+    const Tensor& tensor = graph.tensors[t];
+    TensorView& v = m.views[t];
+    v.dtype = tensor.dtype;
+    v.dims = dims[t];
+    v.quant = &tensor.quant;
+    if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
+  }
+  for (size_t r = 0; r < requests.size(); ++r) m.views[request_tensor[r]].data = m.arena + m.plan.offsets[r];
+
+  // Bind every op's views; create backend operators on the now-fixed pointers.
+  m.op_views.clear();
+  m.op_view_begin.assign(num_ops, 0);
+  m.op_backend.assign(num_ops, Backend::kReference);
+  m.op_handle.assign(num_ops, -1);
+  for (int32_t i = 0; i < num_ops; ++i) {
+    const Operator& op = graph.operators[i];
+    m.op_view_begin[i] = m.op_views.size();
+    for (int32_t t : op.inputs) m.op_views.push_back(t >= 0 ? m.views[t] : TensorView());
+    for (int32_t t : op.outputs) m.op_views.push_back(m.views[t]);
+  }
+#if TQ_WITH_XNNPACK
+  if (options.backend == Backend::kXnnpack) {
+    TQ_RETURN_IF_ERROR(xnnpack::Runner::create(options.threads, &m.xnn));
+    for (int32_t i = 0; i < num_ops; ++i) {
+      const Operator& op = graph.operators[i];
+      const TensorView* v = &m.op_views[m.op_view_begin[i]];
+      const int n_in = static_cast<int>(op.inputs.size());
+      bool handled = false;
+      Status s = m.xnn->prepare_op(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size()), &handled,
+                                   &m.op_handle[i]);
+      if (!s.is_ok()) return s.with_context("XNNPACK backend");
+      if (handled) m.op_backend[i] = Backend::kXnnpack;
+    }
+  }
+#endif
+  m.prepared = true;
+  return Status::ok();
+}
+
+Status Interpreter::invoke() {
+  Impl& m = *impl_;
+  TQ_ENSURE(m.prepared, kInvalidArgument, "invoke() before a successful prepare()");
+  const Graph& g = *m.graph;
+  for (size_t i = 0; i < g.operators.size(); ++i) {
+    const Operator& op = g.operators[i];
+    if (m.op_backend[i] == Backend::kXnnpack) {
+#if TQ_WITH_XNNPACK
+      TQ_RETURN_IF_ERROR(m.xnn->run(m.op_handle[i]));
+#endif
+      continue;
+    }
+    const TensorView* v = &m.op_views[m.op_view_begin[i]];
+    const int n_in = static_cast<int>(op.inputs.size());
+    TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
+  }
+  return Status::ok();
+}
+
+int Interpreter::num_inputs() const { return impl_->graph ? static_cast<int>(impl_->graph->inputs.size()) : 0; }
+int Interpreter::num_outputs() const { return impl_->graph ? static_cast<int>(impl_->graph->outputs.size()) : 0; }
+TensorView Interpreter::input(int i) const { return impl_->views[impl_->graph->inputs[i]]; }
+TensorView Interpreter::output(int i) const { return impl_->views[impl_->graph->outputs[i]]; }
+TensorView Interpreter::tensor(int32_t index) const { return impl_->views[index]; }
+size_t Interpreter::arena_bytes() const { return impl_->plan.total_bytes; }
+size_t Interpreter::min_live_bytes() const { return impl_->plan.min_live_bytes; }
+size_t Interpreter::backend_weight_bytes() const {
+#if TQ_WITH_XNNPACK
+  return impl_->xnn && impl_->prepared ? impl_->xnn->packed_weight_bytes() : 0;
+#else
+  return 0;
+#endif
+}
+Backend Interpreter::op_backend(int op) const { return impl_->op_backend[op]; }
+
+}  // namespace tinyquant

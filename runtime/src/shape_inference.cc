@@ -1,0 +1,281 @@
+#include "tinyquant/shape_inference.h"
+
+#include <algorithm>
+
+namespace tinyquant {
+
+Dims Dims::of(const std::vector<int32_t>& shape) {
+  Dims d;
+  d.rank = static_cast<int32_t>(std::min<size_t>(shape.size(), kMaxRank));
+  for (int i = 0; i < d.rank; ++i) d.d[i] = shape[i];
+  return d;
+}
+
+int32_t window_output_size(int32_t in, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad_before,
+                           int32_t pad_after) {
+  const int64_t effective = int64_t(dilation) * (kernel - 1) + 1;
+  const int64_t padded = int64_t(in) + pad_before + pad_after;
+  if (padded < effective || stride < 1) return 0;
+  return static_cast<int32_t>((padded - effective) / stride + 1);
+}
+
+namespace {
+
+struct Ctx {
+  const Graph& g;
+  const Operator& op;
+  const std::vector<Dims>& dims;
+  const char* kind() const { return op_name(op.type); }
+  const char* name() const { return op.name.c_str(); }
+  const Dims& in(int k) const { return dims[op.inputs[k]]; }
+  const char* tname(int k) const { return g.tensors[op.inputs[k]].name.c_str(); }
+  bool has(int k) const { return k < static_cast<int>(op.inputs.size()) && op.inputs[k] >= 0; }
+};
+
+#define SHAPE_ERROR(...) return Status::error(StatusCode::kInvalidModel, __VA_ARGS__)
+
+Status require_rank(const Ctx& c, int k, int rank) {
+  char buf[96];
+  if (c.in(k).rank != rank)
+    SHAPE_ERROR("%s '%s': input %d '%s' has shape %s, expected rank %d", c.kind(), c.name(), k, c.tname(k),
+                c.in(k).str(buf, sizeof(buf)), rank);
+  return Status::ok();
+}
+
+Status require_constant(const Ctx& c, int k) {
+  if (!c.g.tensors[c.op.inputs[k]].is_constant())
+    SHAPE_ERROR("%s '%s': input %d '%s' must be a constant", c.kind(), c.name(), k, c.tname(k));
+  return Status::ok();
+}
+
+Status check_bias(const Ctx& c, int32_t out_channels) {
+  if (!c.has(2)) return Status::ok();
+  char buf[96];
+  if (c.in(2).rank != 1 || c.in(2)[0] != out_channels)
+    SHAPE_ERROR("%s '%s': bias '%s' has shape %s, expected [%d]", c.kind(), c.name(), c.tname(2),
+                c.in(2).str(buf, sizeof(buf)), out_channels);
+  return Status::ok();
+}
+
+Status spatial_out(const Ctx& c, int32_t h, int32_t w, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t dh,
+                   int32_t dw, const Padding& p, int32_t* oh, int32_t* ow) {
+  *oh = window_output_size(h, kh, sh, dh, p.top, p.bottom);
+  *ow = window_output_size(w, kw, sw, dw, p.left, p.right);
+  if (*oh <= 0 || *ow <= 0)
+    SHAPE_ERROR("%s '%s': a %dx%d window (dilation %dx%d) does not fit input %dx%d with padding (%d,%d,%d,%d)",
+                c.kind(), c.name(), kh, kw, dh, dw, h, w, p.top, p.left, p.bottom, p.right);
+  return Status::ok();
+}
+
+Status infer_conv(const Ctx& c, Dims* out) {
+  TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
+  TQ_RETURN_IF_ERROR(require_rank(c, 1, 4));
+  TQ_RETURN_IF_ERROR(require_constant(c, 1));
+  const Dims& x = c.in(0);
+  const Dims& w = c.in(1);
+  const ConvOptions& o = c.op.conv;
+  const int32_t in_c = x[3];
+  int32_t out_c = w[0];
+  char xb[96], wb[96];
+  if (c.op.type == OpType::kConv2D) {
+    if (in_c % o.groups != 0 || w[0] % o.groups != 0 || w[3] * o.groups != in_c)
+      SHAPE_ERROR("Conv2D '%s': input %s and weights '%s' %s do not match %d group(s) (weights are OHWI with I = "
+                  "input channels / groups)",
+                  c.name(), x.str(xb, sizeof(xb)), c.tname(1), w.str(wb, sizeof(wb)), o.groups);
+  } else {
+    out_c = w[3];
+    if (w[0] != 1 || int64_t(in_c) * o.depth_multiplier != w[3])
+      SHAPE_ERROR("DepthwiseConv2D '%s': weights '%s' %s, expected [1,KH,KW,%lld] (1HWO, input channels x multiplier %d)",
+                  c.name(), c.tname(1), w.str(wb, sizeof(wb)), static_cast<long long>(int64_t(in_c) * o.depth_multiplier),
+                  o.depth_multiplier);
+  }
+  TQ_RETURN_IF_ERROR(check_bias(c, out_c));
+  int32_t oh = 0, ow = 0;
+  TQ_RETURN_IF_ERROR(spatial_out(c, x[1], x[2], w[1], w[2], o.stride_h, o.stride_w, o.dilation_h, o.dilation_w,
+                                 o.padding, &oh, &ow));
+  out->rank = 4;
+  out->d[0] = x[0], out->d[1] = oh, out->d[2] = ow, out->d[3] = out_c;
+  return Status::ok();
+}
+
+Status infer_fc(const Ctx& c, Dims* out) {
+  TQ_RETURN_IF_ERROR(require_rank(c, 1, 2));
+  TQ_RETURN_IF_ERROR(require_constant(c, 1));
+  const Dims& x = c.in(0);
+  const Dims& w = c.in(1);
+  char xb[96], wb[96];
+  if (x.rank < 1 || x[x.rank - 1] != w[1] || w[1] == 0)
+    SHAPE_ERROR("FullyConnected '%s': input '%s' %s does not end in the weights' %d input features (weights '%s' %s)",
+                c.name(), c.tname(0), x.str(xb, sizeof(xb)), w[1], c.tname(1), w.str(wb, sizeof(wb)));
+  TQ_RETURN_IF_ERROR(check_bias(c, w[0]));
+  out->rank = 2;
+  out->d[0] = static_cast<int32_t>(x.elements() / w[1]);
+  out->d[1] = w[0];
+  return Status::ok();
+}
+
+Status infer_broadcast(const Ctx& c, Dims* out) {
+  const Dims& a = c.in(0);
+  const Dims& b = c.in(1);
+  out->rank = std::max(a.rank, b.rank);
+  for (int i = 0; i < out->rank; ++i) {
+    const int ia = i - (out->rank - a.rank), ib = i - (out->rank - b.rank);
+    const int32_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    if (da != db && da != 1 && db != 1) {
+      char ab[96], bb[96];
+      SHAPE_ERROR("%s '%s': shapes %s ('%s') and %s ('%s') do not broadcast", c.kind(), c.name(), a.str(ab, sizeof(ab)),
+                  c.tname(0), b.str(bb, sizeof(bb)), c.tname(1));
+    }
+    out->d[i] = da == 1 ? db : da;
+  }
+  return Status::ok();
+}
+
+Status infer_pool(const Ctx& c, Dims* out) {
+  TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
+  const Dims& x = c.in(0);
+  const PoolOptions& p = c.op.pool;
+  int32_t oh = 0, ow = 0;
+  TQ_RETURN_IF_ERROR(spatial_out(c, x[1], x[2], p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h,
+                                 p.dilation_w, p.padding, &oh, &ow));
+  *out = x;
+  out->d[1] = oh, out->d[2] = ow;
+  return Status::ok();
+}
+
+Status infer_reshape(const Ctx& c, Dims* out) {
+  const Dims& x = c.in(0);
+  const std::vector<int32_t>& s = c.op.new_shape;
+  out->rank = static_cast<int32_t>(s.size());
+  int infer = -1;
+  int64_t known = 1;
+  char xb[96];
+  for (int i = 0; i < out->rank; ++i) {
+    int32_t d = s[i];
+    if (d == 0) {
+      if (i >= x.rank) SHAPE_ERROR("Reshape '%s': new shape copies dimension %d of a rank-%d input", c.name(), i, x.rank);
+      d = x[i];
+    } else if (d == -1) {
+      if (infer >= 0) SHAPE_ERROR("Reshape '%s': new shape has more than one -1", c.name());
+      infer = i;
+      d = 1;
+    } else if (d < 0) {
+      SHAPE_ERROR("Reshape '%s': new shape has dimension %d", c.name(), d);
+    }
+    out->d[i] = d;
+    if (s[i] != -1) known *= d;
+  }
+  const int64_t total = x.elements();
+  if (infer >= 0) {
+    if (known == 0 || total % known != 0)
+      SHAPE_ERROR("Reshape '%s': cannot infer a dimension to reshape '%s' %s (%lld elements)", c.name(), c.tname(0),
+                  x.str(xb, sizeof(xb)), static_cast<long long>(total));
+    out->d[infer] = static_cast<int32_t>(total / known);
+  }
+  if (out->elements() != total) {
+    char ob[96];
+    SHAPE_ERROR("Reshape '%s': cannot reshape '%s' %s (%lld elements) to %s", c.name(), c.tname(0),
+                x.str(xb, sizeof(xb)), static_cast<long long>(total), out->str(ob, sizeof(ob)));
+  }
+  return Status::ok();
+}
+
+Status infer_concat(const Ctx& c, Dims* out) {
+  const Dims& first = c.in(0);
+  const int32_t axis = c.op.axis;
+  if (axis < 0 || axis >= first.rank)
+    SHAPE_ERROR("Concat '%s': axis %d out of range for rank %d", c.name(), axis, first.rank);
+  *out = first;
+  int64_t sum = 0;
+  for (size_t k = 0; k < c.op.inputs.size(); ++k) {
+    const Dims& x = c.in(static_cast<int>(k));
+    bool ok = x.rank == first.rank;
+    for (int i = 0; ok && i < x.rank; ++i) ok = i == axis || x[i] == first[i];
+    if (!ok) {
+      char xb[96], fb[96];
+      SHAPE_ERROR("Concat '%s': input '%s' %s does not match %s outside axis %d", c.name(),
+                  c.tname(static_cast<int>(k)), x.str(xb, sizeof(xb)), first.str(fb, sizeof(fb)), axis);
+    }
+    sum += x[axis];
+  }
+  if (sum > (int64_t(1) << 31) - 1) SHAPE_ERROR("Concat '%s': output too large", c.name());
+  out->d[axis] = static_cast<int32_t>(sum);
+  return Status::ok();
+}
+
+Status infer_transpose(const Ctx& c, Dims* out) {
+  const Dims& x = c.in(0);
+  const std::vector<int32_t>& perm = c.op.perm;
+  if (static_cast<int32_t>(perm.size()) != x.rank)
+    SHAPE_ERROR("Transpose '%s': permutation has %zu entries for a rank-%d input", c.name(), perm.size(), x.rank);
+  bool seen[kMaxRank] = {false};
+  out->rank = x.rank;
+  for (int i = 0; i < x.rank; ++i) {
+    if (perm[i] < 0 || perm[i] >= x.rank || seen[perm[i]])
+      SHAPE_ERROR("Transpose '%s': entry %d (%d) of the permutation is invalid", c.name(), i, perm[i]);
+    seen[perm[i]] = true;
+    out->d[i] = x[perm[i]];
+  }
+  return Status::ok();
+}
+
+Status infer_op(const Ctx& c, Dims* out) {
+  switch (c.op.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D: return infer_conv(c, out);
+    case OpType::kFullyConnected: return infer_fc(c, out);
+    case OpType::kAdd:
+    case OpType::kMul: return infer_broadcast(c, out);
+    case OpType::kClamp:
+      *out = c.in(0);
+      return Status::ok();
+    case OpType::kSoftmax:
+      if (c.in(0).rank < 1) SHAPE_ERROR("Softmax '%s': input '%s' is a scalar", c.name(), c.tname(0));
+      *out = c.in(0);
+      return Status::ok();
+    case OpType::kMaxPool2D:
+    case OpType::kAveragePool2D: return infer_pool(c, out);
+    case OpType::kGlobalAveragePool:
+      TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
+      *out = c.in(0);
+      out->d[1] = out->d[2] = 1;
+      return Status::ok();
+    case OpType::kReshape: return infer_reshape(c, out);
+    case OpType::kConcat: return infer_concat(c, out);
+    case OpType::kTranspose: return infer_transpose(c, out);
+    case OpType::kCount: break;
+  }
+  SHAPE_ERROR("operator '%s': unknown op type %d", c.name(), static_cast<int>(c.op.type));
+}
+
+}  // namespace
+
+Status infer_shapes(const Graph& graph, int32_t batch, std::vector<Dims>* dims) {
+  TQ_RETURN_IF_ERROR(validate_graph(graph));
+  dims->assign(graph.tensors.size(), Dims());
+  for (size_t t = 0; t < graph.tensors.size(); ++t)
+    if (graph.tensors[t].is_constant()) (*dims)[t] = Dims::of(graph.tensors[t].shape);
+  for (int32_t in : graph.inputs) {
+    const Tensor& t = graph.tensors[in];
+    Dims d = Dims::of(t.shape);
+    if (d.rank > 0) {
+      if (batch > 0)
+        d.d[0] = batch;
+      else if (d.d[0] < 0)
+        d.d[0] = 1;
+    }
+    (*dims)[in] = d;
+  }
+  for (const Operator& op : graph.operators) {
+    Ctx c{graph, op, *dims};
+    Dims out;
+    TQ_RETURN_IF_ERROR(infer_op(c, &out));
+    if (out.elements() < 0 || out.elements() > (int64_t(1) << 31))
+      SHAPE_ERROR("%s '%s': output '%s' is too large", op_name(op.type), op.name.c_str(),
+                  graph.tensors[op.outputs[0]].name.c_str());
+    (*dims)[op.outputs[0]] = out;
+  }
+  return Status::ok();
+}
+
+}  // namespace tinyquant

@@ -1,0 +1,19 @@
+// tinyquant/file_io.h — whole-file reads and atomic writes (host / POSIX).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "tinyquant/status.h"
+
+namespace tinyquant {
+
+// Reads all of `path`; fails (naming the file) if it is missing, unreadable or over max_bytes.
+Status read_file(const char* path, size_t max_bytes, std::vector<uint8_t>* out);
+
+// Writes `path` atomically: a temp file beside it, fsync, rename over `path`, fsync the
+// directory. On failure `path` is unchanged and the temp file is removed.
+Status write_file_atomic(const char* path, const void* data, size_t size);
+
+}  // namespace tinyquant

@@ -1,0 +1,176 @@
+// The tq command line, run as a user would: exit codes, messages, files written.
+#include <doctest/doctest.h>
+
+#include <onnx/onnx_pb.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "data/npy.h"
+#include "tinyquant/interpreter.h"
+#include "toolkit/toolkit.h"
+
+using namespace tinyquant;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Run tq(const std::string& args) {
+  Run r;
+  const std::string cmd = std::string(TQ_TQ_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/tq_cli_XXXXXX";
+  REQUIRE(mkdtemp(tmpl));
+  return tmpl;
+}
+
+const std::string kLenet = std::string(TQ_MODELS_DIR) + "/lenet.onnx";
+
+}  // namespace
+
+TEST_CASE("tq import, inspect and eval --json on the bundled lenet") {
+  const std::string dir = temp_dir();
+  Run imp = tq("import " + kLenet + " -o " + dir + "/lenet.tqm");
+  REQUIRE_MESSAGE(imp.code == 0, imp.out);
+  CHECK(file_exists(dir + "/lenet.tqm"));
+
+  Run ins = tq("inspect " + dir + "/lenet.tqm");
+  REQUIRE_MESSAGE(ins.code == 0, ins.out);
+  CHECK(contains(ins.out, "Conv2D"));
+  CHECK(contains(ins.out, "FullyConnected"));
+  CHECK(contains(ins.out, "arena"));
+
+  Run ev = tq("eval " + dir + "/lenet.tqm --data fashion-mnist --split test --limit 300 --backend reference --json");
+  REQUIRE_MESSAGE(ev.code == 0, ev.out);
+  CHECK(contains(ev.out, "\"samples\": 300"));
+  CHECK(contains(ev.out, "\"backend\": \"reference\""));
+  CHECK(contains(ev.out, "\"seconds\": "));
+  const size_t p = ev.out.find("\"top1\": ");
+  REQUIRE(p != std::string::npos);
+  const double top1 = std::stod(ev.out.substr(p + 8));
+  CHECK(top1 > 80.0);
+  CHECK(top1 <= 100.0);
+}
+
+TEST_CASE("tq run writes the model's output for a .npy batch and rejects a wrong shape") {
+  const std::string dir = temp_dir();
+  ImageDataset test;
+  REQUIRE(load_fashion_mnist(kDefaultFashionMnistDir, "test", &test).is_ok());
+  std::vector<float> x(3 * 784);
+  preprocess_images(test, 0, 3, kFashionMnistMean, kFashionMnistStd, x.data());
+  REQUIRE(write_npy(dir + "/x.npy", {3, 1, 28, 28}, x.data()).is_ok());
+  Run r = tq("run " + kLenet + " --input " + dir + "/x.npy -o " + dir + "/y.npy --backend reference");
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  NpyArray y;
+  REQUIRE(read_npy(dir + "/y.npy", &y).is_ok());
+  CHECK(y.shape == std::vector<int32_t>{3, 10});
+
+  // Same numbers as the library gives directly.
+  Graph g;
+  REQUIRE(load_any_model(kLenet, &g).is_ok());
+  Interpreter interp;
+  PrepareOptions opt;
+  opt.batch = 3;
+  REQUIRE(interp.prepare(g, opt).is_ok());
+  std::copy(x.begin(), x.end(), interp.input(0).as<float>());
+  REQUIRE(interp.invoke().is_ok());
+  for (int i = 0; i < 30; ++i) CHECK(y.data[i] == interp.output(0).as<float>()[i]);
+
+  REQUIRE(write_npy(dir + "/bad.npy", {3, 28, 28}, x.data()).is_ok());
+  Run bad = tq("run " + kLenet + " --input " + dir + "/bad.npy -o " + dir + "/y2.npy");
+  CHECK(bad.code == 1);
+  CHECK(contains(bad.out, "bad.npy has shape [3,28,28]"));
+  CHECK(contains(bad.out, "expects [-1,1,28,28]"));
+  CHECK_FALSE(file_exists(dir + "/y2.npy"));
+
+  std::ofstream(dir + "/junk.npy") << "not numpy";
+  Run junk = tq("run " + kLenet + " --input " + dir + "/junk.npy -o " + dir + "/y3.npy");
+  CHECK(junk.code == 1);
+  CHECK(contains(junk.out, "not a .npy file"));
+}
+
+TEST_CASE("tq reports missing dataset files, unsupported ONNX ops and bad arguments clearly") {
+  const std::string dir = temp_dir();
+  Run missing = tq("eval " + kLenet + " --data-dir " + dir + "/nowhere --limit 10");
+  CHECK(missing.code == 1);
+  CHECK(contains(missing.out, "Fashion-MNIST test images not found"));
+  CHECK(contains(missing.out, "nowhere"));
+
+  // A one-node ONNX model with an op we do not support.
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  onnx::GraphProto* g = m.mutable_graph();
+  g->set_name("g");
+  onnx::NodeProto* n = g->add_node();
+  n->set_op_type("Sin");
+  n->set_name("the_sine");
+  n->add_input("x");
+  n->add_output("y");
+  for (const char* name : {"x", "y"}) {
+    onnx::ValueInfoProto* v = name[0] == 'x' ? g->add_input() : g->add_output();
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_value(1);
+    t->mutable_shape()->add_dim()->set_dim_value(4);
+  }
+  std::ofstream(dir + "/sin.onnx", std::ios::binary) << m.SerializeAsString();
+  Run sin = tq("import " + dir + "/sin.onnx -o " + dir + "/sin.tqm");
+  CHECK(sin.code == 1);
+  CHECK(contains(sin.out, "the_sine"));
+  CHECK(contains(sin.out, "Sin"));
+  CHECK_FALSE(file_exists(dir + "/sin.tqm"));
+
+  CHECK(tq("eval " + kLenet + " --bogus 1").code == 2);
+  CHECK(tq("eval " + kLenet + " --threads zero").code == 2);
+  CHECK(tq("eval " + kLenet + " --backend gpu").code == 2);
+  CHECK(tq("frobnicate x").code == 2);
+  CHECK(tq("import " + kLenet).code == 2);  // no -o
+  Run nofile = tq("inspect " + dir + "/absent.tqm");
+  CHECK(nofile.code == 1);
+  CHECK(contains(nofile.out, "absent.tqm"));
+
+  // Writing into a directory that does not exist fails and leaves nothing behind.
+  Run unwritable = tq("import " + kLenet + " -o " + dir + "/no/such/dir/m.tqm");
+  CHECK(unwritable.code == 1);
+  CHECK(contains(unwritable.out, "m.tqm"));
+}
+
+TEST_CASE("npy parser rejects malformed files") {
+  NpyArray a;
+  const uint8_t junk[] = {1, 2, 3};
+  CHECK(parse_npy(junk, sizeof(junk), "j.npy", &a).code() == StatusCode::kInvalidArgument);
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }";
+  std::string file = std::string("\x93NUMPY\x01\x00", 8) + char(header.size()) + char(0) + header + std::string(16, '\0');
+  Status s = parse_npy(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "f8.npy", &a);
+  CHECK(std::string(s.message()).find("float32") != std::string::npos);
+  header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }";
+  file = std::string("\x93NUMPY\x01\x00", 8) + char(header.size()) + char(0) + header + std::string(8, '\0');
+  s = parse_npy(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "short.npy", &a);
+  CHECK(std::string(s.message()).find("needs 12 bytes") != std::string::npos);
+}

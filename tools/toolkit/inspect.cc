@@ -1,0 +1,112 @@
+#include <cstring>
+#include <string>
+
+#include "tinyquant/shape_inference.h"
+#include "toolkit/toolkit.h"
+
+namespace tinyquant {
+
+namespace {
+
+std::string options_text(const Operator& op) {
+  char buf[160] = "";
+  switch (op.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D: {
+      const ConvOptions& c = op.conv;
+      std::snprintf(buf, sizeof(buf), "stride %dx%d dil %dx%d pad %d,%d,%d,%d%s", c.stride_h, c.stride_w,
+                    c.dilation_h, c.dilation_w, c.padding.top, c.padding.left, c.padding.bottom, c.padding.right,
+                    op.type == OpType::kConv2D ? (c.groups > 1 ? (" groups " + std::to_string(c.groups)).c_str() : "")
+                                               : (" mult " + std::to_string(c.depth_multiplier)).c_str());
+      break;
+    }
+    case OpType::kMaxPool2D:
+    case OpType::kAveragePool2D: {
+      const PoolOptions& p = op.pool;
+      std::snprintf(buf, sizeof(buf), "k %dx%d stride %dx%d pad %d,%d,%d,%d%s", p.kernel_h, p.kernel_w, p.stride_h,
+                    p.stride_w, p.padding.top, p.padding.left, p.padding.bottom, p.padding.right,
+                    op.type == OpType::kAveragePool2D && p.count_include_pad ? " count_include_pad" : "");
+      break;
+    }
+    case OpType::kClamp: std::snprintf(buf, sizeof(buf), "[%g, %g]", op.activation.min, op.activation.max); break;
+    case OpType::kConcat: std::snprintf(buf, sizeof(buf), "axis %d", op.axis); break;
+    case OpType::kTranspose:
+    case OpType::kReshape: {
+      const std::vector<int32_t>& v = op.type == OpType::kTranspose ? op.perm : op.new_shape;
+      std::snprintf(buf, sizeof(buf), "%s ", op.type == OpType::kTranspose ? "perm" : "to");
+      shape_str(v.data(), static_cast<int>(v.size()), buf + std::strlen(buf), sizeof(buf) - std::strlen(buf));
+      break;
+    }
+    default: break;
+  }
+  std::string s = buf;
+  if (op.type != OpType::kClamp && op.activation.type != Activation::kNone)
+    s += std::string(s.empty() ? "" : " ") + "+" + activation_name(op.activation.type);
+  return s;
+}
+
+}  // namespace
+
+void print_inspect(const Graph& graph, const std::string& path, size_t file_bytes, std::FILE* out) {
+  std::vector<Dims> dims;
+  Status s = infer_shapes(graph, 1, &dims);
+  if (!s.is_ok()) {
+    std::fprintf(out, "%s: shapes do not check: %s\n", path.c_str(), s.message());
+    return;
+  }
+  Interpreter interp;
+  PrepareOptions prep;
+  prep.backend = backend_available(Backend::kXnnpack) ? Backend::kXnnpack : Backend::kReference;
+  const bool prepared = interp.prepare(graph, prep).is_ok();
+
+  char b1[96], b2[96];
+  std::fprintf(out, "model      %s (%zu bytes)\nproducer   %s\n", path.c_str(), file_bytes,
+               graph.producer.empty() ? "-" : graph.producer.c_str());
+  for (int32_t t : graph.inputs)
+    std::fprintf(out, "input      %s %s %s\n", graph.tensors[t].name.c_str(), dtype_name(graph.tensors[t].dtype),
+                 shape_str(graph.tensors[t].shape.data(), (int)graph.tensors[t].shape.size(), b1, sizeof(b1)));
+  for (int32_t t : graph.outputs)
+    std::fprintf(out, "output     %s %s %s\n", graph.tensors[t].name.c_str(), dtype_name(graph.tensors[t].dtype),
+                 dims[t].str(b1, sizeof(b1)));
+  std::fprintf(out, "\n%-3s %-17s %-28s %-16s %-16s %-7s %-4s %10s %-8s %s\n", "#", "op", "name", "input", "output",
+               "dtype", "bits", "param B", "runs on", "options");
+  size_t total_params = 0;
+  for (size_t i = 0; i < graph.operators.size(); ++i) {
+    const Operator& op = graph.operators[i];
+    size_t params = 0;
+    int bits = 0;
+    for (size_t k = 0; k < op.inputs.size(); ++k) {
+      const int32_t t = op.inputs[k];
+      if (t < 0 || !graph.tensors[t].is_constant()) continue;
+      params += graph.buffers[graph.tensors[t].buffer].size();
+      if (k == 1) bits = graph.tensors[t].quant.scale.empty() ? 32 : graph.tensors[t].quant.bits;
+    }
+    total_params += params;
+    const int32_t in0 = op.inputs.empty() ? -1 : op.inputs[0];
+    const int32_t out0 = op.outputs[0];
+    const char* runs = prepared ? backend_name(interp.op_backend(static_cast<int>(i))) : "-";
+    std::string name = op.name.size() > 28 ? op.name.substr(0, 25) + "..." : op.name;
+    std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %-4s %10zu %-8s %s\n", i, op_name(op.type), name.c_str(),
+                 in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),
+                 dtype_name(graph.tensors[out0].dtype), bits ? std::to_string(bits).c_str() : "-", params, runs,
+                 options_text(op).c_str());
+  }
+  size_t constants = 0;
+  for (const Buffer& b : graph.buffers) constants += b.size();
+  int fallbacks = 0;
+  if (prepared && prep.backend == Backend::kXnnpack)
+    for (size_t i = 0; i < graph.operators.size(); ++i)
+      fallbacks += interp.op_backend(static_cast<int>(i)) != Backend::kXnnpack;
+  std::fprintf(out, "\noperators  %zu\ntensors    %zu (%zu constant buffers, %zu bytes)\n", graph.operators.size(),
+               graph.tensors.size(), graph.buffers.size(), constants);
+  std::fprintf(out, "parameters %zu bytes in operators\n", total_params);
+  if (prepared) {
+    std::fprintf(out, "arena      %zu bytes at batch 1 (floor: %zu bytes live at once)\n", interp.arena_bytes(),
+                 interp.min_live_bytes());
+    if (prep.backend == Backend::kXnnpack)
+      std::fprintf(out, "xnnpack    %zu weight bytes packed; %d op(s) fall back to the reference kernels\n",
+                   interp.backend_weight_bytes(), fallbacks);
+  }
+}
+
+}  // namespace tinyquant

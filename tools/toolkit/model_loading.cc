@@ -1,0 +1,37 @@
+#include <cstring>
+
+#include "tinyquant/file_io.h"
+#include "tinyquant/model_io.h"
+#include "toolkit/toolkit.h"
+#if TQ_WITH_ONNX
+#include "tinyquant/onnx_import.h"
+#endif
+
+namespace tinyquant {
+
+namespace {
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+}  // namespace
+
+Status load_any_model(const std::string& path, Graph* graph) {
+  if (ends_with(path, ".onnx")) {
+#if TQ_WITH_ONNX
+    return import_onnx_file(path.c_str(), graph);
+#else
+    return Status::error(StatusCode::kUnsupported, "%s: this build has no ONNX importer (TQ_WITH_ONNX=OFF)",
+                         path.c_str());
+#endif
+  }
+  if (ends_with(path, ".tqm")) return load_model_file(path.c_str(), graph);
+  // Unknown extension: sniff the FlatBuffers file identifier (bytes 4..7).
+  std::vector<uint8_t> head;
+  TQ_RETURN_IF_ERROR(read_file(path.c_str(), kMaxModelFileBytes, &head));
+  if (head.size() >= 8 && std::memcmp(head.data() + 4, "TQM0", 4) == 0) return load_model_file(path.c_str(), graph);
+  return Status::error(StatusCode::kInvalidArgument,
+                       "%s: unknown model format (expected a .onnx or .tqm file)", path.c_str());
+}
+
+}  // namespace tinyquant

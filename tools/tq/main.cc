@@ -1,0 +1,263 @@
+// tq — the tinyquant command line. `tq help` lists the commands.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "data/npy.h"
+#include "tinyquant/model_io.h"
+#include "toolkit/toolkit.h"
+
+using namespace tinyquant;
+
+namespace {
+
+const char* kUsage =
+    "usage: tq <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  import MODEL.onnx -o MODEL.tqm      convert an ONNX model (opsets 11-17) to a verified .tqm\n"
+    "  eval MODEL.(tqm|onnx) [options]     top-1 accuracy on Fashion-MNIST\n"
+    "      --data fashion-mnist            dataset (the only one so far)\n"
+    "      --split test|train              split (default test)\n"
+    "      --data-dir DIR                  IDX files (default /usr/share/datasets/fashion-mnist)\n"
+    "      --limit N                       first N images only\n"
+    "      --backend xnnpack|reference     kernels (default xnnpack where built)\n"
+    "      --threads N                     XNNPACK threads (default 1)\n"
+    "      --batch N                       images per invoke (default 100)\n"
+    "      --mean M --std S                preprocessing (default 0.2860 / 0.3530)\n"
+    "      --json                          one JSON object on stdout\n"
+    "  inspect MODEL.(tqm|onnx)            graph, tensors, dtypes, bits, bytes per layer, arena\n"
+    "  run MODEL.(tqm|onnx) --input X.npy -o Y.npy [--backend B] [--threads N]\n"
+    "                                      run on a float32 .npy batch shaped like the model input\n";
+
+int fail(const Status& s) {
+  std::fprintf(stderr, "tq: error: %s\n", s.message());
+  return 1;
+}
+
+int usage_error(const char* fmt, const char* arg) {
+  std::fprintf(stderr, "tq: ");
+  std::fprintf(stderr, fmt, arg);
+  std::fprintf(stderr, "\n(run 'tq help' for usage)\n");
+  return 2;
+}
+
+bool parse_int(const char* text, int32_t lo, int32_t hi, int32_t* out) {
+  errno = 0;
+  char* end = nullptr;
+  const long v = std::strtol(text, &end, 10);
+  if (errno || !end || *end || end == text || v < lo || v > hi) return false;
+  *out = static_cast<int32_t>(v);
+  return true;
+}
+
+bool parse_float(const char* text, float* out) {
+  errno = 0;
+  char* end = nullptr;
+  const float v = std::strtof(text, &end);
+  if (errno || !end || *end || end == text || !(v == v)) return false;
+  *out = v;
+  return true;
+}
+
+// Parsed command line: one positional (the model) and --key value / --flag options.
+struct Args {
+  std::string command, model;
+  std::vector<std::pair<std::string, std::string>> options;
+  bool has(const char* key) const {
+    for (auto& o : options)
+      if (o.first == key) return true;
+    return false;
+  }
+  const char* get(const char* key, const char* fallback = nullptr) const {
+    for (auto& o : options)
+      if (o.first == key) return o.second.c_str();
+    return fallback;
+  }
+};
+
+int parse_args(int argc, char** argv, const std::vector<std::string>& valued, const std::vector<std::string>& flags,
+               Args* args) {
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-o") a = "--output";
+    if (a.rfind("--", 0) == 0) {
+      bool is_valued = false, is_flag = false;
+      for (auto& v : valued) is_valued |= v == a;
+      for (auto& f : flags) is_flag |= f == a;
+      if (is_flag) {
+        args->options.emplace_back(a, "1");
+      } else if (is_valued) {
+        if (i + 1 >= argc) return usage_error("option %s needs a value", a.c_str());
+        args->options.emplace_back(a, argv[++i]);
+      } else {
+        return usage_error("unknown option '%s' for this command", a.c_str());
+      }
+    } else if (args->model.empty()) {
+      args->model = a;
+    } else {
+      return usage_error("unexpected argument '%s'", a.c_str());
+    }
+  }
+  if (args->model.empty()) return usage_error("%s: missing the MODEL argument", args->command.c_str());
+  return 0;
+}
+
+int parse_backend_option(const Args& args, Backend* backend, int32_t* threads) {
+  *backend = backend_available(Backend::kXnnpack) ? Backend::kXnnpack : Backend::kReference;
+  if (const char* b = args.get("--backend")) {
+    if (!parse_backend(b, backend)) return usage_error("--backend '%s': expected xnnpack or reference", b);
+    if (!backend_available(*backend)) return usage_error("--backend %s is not in this build", b);
+  }
+  *threads = 1;
+  if (const char* t = args.get("--threads"))
+    if (!parse_int(t, 1, 256, threads)) return usage_error("--threads '%s': expected an integer 1..256", t);
+  return 0;
+}
+
+int cmd_import(const Args& args) {
+  const char* out = args.get("--output");
+  if (!out) return usage_error("%s: missing -o OUT.tqm", "import");
+  Graph graph;
+  Status s = load_any_model(args.model, &graph);
+  if (!s.is_ok()) return fail(s);
+  graph.producer = "tinyquant import " + args.model;
+  s = save_model_file(graph, out);
+  if (!s.is_ok()) return fail(s);
+  std::fprintf(stderr, "tq: wrote %s (%zu operators, %zu tensors)\n", out, graph.operators.size(),
+               graph.tensors.size());
+  return 0;
+}
+
+int cmd_eval(const Args& args) {
+  EvalOptions opt;
+  if (int rc = parse_backend_option(args, &opt.backend, &opt.threads)) return rc;
+  const std::string data = args.get("--data", "fashion-mnist");
+  if (data != "fashion-mnist") return usage_error("--data '%s': only fashion-mnist is supported", data.c_str());
+  const std::string split = args.get("--split", "test");
+  if (split != "test" && split != "train") return usage_error("--split '%s': expected test or train", split.c_str());
+  if (const char* v = args.get("--limit"))
+    if (!parse_int(v, 1, 1 << 30, &opt.limit)) return usage_error("--limit '%s': expected a positive integer", v);
+  if (const char* v = args.get("--batch"))
+    if (!parse_int(v, 1, 4096, &opt.batch)) return usage_error("--batch '%s': expected an integer 1..4096", v);
+  if (const char* v = args.get("--mean"))
+    if (!parse_float(v, &opt.mean)) return usage_error("--mean '%s': expected a number", v);
+  if (const char* v = args.get("--std"))
+    if (!parse_float(v, &opt.std) || !(opt.std > 0)) return usage_error("--std '%s': expected a number > 0", v);
+  const bool json = args.has("--json");
+  opt.progress = !json && !args.has("--quiet");
+
+  Graph graph;
+  Status s = load_any_model(args.model, &graph);
+  if (!s.is_ok()) return fail(s);
+  ImageDataset ds;
+  s = load_fashion_mnist(args.get("--data-dir", kDefaultFashionMnistDir), split, &ds);
+  if (!s.is_ok()) return fail(s);
+  EvalResult r;
+  s = evaluate_classifier(graph, ds, opt, &r);
+  if (!s.is_ok()) return fail(s.with_context("%s", args.model.c_str()));
+  if (json) {
+    std::printf(
+        "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"top1\": %.4f, \"correct\": %d, \"samples\": %d, "
+        "\"backend\": \"%s\", \"threads\": %d, \"batch\": %d, \"seconds\": %.3f, \"arena_bytes\": %zu, "
+        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d}\n",
+        args.model.c_str(), data.c_str(), split.c_str(), r.top1, r.correct, r.samples, backend_name(opt.backend),
+        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops);
+  } else {
+    std::printf("%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s\n", args.model.c_str(), r.top1,
+                r.correct, r.samples, data.c_str(), split.c_str(), backend_name(opt.backend), opt.threads, r.seconds);
+  }
+  return 0;
+}
+
+int cmd_inspect(const Args& args) {
+  Graph graph;
+  Status s = load_any_model(args.model, &graph);
+  if (!s.is_ok()) return fail(s);
+  size_t bytes = 0;
+  if (std::FILE* f = std::fopen(args.model.c_str(), "rb")) {
+    std::fseek(f, 0, SEEK_END);
+    bytes = static_cast<size_t>(std::ftell(f));
+    std::fclose(f);
+  }
+  print_inspect(graph, args.model, bytes, stdout);
+  return 0;
+}
+
+int cmd_run(const Args& args) {
+  const char* in_path = args.get("--input");
+  const char* out_path = args.get("--output");
+  if (!in_path || !out_path) return usage_error("%s: needs --input X.npy and -o Y.npy", "run");
+  PrepareOptions prep;
+  if (int rc = parse_backend_option(args, &prep.backend, &prep.threads)) return rc;
+  Graph graph;
+  Status s = load_any_model(args.model, &graph);
+  if (!s.is_ok()) return fail(s);
+  if (graph.inputs.size() != 1 || graph.outputs.size() != 1)
+    return fail(Status::error(StatusCode::kUnsupported, "tq run handles models with one input and one output"));
+  NpyArray x;
+  s = read_npy(in_path, &x);
+  if (!s.is_ok()) return fail(s);
+  const Tensor& in = graph.tensors[graph.inputs[0]];
+  bool match = x.shape.size() == in.shape.size() && !x.shape.empty() && x.shape[0] >= 1;
+  for (size_t i = 1; match && i < in.shape.size(); ++i) match = x.shape[i] == in.shape[i];
+  if (match && in.shape[0] > 0) match = x.shape[0] == in.shape[0];
+  if (!match) {
+    char want[96], got[96];
+    std::vector<int32_t> w = in.shape;
+    return fail(Status::error(StatusCode::kInvalidArgument, "%s has shape %s; model input '%s' expects %s (N = any batch)",
+                              in_path, shape_str(x.shape.data(), (int)x.shape.size(), got, sizeof(got)),
+                              in.name.c_str(), shape_str(w.data(), (int)w.size(), want, sizeof(want))));
+  }
+  Interpreter interp;
+  prep.batch = x.shape[0];
+  s = interp.prepare(graph, prep);
+  if (!s.is_ok()) return fail(s);
+  std::memcpy(interp.input(0).data, x.data.data(), x.data.size() * sizeof(float));
+  s = interp.invoke();
+  if (!s.is_ok()) return fail(s);
+  const TensorView y = interp.output(0);
+  std::vector<int32_t> shape(y.dims.d, y.dims.d + y.dims.rank);
+  s = write_npy(out_path, shape, y.as<const float>());
+  if (!s.is_ok()) return fail(s);
+  char buf[96];
+  std::fprintf(stderr, "tq: wrote %s %s\n", out_path, y.dims.str(buf, sizeof(buf)));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "help") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  Args args;
+  args.command = argv[1];
+  const std::string& c = args.command;
+  int rc = 0;
+  if (c == "import") {
+    if ((rc = parse_args(argc, argv, {"--output"}, {}, &args))) return rc;
+    return cmd_import(args);
+  }
+  if (c == "eval") {
+    if ((rc = parse_args(argc, argv,
+                         {"--data", "--split", "--data-dir", "--limit", "--backend", "--threads", "--batch", "--mean",
+                          "--std"},
+                         {"--json", "--quiet"}, &args)))
+      return rc;
+    return cmd_eval(args);
+  }
+  if (c == "inspect") {
+    if ((rc = parse_args(argc, argv, {}, {}, &args))) return rc;
+    return cmd_inspect(args);
+  }
+  if (c == "run") {
+    if ((rc = parse_args(argc, argv, {"--input", "--output", "--backend", "--threads"}, {}, &args))) return rc;
+    return cmd_run(args);
+  }
+  return usage_error("unknown command '%s'", c.c_str());
+}
