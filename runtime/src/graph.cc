@@ -95,6 +95,8 @@ int32_t Graph::add_tensor(std::string name, DType dtype, std::vector<int32_t> sh
 int32_t Graph::add_constant(std::string name, DType dtype, std::vector<int32_t> shape, const void* data,
                             size_t bytes) {
   Buffer b;
+  // Readable slack past the end: XNNPACK may read up to 16 bytes beyond a tensor it reads in place.
+  b.owned.reserve(bytes + 16);
   b.owned.resize(bytes);
   if (bytes) std::memcpy(b.owned.data(), data, bytes);
   buffers.push_back(std::move(b));

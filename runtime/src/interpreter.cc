@@ -42,6 +42,8 @@ bool backend_available(Backend backend) {
 
 namespace {
 constexpr size_t kArenaAlignment = 64;  // cache line; also what SIMD kernels like
+// XNNPACK kernels may read (never write) up to 16 bytes past the end of an input tensor.
+constexpr size_t kArenaTailSlack = 16;
 }
 
 struct Interpreter::Impl {
@@ -111,13 +113,13 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
   if (options.arena) {
     const uintptr_t base = reinterpret_cast<uintptr_t>(options.arena);
     const size_t slack = (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
-    TQ_ENSURE(options.arena_size >= m.plan.total_bytes + slack, kOutOfMemory,
-              "the caller's arena has %zu bytes; this model at batch %d needs %zu (+%zu for alignment)",
-              options.arena_size, options.batch, m.plan.total_bytes, slack);
+    TQ_ENSURE(options.arena_size >= m.plan.total_bytes + slack + kArenaTailSlack, kOutOfMemory,
+              "the caller's arena has %zu bytes; this model at batch %d needs %zu (+%zu for alignment and slack)",
+              options.arena_size, options.batch, m.plan.total_bytes, slack + kArenaTailSlack);
     m.owned_arena.reset();
     m.arena = static_cast<uint8_t*>(options.arena) + slack;
   } else {
-    m.owned_arena.reset(new uint8_t[m.plan.total_bytes + kArenaAlignment]);
+    m.owned_arena.reset(new uint8_t[m.plan.total_bytes + kArenaAlignment + kArenaTailSlack]);
     const uintptr_t base = reinterpret_cast<uintptr_t>(m.owned_arena.get());
     m.arena = m.owned_arena.get() + (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
   }

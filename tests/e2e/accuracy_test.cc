@@ -32,6 +32,7 @@ Record read_record(const std::string& path) {
   p = text.find("\"logits_first100\":");
   if (p == std::string::npos) return r;
   const char* c = text.c_str() + p + 18;
+  while (*c == ' ') ++c;
   int depth = 0;
   do {
     if (*c == '[') ++depth, ++c;
@@ -80,7 +81,7 @@ void check_model(const std::string& name, Backend backend) {
   REQUIRE(r.classes == 10);
   double worst = 0;
   for (size_t i = 0; i < 1000; ++i) worst = std::max(worst, std::fabs(r.logits[i] - rec.logits[i]));
-  MESSAGE(name, " on ", backend_name(backend), ": top-1 ", r.top1, "% (PyTorch ", rec.top1, "%), max |logit diff| ",
+  MESSAGE(name, " on ", std::string(backend_name(backend)), ": top-1 ", r.top1, "% (PyTorch ", rec.top1, "%), max |logit diff| ",
           worst, ", ", r.seconds, " s");
   CHECK(r.samples == 10000);
   CHECK(std::fabs(r.top1 - rec.top1) <= 0.02 + 1e-9);

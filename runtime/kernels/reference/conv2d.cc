@@ -21,9 +21,13 @@ void conv2d_f32(const ConvOptions& opt, const FusedActivation& act, const Tensor
     for (int32_t oy = 0; oy < out_h; ++oy) {
       for (int32_t ox = 0; ox < out_w; ++ox) {
         float* out_px = y + ((int64_t(n) * out_h + oy) * out_w + ox) * out_c;
-        for (int32_t oc = 0; oc < out_c; ++oc) {
+        // Four output channels of one group at a time: four independent accumulator chains keep
+        // the FPU busy, and each channel still sums in exactly the order of the plain loop.
+        for (int32_t oc = 0; oc < out_c;) {
+          const int32_t group_end = (oc / group_out + 1) * group_out;
           const int32_t ic0 = (oc / group_out) * group_in;
-          float acc = 0.0f;
+          const int32_t block = std::min<int32_t>(4, group_end - oc);
+          float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
           for (int32_t ky = 0; ky < k_h; ++ky) {
             const int32_t iy = oy * opt.stride_h - opt.padding.top + ky * opt.dilation_h;
             if (iy < 0 || iy >= in_h) continue;
@@ -31,12 +35,26 @@ void conv2d_f32(const ConvOptions& opt, const FusedActivation& act, const Tensor
               const int32_t ix = ox * opt.stride_w - opt.padding.left + kx * opt.dilation_w;
               if (ix < 0 || ix >= in_w) continue;
               const float* xp = x + ((int64_t(n) * in_h + iy) * in_w + ix) * in_c + ic0;
-              const float* wp = w + ((int64_t(oc) * k_h + ky) * k_w + kx) * group_in;
-              for (int32_t ic = 0; ic < group_in; ++ic) acc += xp[ic] * wp[ic];
+              const int64_t tap = (int64_t(ky) * k_w + kx) * group_in;
+              const int64_t row = int64_t(k_h) * k_w * group_in;  // weights of one output channel
+              const float* wp = w + int64_t(oc) * row + tap;
+              if (block == 4) {
+                for (int32_t ic = 0; ic < group_in; ++ic) {
+                  const float xv = xp[ic];
+                  acc[0] += xv * wp[ic];
+                  acc[1] += xv * wp[row + ic];
+                  acc[2] += xv * wp[2 * row + ic];
+                  acc[3] += xv * wp[3 * row + ic];
+                }
+              } else {
+                for (int32_t j = 0; j < block; ++j)
+                  for (int32_t ic = 0; ic < group_in; ++ic) acc[j] += xp[ic] * wp[j * row + ic];
+              }
             }
           }
-          if (b) acc += b[oc];
-          out_px[oc] = apply_activation(acc, act);
+          for (int32_t j = 0; j < block; ++j)
+            out_px[oc + j] = apply_activation(b ? acc[j] + b[oc + j] : acc[j], act);
+          oc += block;
         }
       }
     }

@@ -1,6 +1,20 @@
 // XNNPACK backend: each supported op becomes one (or a few) XNNPACK operators, created and set
 // up once at prepare time on fixed arena pointers, then only run at invoke time.
 // Weights are packed by XNNPACK at creation; packed_weight_bytes() reports what it copied.
+//
+// Runs on XNNPACK (float32 tensors without quantization parameters): Conv2D (groups, stride,
+// dilation, asymmetric padding), DepthwiseConv2D (any multiplier), FullyConnected, Add and Mul
+// (NumPy broadcasting up to rank 6), Clamp, MaxPool2D, AveragePool2D, GlobalAveragePool,
+// Softmax, and as 32-bit copies (float32 or int32) Reshape and Concat along any axis. Fused
+// activations become XNNPACK's output_min / output_max.
+// Stays on the reference kernel (prepare_op sets handled = false): Transpose (no operator in
+// XNNPACK 2022-02); Softmax with beta != 1; 1x1 pooling windows; MaxPool2D with dilation and
+// padding together (XNNPACK 2022-02 computes it wrong); AveragePool2D with dilation, or with
+// count_include_pad and padding (XNNPACK divides by the input pixels a window covers); pools
+// with a window wholly in padding; a clamp with min == max; any other dtype; empty tensors.
+//
+// Memory: XNNPACK kernels may read (never write) up to XNN_EXTRA_BYTES = 16 bytes past the end
+// of an input tensor; the arena should keep that much slack after its last tensor.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +38,8 @@ class Runner {
   virtual Status prepare_op(const Operator& op, const TensorView* inputs, int num_inputs,
                             const TensorView* outputs, int num_outputs, bool* handled, int* handle) = 0;
   virtual Status run(int handle) = 0;
+  // Bytes of weights + bias handed to XNNPACK create calls since the last reset(). XNNPACK
+  // packs its own copy, at least this big (plus padding to its tile sizes).
   virtual size_t packed_weight_bytes() const = 0;
   virtual void reset() = 0;  // deletes every operator created so far
 };
