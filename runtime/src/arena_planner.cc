@@ -23,12 +23,13 @@ Status plan_arena(const std::vector<ArenaRequest>& requests, size_t alignment, A
     TQ_ENSURE(r.first_op <= r.last_op, kInvalidArgument, "arena request lives from op %d to op %d", r.first_op,
               r.last_op);
 
-  // Largest first; ties by earlier start so the plan is deterministic.
+  // Largest first; ties by earlier start, then index, so the plan is deterministic.
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t(0));
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (requests[a].bytes != requests[b].bytes) return requests[a].bytes > requests[b].bytes;
-    return requests[a].first_op < requests[b].first_op;
+    if (requests[a].first_op != requests[b].first_op) return requests[a].first_op < requests[b].first_op;
+    return a < b;
   });
 
   std::vector<size_t> placed;  // indices already placed, kept sorted by offset

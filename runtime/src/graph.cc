@@ -285,6 +285,26 @@ Status validate_graph(const Graph& g) {
     }
     Status s = check_options(op);
     if (!s.is_ok()) return s;
+    // Bit-packed constants are weights: only a conv / FC reads them (input 1), unpacking as it goes.
+    for (int k = 0; k < n_in; ++k) {
+      const int32_t t = op.inputs[k];
+      if (t < 0 || !g.tensors[t].is_constant() || g.tensors[t].quant.bits >= 8) continue;
+      const bool weight_slot = k == 1 && (op.type == OpType::kConv2D || op.type == OpType::kDepthwiseConv2D ||
+                                          op.type == OpType::kFullyConnected);
+      TQ_ENSURE(weight_slot, kInvalidModel,
+                "%s '%s' (operator %d): input %d '%s' is bit-packed (%d bits); only conv / fully connected "
+                "weights may be",
+                op_name(op.type), op.name.c_str(), i, k, g.tensors[t].name.c_str(), g.tensors[t].quant.bits);
+    }
+    // Data movement copies bytes: every input and the output share one dtype.
+    if (op.type == OpType::kReshape || op.type == OpType::kTranspose || op.type == OpType::kConcat) {
+      const DType out_dtype = g.tensors[op.outputs[0]].dtype;
+      for (int32_t t : op.inputs)
+        TQ_ENSURE(g.tensors[t].dtype == out_dtype, kInvalidModel,
+                  "%s '%s' (operator %d): input '%s' is %s but the output '%s' is %s; they must match",
+                  op_name(op.type), op.name.c_str(), i, g.tensors[t].name.c_str(), dtype_name(g.tensors[t].dtype),
+                  g.tensors[op.outputs[0]].name.c_str(), dtype_name(out_dtype));
+    }
   }
 
   for (int32_t out : g.outputs) {

@@ -163,7 +163,11 @@ Status infer_reshape(const Ctx& c, Dims* out) {
       SHAPE_ERROR("Reshape '%s': new shape has dimension %d", c.name(), d);
     }
     out->d[i] = d;
-    if (s[i] != -1) known *= d;
+    if (s[i] != -1) {
+      if (d != 0 && known > (int64_t(1) << 40) / d)
+        SHAPE_ERROR("Reshape '%s': new shape is too large", c.name());
+      known *= d;
+    }
   }
   const int64_t total = x.elements();
   if (infer >= 0) {

@@ -46,7 +46,6 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
   prep.backend = options.backend;
   prep.threads = options.threads;
   int32_t prepared_batch = 0;
-  const size_t image = size_t(data.rows) * data.cols;
   const uint64_t t0 = port::now_us();
   uint64_t last_report = t0;
   for (int32_t first = 0; first < total;) {

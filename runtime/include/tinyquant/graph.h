@@ -126,6 +126,26 @@ struct Buffer {
   size_t size() const { return external ? external_size : owned.size(); }
 };
 
+// Optional float copy of a quantized weight, kept so a device can recalibrate later.
+struct MasterWeights {
+  int32_t tensor = -1;  // the (quantized) constant tensor this is the master copy of
+  bool fp16 = false;    // buffer holds IEEE half floats (else float32), same element count
+  int32_t buffer = -1;  // index into Graph::buffers
+};
+
+// What produced a quantized model (filled by quant/ pipelines; carried by the file format).
+struct CalibrationRecord {
+  bool present = false;
+  std::string pipeline;                  // "rtn", "light", "advanced", ...
+  std::vector<uint8_t> weight_bits;      // per quantized layer, in operator order
+  std::vector<uint8_t> activation_bits;  // per quantized layer
+  uint64_t budget_bytes = 0;             // 0: no budget
+  uint64_t seed = 0;
+  uint32_t calibration_samples = 0;
+  std::string dataset;
+  std::string report_json;
+};
+
 struct Graph {
   std::vector<Tensor> tensors;
   std::vector<Operator> operators;  // in execution (topological) order
@@ -134,6 +154,8 @@ struct Graph {
   std::vector<int32_t> outputs;
   std::string producer;
   std::vector<std::pair<std::string, std::string>> metadata;
+  std::vector<MasterWeights> master_weights;
+  CalibrationRecord calibration;
   // Keeps borrowed bytes (e.g. a .tqm file read into memory) alive for as long as any copy of
   // this Graph points into them. Null when every buffer is owned or the caller owns the bytes.
   std::shared_ptr<const void> storage;

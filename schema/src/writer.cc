@@ -1,0 +1,132 @@
+// Graph -> .tqm bytes. The output is loaded back before it is returned, so the writer can never
+// emit a file the loader rejects (the loader is stricter than validate_graph about file-level
+// details such as scale values and option ranges).
+#include "tinyquant/file_io.h"
+#include "tinyquant/model_io.h"
+#include "tinyquant_generated.h"
+
+namespace tinyquant {
+namespace {
+
+using flatbuffers::FlatBufferBuilder;
+using flatbuffers::Offset;
+
+fb::FusedActivation to_fb(const FusedActivation& a) {
+  return fb::FusedActivation(fb::Activation(a.type), a.min, a.max);
+}
+
+Offset<fb::Quantization> write_quantization(FlatBufferBuilder& fbb, const Quantization& q) {
+  const Quantization none;
+  if (q.scale.empty() && q.zero_point.empty() && q.axis == none.axis && q.bits == none.bits) return 0;
+  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale), fbb.CreateVector(q.zero_point), q.axis,
+                                uint8_t(q.bits));
+}
+
+struct Options {
+  fb::OperatorOptions type;
+  Offset<void> table;
+};
+
+Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
+  const fb::FusedActivation act = to_fb(op.activation);
+  switch (op.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D: {
+      const ConvOptions& c = op.conv;
+      return {fb::OperatorOptions::ConvOptions,
+              fb::CreateConvOptions(fbb, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.padding.top,
+                                    c.padding.left, c.padding.bottom, c.padding.right, c.groups, c.depth_multiplier,
+                                    &act)
+                  .Union()};
+    }
+    case OpType::kMaxPool2D:
+    case OpType::kAveragePool2D: {
+      const PoolOptions& p = op.pool;
+      return {fb::OperatorOptions::PoolOptions,
+              fb::CreatePoolOptions(fbb, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w,
+                                    p.padding.top, p.padding.left, p.padding.bottom, p.padding.right,
+                                    p.count_include_pad, &act)
+                  .Union()};
+    }
+    case OpType::kFullyConnected:
+    case OpType::kAdd:
+    case OpType::kMul:
+    case OpType::kClamp:
+    case OpType::kGlobalAveragePool:
+      return {fb::OperatorOptions::ActivationOptions, fb::CreateActivationOptions(fbb, &act).Union()};
+    case OpType::kReshape:
+      return {fb::OperatorOptions::ReshapeOptions,
+              fb::CreateReshapeOptions(fbb, fbb.CreateVector(op.new_shape)).Union()};
+    case OpType::kConcat: return {fb::OperatorOptions::ConcatOptions, fb::CreateConcatOptions(fbb, op.axis).Union()};
+    case OpType::kSoftmax: return {fb::OperatorOptions::SoftmaxOptions, fb::CreateSoftmaxOptions(fbb, op.beta).Union()};
+    case OpType::kTranspose:
+      return {fb::OperatorOptions::TransposeOptions, fb::CreateTransposeOptions(fbb, fbb.CreateVector(op.perm)).Union()};
+    case OpType::kCount: break;
+  }
+  return {fb::OperatorOptions::NONE, 0};  // unreachable: validate_graph rejects unknown op types
+}
+
+}  // namespace
+
+Status serialize_model(const Graph& graph, std::vector<uint8_t>* out) {
+  TQ_ENSURE(out, kInvalidArgument, "serialize_model needs an output vector");
+  // Shape inference runs in the load-back below, at the batch the inputs declare (as on load).
+  TQ_RETURN_IF_ERROR(validate_graph(graph));
+  // FlatBufferBuilder asserts rather than fails past 2 GiB; keep well below (and below what
+  // load_model_file reads).
+  size_t constant_bytes = 0;
+  for (const Buffer& b : graph.buffers) constant_bytes += b.size() + 16;
+  TQ_ENSURE(constant_bytes < kMaxModelFileBytes, kInvalidArgument,
+            "the graph has %zu bytes of constants, over the %zu-byte .tqm limit", constant_bytes, kMaxModelFileBytes);
+
+  FlatBufferBuilder fbb(constant_bytes + 4096);
+  std::vector<Offset<fb::Buffer>> buffers;
+  for (const Buffer& b : graph.buffers) {
+    Offset<flatbuffers::Vector<uint8_t>> data;  // absent when empty
+    if (b.size() > 0) {
+      // Aligned in the file so kernels (and SIMD loads) can read weights in place.
+      fbb.ForceVectorAlignment(b.size(), 1, 16);
+      data = fbb.CreateVector(b.data(), b.size());
+    }
+    buffers.push_back(fb::CreateBuffer(fbb, data));
+  }
+  std::vector<Offset<fb::Tensor>> tensors;
+  for (const Tensor& t : graph.tensors) {
+    tensors.push_back(fb::CreateTensor(fbb, fbb.CreateString(t.name), fbb.CreateVector(t.shape),
+                                       fb::DType(t.dtype), write_quantization(fbb, t.quant), t.buffer));
+  }
+  std::vector<Offset<fb::Operator>> operators;
+  for (const Operator& op : graph.operators) {
+    const Options options = write_options(fbb, op);
+    operators.push_back(fb::CreateOperator(fbb, fb::OpCode(op.type), fbb.CreateString(op.name),
+                                           fbb.CreateVector(op.inputs), fbb.CreateVector(op.outputs), options.type,
+                                           options.table));
+  }
+  std::vector<Offset<fb::Metadata>> metadata;
+  for (const auto& kv : graph.metadata) {
+    metadata.push_back(fb::CreateMetadata(fbb, fbb.CreateString(kv.first), fbb.CreateString(kv.second)));
+  }
+  const auto model = fb::CreateModel(fbb, kTqmVersion, fbb.CreateString(graph.producer), fbb.CreateVector(tensors),
+                                     fbb.CreateVector(operators), fbb.CreateVector(graph.inputs),
+                                     fbb.CreateVector(graph.outputs), fbb.CreateVector(buffers),
+                                     fbb.CreateVector(metadata));
+  fb::FinishModelBuffer(fbb, model);
+
+  // Pad to a multiple of 16 (the loader's truncation check). Offsets count from the start, so
+  // trailing zeros change nothing else; a model with constants is already a multiple of 16.
+  std::vector<uint8_t> bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
+  bytes.resize((bytes.size() + 15) / 16 * 16, 0);
+  Graph check;
+  TQ_RETURN_IF_ERROR(load_model(bytes.data(), bytes.size(), &check, "serialize_model"));
+  *out = std::move(bytes);
+  return Status::ok();
+}
+
+Status save_model_file(const Graph& graph, const char* path) {
+  TQ_ENSURE(path, kInvalidArgument, "save_model_file needs a path");
+  std::vector<uint8_t> bytes;
+  TQ_RETURN_IF_ERROR(serialize_model(graph, &bytes));
+  return write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+}  // namespace tinyquant

@@ -1,0 +1,220 @@
+// Hand-built graphs for the .tqm tests, and a field-by-field graph comparison.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "tinyquant/graph.h"
+
+namespace tinyquant {
+namespace testing {
+
+// A float constant with small deterministic values.
+inline int32_t add_f32(Graph& g, const char* name, std::vector<int32_t> shape) {
+  std::vector<float> v(size_t(shape_elements(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = 0.05f * float(int(i * 7 % 11) - 5);
+  return g.add_constant(name, DType::kFloat32, std::move(shape), v.data(), v.size() * sizeof(float));
+}
+
+inline Operator make_op(OpType type, const char* name, std::vector<int32_t> inputs, int32_t output) {
+  Operator op;
+  op.type = type;
+  op.name = name;
+  op.inputs = std::move(inputs);
+  op.outputs = {output};
+  return op;
+}
+
+// Conv (fused ReLU) -> Reshape -> FullyConnected -> Softmax on [-1,4,4,2] inputs, plus "fc/w_q4":
+// the FC weights quantized per channel to 4 bits and bit-packed. The reference backend runs
+// float only, so the quantized twin is carried, not consumed.
+inline Graph make_small_graph(int32_t q4_bits = 4) {
+  Graph g;
+  g.producer = "tinyquant schema tests";
+  g.metadata = {{"task", "unit test"}, {"classes", "5"}};
+  const int32_t x = g.add_tensor("input", DType::kFloat32, {-1, 4, 4, 2});
+  const int32_t cw = add_f32(g, "conv/w", {3, 3, 3, 2});
+  const int32_t cb = add_f32(g, "conv/b", {3});
+  const int32_t conv = g.add_tensor("conv", DType::kFloat32, {-1, 4, 4, 3});
+  Operator op = make_op(OpType::kConv2D, "conv", {x, cw, cb}, conv);
+  op.conv.padding = {1, 1, 1, 1};
+  op.activation = FusedActivation::relu();
+  g.add_operator(op);
+
+  const int32_t flat = g.add_tensor("flat", DType::kFloat32, {-1, 48});
+  op = make_op(OpType::kReshape, "flatten", {conv}, flat);
+  op.new_shape = {0, -1};
+  g.add_operator(op);
+
+  const int32_t fw = add_f32(g, "fc/w", {5, 48});
+  const int32_t fb = add_f32(g, "fc/b", {5});
+  const int32_t logits = g.add_tensor("logits", DType::kFloat32, {-1, 5});
+  g.add_operator(make_op(OpType::kFullyConnected, "fc", {flat, fw, fb}, logits));
+
+  const int32_t probs = g.add_tensor("probs", DType::kFloat32, {-1, 5});
+  g.add_operator(make_op(OpType::kSoftmax, "softmax", {logits}, probs));
+
+  std::vector<uint8_t> packed(size_t(5 * 48 * q4_bits + 7) / 8);
+  for (size_t i = 0; i < packed.size(); ++i) packed[i] = uint8_t(i * 37 + 11);
+  const int32_t q4 = g.add_constant("fc/w_q4", DType::kInt8, {5, 48}, packed.data(), packed.size());
+  Quantization& q = g.tensors[q4].quant;
+  q.scale = {0.01f, 0.02f, 0.03f, 0.04f, 0.05f};
+  q.zero_point = {0, 0, 0, 0, 0};
+  q.axis = 0;
+  q.bits = q4_bits;
+
+  g.inputs = {x};
+  g.outputs = {probs};
+  return g;
+}
+
+// Every op type once, with non-default options, so each options table round-trips.
+inline Graph make_every_op_graph() {
+  Graph g;
+  g.producer = "every op";
+  const int32_t x = g.add_tensor("x", DType::kFloat32, {-1, 6, 6, 4});
+
+  const int32_t dw_out = g.add_tensor("dw", DType::kFloat32, {-1, 6, 6, 8});
+  Operator op = make_op(OpType::kDepthwiseConv2D, "dw",
+                        {x, add_f32(g, "dw/w", {1, 3, 3, 8}), add_f32(g, "dw/b", {8})}, dw_out);
+  op.conv.padding = {1, 1, 1, 1};
+  op.conv.depth_multiplier = 2;
+  op.activation = FusedActivation::relu6();
+  g.add_operator(op);
+
+  const int32_t gc = g.add_tensor("grouped", DType::kFloat32, {-1, 4, 4, 8});
+  op = make_op(OpType::kConv2D, "grouped", {dw_out, add_f32(g, "grouped/w", {8, 1, 1, 4}), -1}, gc);
+  op.conv.stride_h = op.conv.stride_w = 2;
+  op.conv.padding = {0, 0, 1, 1};
+  op.conv.groups = 2;
+  op.activation = FusedActivation::clip(-1.0f, 1.0f);
+  g.add_operator(op);
+
+  const int32_t mp = g.add_tensor("maxpool", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kMaxPool2D, "maxpool", {gc}, mp);
+  op.pool.kernel_h = op.pool.kernel_w = 2;
+  op.pool.stride_h = op.pool.stride_w = 2;
+  g.add_operator(op);
+
+  const int32_t ap = g.add_tensor("avgpool", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kAveragePool2D, "avgpool", {mp}, ap);
+  op.pool.kernel_h = op.pool.kernel_w = 3;
+  op.pool.padding = {1, 1, 1, 1};
+  op.pool.count_include_pad = true;
+  g.add_operator(op);
+
+  const int32_t sum = g.add_tensor("add", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kAdd, "add", {mp, ap}, sum);
+  op.activation = FusedActivation::relu();
+  g.add_operator(op);
+
+  const int32_t prod = g.add_tensor("mul", DType::kFloat32, {-1, 2, 2, 8});
+  g.add_operator(make_op(OpType::kMul, "mul", {sum, add_f32(g, "mul/scale", {8})}, prod));
+
+  const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kClamp, "clamp", {prod}, clamped);
+  op.activation = FusedActivation::clip(-2.0f, 2.0f);
+  g.add_operator(op);
+
+  const int32_t gap = g.add_tensor("gap", DType::kFloat32, {-1, 1, 1, 8});
+  g.add_operator(make_op(OpType::kGlobalAveragePool, "gap", {clamped}, gap));
+
+  const int32_t tr = g.add_tensor("transpose", DType::kFloat32, {-1, 8, 1, 1});
+  op = make_op(OpType::kTranspose, "transpose", {gap}, tr);
+  op.perm = {0, 3, 1, 2};
+  g.add_operator(op);
+
+  const int32_t flat = g.add_tensor("flat", DType::kFloat32, {-1, 8});
+  op = make_op(OpType::kReshape, "flat", {tr}, flat);
+  op.new_shape = {0, -1};
+  g.add_operator(op);
+
+  const int32_t cat = g.add_tensor("concat", DType::kFloat32, {-1, 16});
+  op = make_op(OpType::kConcat, "concat", {flat, flat}, cat);
+  op.axis = 1;
+  g.add_operator(op);
+
+  const int32_t logits = g.add_tensor("logits", DType::kFloat32, {-1, 3});
+  g.add_operator(make_op(OpType::kFullyConnected, "fc", {cat, add_f32(g, "fc/w", {3, 16})}, logits));
+
+  const int32_t probs = g.add_tensor("probs", DType::kFloat32, {-1, 3});
+  op = make_op(OpType::kSoftmax, "softmax", {logits}, probs);
+  op.beta = 0.5f;
+  g.add_operator(op);
+
+  g.inputs = {x};
+  g.outputs = {probs};
+  return g;
+}
+
+inline void check_same_padding(const Padding& a, const Padding& b) {
+  CHECK(a.top == b.top);
+  CHECK(a.left == b.left);
+  CHECK(a.bottom == b.bottom);
+  CHECK(a.right == b.right);
+}
+
+// Every field of both graphs, buffers byte for byte (owned or borrowed alike).
+inline void check_same_graph(const Graph& a, const Graph& b) {
+  CHECK(a.producer == b.producer);
+  CHECK(a.metadata == b.metadata);
+  CHECK(a.inputs == b.inputs);
+  CHECK(a.outputs == b.outputs);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) {
+    const Tensor& x = a.tensors[i];
+    const Tensor& y = b.tensors[i];
+    CAPTURE(x.name);
+    CHECK(x.name == y.name);
+    CHECK(x.dtype == y.dtype);
+    CHECK(x.shape == y.shape);
+    CHECK(x.buffer == y.buffer);
+    CHECK(x.quant.scale == y.quant.scale);
+    CHECK(x.quant.zero_point == y.quant.zero_point);
+    CHECK(x.quant.axis == y.quant.axis);
+    CHECK(x.quant.bits == y.quant.bits);
+  }
+  REQUIRE(a.operators.size() == b.operators.size());
+  for (size_t i = 0; i < a.operators.size(); ++i) {
+    const Operator& x = a.operators[i];
+    const Operator& y = b.operators[i];
+    CAPTURE(x.name);
+    CHECK(x.type == y.type);
+    CHECK(x.name == y.name);
+    CHECK(x.inputs == y.inputs);
+    CHECK(x.outputs == y.outputs);
+    CHECK(x.conv.stride_h == y.conv.stride_h);
+    CHECK(x.conv.stride_w == y.conv.stride_w);
+    CHECK(x.conv.dilation_h == y.conv.dilation_h);
+    CHECK(x.conv.dilation_w == y.conv.dilation_w);
+    check_same_padding(x.conv.padding, y.conv.padding);
+    CHECK(x.conv.groups == y.conv.groups);
+    CHECK(x.conv.depth_multiplier == y.conv.depth_multiplier);
+    CHECK(x.pool.kernel_h == y.pool.kernel_h);
+    CHECK(x.pool.kernel_w == y.pool.kernel_w);
+    CHECK(x.pool.stride_h == y.pool.stride_h);
+    CHECK(x.pool.stride_w == y.pool.stride_w);
+    CHECK(x.pool.dilation_h == y.pool.dilation_h);
+    CHECK(x.pool.dilation_w == y.pool.dilation_w);
+    check_same_padding(x.pool.padding, y.pool.padding);
+    CHECK(x.pool.count_include_pad == y.pool.count_include_pad);
+    CHECK(x.activation.type == y.activation.type);
+    CHECK(x.activation.min == y.activation.min);
+    CHECK(x.activation.max == y.activation.max);
+    CHECK(x.new_shape == y.new_shape);
+    CHECK(x.perm == y.perm);
+    CHECK(x.axis == y.axis);
+    CHECK(x.beta == y.beta);
+  }
+  REQUIRE(a.buffers.size() == b.buffers.size());
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(a.buffers[i].size() == b.buffers[i].size());
+    if (a.buffers[i].size() > 0) CHECK(std::memcmp(a.buffers[i].data(), b.buffers[i].data(), a.buffers[i].size()) == 0);
+  }
+}
+
+}  // namespace testing
+}  // namespace tinyquant
