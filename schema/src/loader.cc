@@ -318,18 +318,44 @@ Status read_graph_ios(const flatbuffers::Vector<int32_t>* ios, const char* what,
   return Status::ok();
 }
 
-// Master weights are checked now so later readers can trust them; the Graph does not carry them yet.
-Status check_master_weights(const fb::MasterWeights& m, const Graph& g) {
+Status read_master_weights(const fb::MasterWeights& m, const Graph& g, MasterWeights* out) {
   TQ_RETURN_IF_ERROR(check_range("tensor", m.tensor(), 0, int32_t(g.tensors.size()) - 1));
   TQ_RETURN_IF_ERROR(check_range("buffer", m.buffer(), 0, int32_t(g.buffers.size()) - 1));
   TQ_ENSURE(m.dtype() <= fb::MasterDType::MAX, kInvalidModel, "unknown dtype %d", int(m.dtype()));
   const Tensor& t = g.tensors[m.tensor()];
   TQ_ENSURE(t.is_constant(), kInvalidModel, "tensor %d '%.64s' is not a constant", int(m.tensor()), t.name.c_str());
-  const int64_t expected = shape_elements(t.shape) * (m.dtype() == fb::MasterDType::Float32 ? 4 : 2);
+  // read_tensor bounded a constant's elements by its buffer size, so this cannot overflow.
+  const int64_t elements = shape_elements(t.shape);
+  const int64_t expected = elements * (m.dtype() == fb::MasterDType::Float32 ? 4 : 2);
   const size_t size = g.buffers[m.buffer()].size();
-  TQ_ENSURE(uint64_t(expected) == size, kInvalidModel, "buffer %d holds %zu bytes, expected %" PRId64 " for %s",
-            int(m.buffer()), size, expected, fb::EnumNameMasterDType(m.dtype()));
+  TQ_ENSURE(elements >= 0 && uint64_t(expected) == size, kInvalidModel,
+            "buffer %d holds %zu bytes, expected %" PRId64 " for %s", int(m.buffer()), size, expected,
+            fb::EnumNameMasterDType(m.dtype()));
+  out->tensor = m.tensor();
+  out->fp16 = m.dtype() == fb::MasterDType::Float16;
+  out->buffer = m.buffer();
   return Status::ok();
+}
+
+Status check_bits(const char* what, const std::vector<uint8_t>& bits) {
+  for (size_t i = 0; i < bits.size(); ++i) {
+    TQ_ENSURE(bits[i] >= 2 && bits[i] <= 8, kInvalidModel, "%s[%zu] is %d, expected 2..8", what, i, int(bits[i]));
+  }
+  return Status::ok();
+}
+
+Status read_calibration(const fb::CalibrationRecord& r, Budget* budget, CalibrationRecord* c) {
+  c->present = true;
+  TQ_RETURN_IF_ERROR(copy_string(r.pipeline(), budget, &c->pipeline));
+  TQ_RETURN_IF_ERROR(copy_vector(r.weight_bits(), budget, &c->weight_bits));
+  TQ_RETURN_IF_ERROR(check_bits("weight_bits", c->weight_bits));
+  TQ_RETURN_IF_ERROR(copy_vector(r.activation_bits(), budget, &c->activation_bits));
+  TQ_RETURN_IF_ERROR(check_bits("activation_bits", c->activation_bits));
+  c->budget_bytes = r.budget_bytes();
+  c->seed = r.seed();
+  c->calibration_samples = r.calibration_samples();
+  TQ_RETURN_IF_ERROR(copy_string(r.dataset(), budget, &c->dataset));
+  return copy_string(r.report_json(), budget, &c->report_json);
 }
 
 // Batch the stored shapes are checked at: what the inputs declare, else 1 (dynamic batch).
@@ -422,9 +448,14 @@ Status parse(const uint8_t* data, size_t size, Graph* g) {
     TQ_RETURN_IF_ERROR(copy_string(m.key(), &budget, &g->metadata[i].first));
     TQ_RETURN_IF_ERROR(copy_string(m.value(), &budget, &g->metadata[i].second));
   }
-  for (int32_t i = 0; i < count(model.master_weights()); ++i) {
-    Status s = check_master_weights(*model.master_weights()->Get(i), *g);
-    if (!s.is_ok()) return s.with_context("master weights %d", int(i));
+  g->master_weights.resize(count(model.master_weights()));
+  for (size_t i = 0; i < g->master_weights.size(); ++i) {
+    Status s = read_master_weights(*model.master_weights()->Get(flatbuffers::uoffset_t(i)), *g, &g->master_weights[i]);
+    if (!s.is_ok()) return s.with_context("master weights %zu", i);
+  }
+  if (model.calibration()) {
+    Status s = read_calibration(*model.calibration(), &budget, &g->calibration);
+    if (!s.is_ok()) return s.with_context("calibration record");
   }
 
   TQ_RETURN_IF_ERROR(validate_graph(*g));

@@ -1,6 +1,8 @@
 // Graph -> .tqm bytes. The output is loaded back before it is returned, so the writer can never
 // emit a file the loader rejects (the loader is stricter than validate_graph about file-level
 // details such as scale values and option ranges).
+#include <cinttypes>
+
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
 #include "tinyquant_generated.h"
@@ -66,12 +68,55 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
   return {fb::OperatorOptions::NONE, 0};  // unreachable: validate_graph rejects unknown op types
 }
 
+// The optional sections validate_graph() does not know about. The load-back below checks them
+// again; checking first names the problem without building anything.
+Status check_master_weights(const Graph& g) {
+  for (size_t i = 0; i < g.master_weights.size(); ++i) {
+    const MasterWeights& m = g.master_weights[i];
+    TQ_ENSURE(m.tensor >= 0 && size_t(m.tensor) < g.tensors.size() && g.tensors[size_t(m.tensor)].is_constant(),
+              kInvalidModel, "master weights %zu: tensor %d is not a constant of the graph", i, int(m.tensor));
+    TQ_ENSURE(m.buffer >= 0 && size_t(m.buffer) < g.buffers.size(), kInvalidModel,
+              "master weights %zu: buffer %d is out of range (%zu buffers)", i, int(m.buffer), g.buffers.size());
+    const Tensor& t = g.tensors[size_t(m.tensor)];
+    const int64_t elements = shape_elements(t.shape);
+    const size_t size = g.buffers[size_t(m.buffer)].size();
+    TQ_ENSURE(elements >= 0 && uint64_t(elements) * (m.fp16 ? 2u : 4u) == size, kInvalidModel,
+              "master weights %zu: buffer %d holds %zu bytes, expected %" PRId64 " for %s '%s'", i, int(m.buffer),
+              size, elements * (m.fp16 ? 2 : 4), m.fp16 ? "float16" : "float32", t.name.c_str());
+  }
+  return Status::ok();
+}
+
+Status check_bits(const char* what, const std::vector<uint8_t>& bits) {
+  for (size_t i = 0; i < bits.size(); ++i) {
+    TQ_ENSURE(bits[i] >= 2 && bits[i] <= 8, kInvalidModel, "calibration record: %s[%zu] is %d, expected 2..8", what,
+              i, int(bits[i]));
+  }
+  return Status::ok();
+}
+
+Offset<fb::CalibrationRecord> write_calibration(FlatBufferBuilder& fbb, const CalibrationRecord& c) {
+  if (!c.present) return 0;
+  const auto pipeline = fbb.CreateString(c.pipeline);
+  const auto weight_bits = fbb.CreateVector(c.weight_bits);
+  const auto activation_bits = fbb.CreateVector(c.activation_bits);
+  const auto dataset = fbb.CreateString(c.dataset);
+  const auto report_json = fbb.CreateString(c.report_json);
+  return fb::CreateCalibrationRecord(fbb, pipeline, weight_bits, activation_bits, c.budget_bytes, c.seed,
+                                     c.calibration_samples, dataset, report_json);
+}
+
 }  // namespace
 
 Status serialize_model(const Graph& graph, std::vector<uint8_t>* out) {
   TQ_ENSURE(out, kInvalidArgument, "serialize_model needs an output vector");
   // Shape inference runs in the load-back below, at the batch the inputs declare (as on load).
   TQ_RETURN_IF_ERROR(validate_graph(graph));
+  TQ_RETURN_IF_ERROR(check_master_weights(graph));
+  if (graph.calibration.present) {
+    TQ_RETURN_IF_ERROR(check_bits("weight_bits", graph.calibration.weight_bits));
+    TQ_RETURN_IF_ERROR(check_bits("activation_bits", graph.calibration.activation_bits));
+  }
   // FlatBufferBuilder asserts rather than fails past 2 GiB; keep well below (and below what
   // load_model_file reads).
   size_t constant_bytes = 0;
@@ -106,10 +151,22 @@ Status serialize_model(const Graph& graph, std::vector<uint8_t>* out) {
   for (const auto& kv : graph.metadata) {
     metadata.push_back(fb::CreateMetadata(fbb, fbb.CreateString(kv.first), fbb.CreateString(kv.second)));
   }
+  // Both optional sections are left out when empty, so graphs without them write the same bytes
+  // as before the sections existed.
+  Offset<flatbuffers::Vector<Offset<fb::MasterWeights>>> master_weights;
+  if (!graph.master_weights.empty()) {
+    std::vector<Offset<fb::MasterWeights>> entries;
+    for (const MasterWeights& m : graph.master_weights) {
+      entries.push_back(fb::CreateMasterWeights(
+          fbb, m.tensor, m.fp16 ? fb::MasterDType::Float16 : fb::MasterDType::Float32, m.buffer));
+    }
+    master_weights = fbb.CreateVector(entries);
+  }
+  const Offset<fb::CalibrationRecord> calibration = write_calibration(fbb, graph.calibration);
   const auto model = fb::CreateModel(fbb, kTqmVersion, fbb.CreateString(graph.producer), fbb.CreateVector(tensors),
                                      fbb.CreateVector(operators), fbb.CreateVector(graph.inputs),
                                      fbb.CreateVector(graph.outputs), fbb.CreateVector(buffers),
-                                     fbb.CreateVector(metadata));
+                                     fbb.CreateVector(metadata), master_weights, calibration);
   fb::FinishModelBuffer(fbb, model);
 
   // Pad to a multiple of 16 (the loader's truncation check). Offsets count from the start, so

@@ -19,6 +19,7 @@
 using namespace tinyquant;
 using tinyquant::testing::check_same_graph;
 using tinyquant::testing::make_every_op_graph;
+using tinyquant::testing::make_quantized_graph;
 using tinyquant::testing::make_small_graph;
 
 namespace {
@@ -83,7 +84,7 @@ const fb::Model& model_of(const std::vector<uint8_t>& bytes) { return *fb::GetMo
 }  // namespace
 
 TEST_CASE("tqm: round trip keeps every field") {
-  for (const Graph& graph : {make_small_graph(), make_every_op_graph()}) {
+  for (const Graph& graph : {make_small_graph(), make_every_op_graph(), make_quantized_graph()}) {
     CAPTURE(graph.producer);
     const std::vector<uint8_t> bytes = serialize(graph);
     Graph loaded;
@@ -157,7 +158,7 @@ TEST_CASE("tqm: truncated files are rejected at every length") {
   no_constants.add_operator(tinyquant::testing::make_op(OpType::kSoftmax, "softmax", {x}, y));
   no_constants.inputs = {x};
   no_constants.outputs = {y};
-  for (const Graph& graph : {make_small_graph(), make_every_op_graph(), no_constants}) {
+  for (const Graph& graph : {make_small_graph(), make_every_op_graph(), make_quantized_graph(), no_constants}) {
     const std::vector<uint8_t> bytes = serialize(graph);
     CHECK(bytes.size() % 16 == 0);
     REQUIRE(load_error(bytes) == "");
@@ -360,6 +361,124 @@ TEST_CASE("tqm: master weights must belong to a constant and match its size") {
   CHECK_REJECTED(model_with_master(2, fb::MasterDType(7), 1), "master weights 0: unknown dtype 7");
 }
 
+TEST_CASE("tqm: master weights and calibration record round trip") {
+  const Graph graph = make_quantized_graph();
+  REQUIRE(graph.master_weights.size() == 2);
+  const std::vector<uint8_t> bytes = serialize(graph);
+  Graph loaded;
+  REQUIRE(load_error(bytes, &loaded) == "");
+  check_same_graph(graph, loaded);
+  CHECK(serialize(loaded) == bytes);
+
+  REQUIRE(loaded.master_weights.size() == 2);
+  const MasterWeights& fp32 = loaded.master_weights[0];
+  CHECK(loaded.tensors[size_t(fp32.tensor)].name == "fc/w_q4");
+  CHECK_FALSE(fp32.fp16);
+  CHECK(loaded.buffers[size_t(fp32.buffer)].size() == 5 * 48 * 4);
+  const MasterWeights& fp16 = loaded.master_weights[1];
+  CHECK(loaded.tensors[size_t(fp16.tensor)].name == "conv/w_q8");
+  CHECK(fp16.fp16);
+  CHECK(loaded.buffers[size_t(fp16.buffer)].size() == 3 * 3 * 3 * 2 * 2);
+  CHECK(std::memcmp(loaded.buffers[size_t(fp16.buffer)].data(), graph.buffers[size_t(fp16.buffer)].data(), 108) == 0);
+
+  const CalibrationRecord& c = loaded.calibration;
+  CHECK(c.present);
+  CHECK(c.pipeline == "advanced");
+  CHECK(c.weight_bits == std::vector<uint8_t>{8, 4, 2});
+  CHECK(c.activation_bits == std::vector<uint8_t>{8, 8, 6});
+  CHECK(c.budget_bytes == (uint64_t(1) << 40) + 3);
+  CHECK(c.seed == 0xfeedfacecafebeefull);
+  CHECK(c.calibration_samples == 4000000000u);
+  CHECK(c.dataset == "fashion-mnist train[0:512]");
+  CHECK(c.report_json == graph.calibration.report_json);
+  CHECK(c.report_json.find("caf\xc3\xa9") != std::string::npos);
+
+  // The file carries what the graph says: the sections are absent without master weights and
+  // without a record (present = false), and an empty record still reads back as present.
+  const fb::Model& m = model_of(bytes);
+  REQUIRE(m.master_weights() != nullptr);
+  CHECK(m.master_weights()->size() == 2);
+  REQUIRE(m.calibration() != nullptr);
+  const std::vector<uint8_t> plain = serialize(make_small_graph());
+  CHECK(model_of(plain).master_weights() == nullptr);
+  CHECK(model_of(plain).calibration() == nullptr);
+  Graph g = make_small_graph();
+  g.calibration.pipeline = "ignored: the record is not present";
+  g.calibration.weight_bits = {9};  // not checked either
+  const std::vector<uint8_t> absent = serialize(g);
+  CHECK(absent == plain);
+  Graph empty_record = make_small_graph();
+  empty_record.calibration.present = true;
+  const std::vector<uint8_t> empty_bytes = serialize(empty_record);  // `reloaded` reads it in place
+  Graph reloaded;
+  REQUIRE(load_error(empty_bytes, &reloaded) == "");
+  CHECK(reloaded.calibration.present);
+  check_same_graph(empty_record, reloaded);
+}
+
+TEST_CASE("tqm: the loader rejects bad master weights and calibration bits") {
+  const Graph graph = make_quantized_graph();
+  const std::vector<uint8_t> bytes = serialize(graph);
+  const fb::Model& m = model_of(bytes);
+  const int32_t probs = tensor_index(graph, "probs");
+
+  // A master copy of an activation.
+  const size_t tensor_at = field_offset(bytes, m.master_weights()->Get(0), fb::MasterWeights::VT_TENSOR);
+  CHECK_REJECTED(poke32(bytes, tensor_at, uint32_t(probs)),
+                 "test.tqm: master weights 0: tensor " + std::to_string(probs) + " 'probs' is not a constant");
+  // Wrong byte counts: a short buffer, and float16 bytes declared float32.
+  const int32_t fp32_buffer = graph.master_weights[0].buffer;
+  const size_t length_at = offset_in(bytes, m.buffers()->Get(uint32_t(fp32_buffer))->data());
+  CHECK_REJECTED(poke32(bytes, length_at, 956), "test.tqm: master weights 0: buffer " + std::to_string(fp32_buffer) +
+                                                    " holds 956 bytes, expected 960 for Float32");
+  std::vector<uint8_t> bad = bytes;
+  bad[field_offset(bytes, m.master_weights()->Get(1), fb::MasterWeights::VT_DTYPE)] = uint8_t(fb::MasterDType::Float32);
+  CHECK_REJECTED(bad, "test.tqm: master weights 1: buffer " + std::to_string(graph.master_weights[1].buffer) +
+                          " holds 108 bytes, expected 216 for Float32");
+
+  // Bit-widths outside 2..8 in the record.
+  const fb::CalibrationRecord* record = m.calibration();
+  bad = bytes;
+  bad[offset_in(bytes, record->weight_bits()->data()) + 1] = 9;
+  CHECK_REJECTED(bad, "test.tqm: calibration record: weight_bits[1] is 9, expected 2..8");
+  bad = bytes;
+  bad[offset_in(bytes, record->activation_bits()->data())] = 1;
+  CHECK_REJECTED(bad, "test.tqm: calibration record: activation_bits[0] is 1, expected 2..8");
+}
+
+TEST_CASE("tqm: the writer refuses bad master weights and calibration bits") {
+  const auto refused = [](const Graph& g) {
+    std::vector<uint8_t> out;
+    const Status s = serialize_model(g, &out);
+    CHECK(s.code() == StatusCode::kInvalidModel);
+    CHECK(out.empty());
+    return std::string(s.message());
+  };
+  const Graph good = make_quantized_graph();
+  Graph g = good;
+  g.master_weights[0].tensor = tensor_index(g, "probs");
+  CHECK(refused(g) == "master weights 0: tensor " + std::to_string(g.master_weights[0].tensor) +
+                          " is not a constant of the graph");
+  g = good;
+  g.master_weights[1].buffer = int32_t(g.buffers.size());
+  CHECK(refused(g) == "master weights 1: buffer " + std::to_string(g.buffers.size()) + " is out of range (" +
+                          std::to_string(g.buffers.size()) + " buffers)");
+  g = good;
+  g.buffers[size_t(g.master_weights[0].buffer)].owned.pop_back();
+  CHECK(refused(g) == "master weights 0: buffer " + std::to_string(g.master_weights[0].buffer) +
+                          " holds 959 bytes, expected 960 for float32 'fc/w_q4'");
+  g = good;
+  g.master_weights[1].fp16 = false;
+  CHECK(refused(g) == "master weights 1: buffer " + std::to_string(g.master_weights[1].buffer) +
+                          " holds 108 bytes, expected 216 for float32 'conv/w_q8'");
+  g = good;
+  g.calibration.weight_bits[1] = 9;
+  CHECK(refused(g) == "calibration record: weight_bits[1] is 9, expected 2..8");
+  g = good;
+  g.calibration.activation_bits.push_back(0);
+  CHECK(refused(g) == "calibration record: activation_bits[3] is 0, expected 2..8");
+}
+
 TEST_CASE("tqm: shared tables cannot amplify a small file") {
   {  // 100 tensors, one table with a 4000-byte name: 400 kB of names from a 4 kB file
     flatbuffers::FlatBufferBuilder fbb;
@@ -373,6 +492,13 @@ TEST_CASE("tqm: shared tables cannot amplify a small file") {
     const std::vector<Offset<fb::Tensor>> tensors(3000, fb::CreateTensor(fbb));
     CHECK_REJECTED(finish(fbb, fb::CreateModel(fbb, kTqmVersion, 0, fbb.CreateVector(tensors))),
                    "test.tqm: FlatBuffers verification failed");
+  }
+  {  // the record's three strings all point at one 4000-byte string
+    flatbuffers::FlatBufferBuilder fbb;
+    const auto text = fbb.CreateString(std::string(4000, 'j'));
+    const auto record = fb::CreateCalibrationRecord(fbb, text, 0, 0, 0, 0, 0, text, text);
+    CHECK_REJECTED(finish(fbb, fb::CreateModel(fbb, kTqmVersion, 0, 0, 0, 0, 0, 0, 0, 0, record)),
+                   "test.tqm: calibration record: tables share data: the model expands beyond its file size");
   }
 }
 
@@ -525,7 +651,8 @@ TEST_CASE("tqm: fuzzed files load cleanly or fail with a message, and loaded one
   const int kMutantsPerModel = std::getenv("TQ_FUZZ_MUTANTS") ? std::atoi(std::getenv("TQ_FUZZ_MUTANTS")) : 1500;
   uint32_t seed = std::getenv("TQ_FUZZ_SEED") ? uint32_t(std::atoll(std::getenv("TQ_FUZZ_SEED"))) : 20240611u;
   std::vector<uint8_t> arena(size_t(4) << 20);  // caps what a fuzzed shape can make prepare() allocate
-  for (const Graph& graph : {make_small_graph(), make_every_op_graph()}) {
+  // The quantized graph puts the master-weights and calibration-record paths under the fuzzer.
+  for (const Graph& graph : {make_small_graph(), make_every_op_graph(), make_quantized_graph()}) {
     CAPTURE(graph.producer);
     const std::vector<uint8_t> base = serialize(graph);
     Mutator mutator(seed++);

@@ -149,6 +149,54 @@ inline Graph make_every_op_graph() {
   return g;
 }
 
+// make_small_graph() plus what a quant/ pipeline leaves behind: a second quantized weight
+// ("conv/w_q8", int8 per tensor), float master copies of both quantized weights (fc/w_q4 as
+// float32, conv/w_q8 as float16) in buffers no tensor uses, and a calibration record with every
+// field set (64-bit values above 2^32, a JSON report with escapes and UTF-8).
+inline Graph make_quantized_graph() {
+  Graph g = make_small_graph();
+  g.producer = "tinyquant schema tests (quantized)";
+  int32_t fc_q4 = -1;
+  for (size_t i = 0; i < g.tensors.size(); ++i)
+    if (g.tensors[i].name == "fc/w_q4") fc_q4 = int32_t(i);
+  std::vector<int8_t> q8(3 * 3 * 3 * 2);
+  for (size_t i = 0; i < q8.size(); ++i) q8[i] = int8_t(int(i * 29 % 255) - 127);
+  const int32_t conv_q8 = g.add_constant("conv/w_q8", DType::kInt8, {3, 3, 3, 2}, q8.data(), q8.size());
+  g.tensors[conv_q8].quant.scale = {0.004f};
+
+  Buffer fp32;  // 5 x 48 float32
+  for (int i = 0; i < 5 * 48; ++i) {
+    const float v = 0.01f * float(i % 17 - 8);
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    fp32.owned.insert(fp32.owned.end(), p, p + 4);
+  }
+  g.buffers.push_back(std::move(fp32));
+  g.master_weights.push_back({fc_q4, false, int32_t(g.buffers.size() - 1)});
+  Buffer fp16;  // 54 IEEE halves; the loader does not interpret them, any bit pattern will do
+  for (int i = 0; i < 54; ++i) {
+    const uint16_t h = uint16_t(0x3c00 + i * 0x0101);
+    fp16.owned.push_back(uint8_t(h & 0xff));
+    fp16.owned.push_back(uint8_t(h >> 8));
+  }
+  g.buffers.push_back(std::move(fp16));
+  g.master_weights.push_back({conv_q8, true, int32_t(g.buffers.size() - 1)});
+
+  CalibrationRecord& c = g.calibration;
+  c.present = true;
+  c.pipeline = "advanced";
+  c.weight_bits = {8, 4, 2};
+  c.activation_bits = {8, 8, 6};
+  c.budget_bytes = (uint64_t(1) << 40) + 3;
+  c.seed = 0xfeedfacecafebeefull;
+  c.calibration_samples = 4000000000u;
+  c.dataset = "fashion-mnist train[0:512]";
+  static const char kReport[] =
+      "{\"layers\":[{\"name\":\"fc\",\"bits\":4,\"mse\":1.5e-3}],"
+      "\"note\":\"caf\xc3\xa9 \\\"q\\\"\\n\",\"nul\":\"\\u0000\"}";
+  c.report_json.assign(kReport, sizeof(kReport) - 1);
+  return g;
+}
+
 inline void check_same_padding(const Padding& a, const Padding& b) {
   CHECK(a.top == b.top);
   CHECK(a.left == b.left);
@@ -208,6 +256,24 @@ inline void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x.axis == y.axis);
     CHECK(x.beta == y.beta);
   }
+  REQUIRE(a.master_weights.size() == b.master_weights.size());
+  for (size_t i = 0; i < a.master_weights.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a.master_weights[i].tensor == b.master_weights[i].tensor);
+    CHECK(a.master_weights[i].fp16 == b.master_weights[i].fp16);
+    CHECK(a.master_weights[i].buffer == b.master_weights[i].buffer);
+  }
+  const CalibrationRecord& ca = a.calibration;
+  const CalibrationRecord& cb = b.calibration;
+  CHECK(ca.present == cb.present);
+  CHECK(ca.pipeline == cb.pipeline);
+  CHECK(ca.weight_bits == cb.weight_bits);
+  CHECK(ca.activation_bits == cb.activation_bits);
+  CHECK(ca.budget_bytes == cb.budget_bytes);
+  CHECK(ca.seed == cb.seed);
+  CHECK(ca.calibration_samples == cb.calibration_samples);
+  CHECK(ca.dataset == cb.dataset);
+  CHECK(ca.report_json == cb.report_json);
   REQUIRE(a.buffers.size() == b.buffers.size());
   for (size_t i = 0; i < a.buffers.size(); ++i) {
     CAPTURE(i);
