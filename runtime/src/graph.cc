@@ -41,6 +41,8 @@ const char* op_name(OpType type) {
     case OpType::kConcat: return "Concat";
     case OpType::kSoftmax: return "Softmax";
     case OpType::kTranspose: return "Transpose";
+    case OpType::kQuantize: return "Quantize";
+    case OpType::kDequantize: return "Dequantize";
     case OpType::kCount: break;
   }
   return "?";

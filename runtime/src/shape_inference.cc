@@ -231,6 +231,8 @@ Status infer_op(const Ctx& c, Dims* out) {
     case OpType::kAdd:
     case OpType::kMul: return infer_broadcast(c, out);
     case OpType::kClamp:
+    case OpType::kQuantize:
+    case OpType::kDequantize:
       *out = c.in(0);
       return Status::ok();
     case OpType::kSoftmax:

@@ -33,6 +33,8 @@ static_assert(int(fb::OpCode::Conv2D) == int(OpType::kConv2D) &&
                   int(fb::OpCode::Concat) == int(OpType::kConcat) &&
                   int(fb::OpCode::Softmax) == int(OpType::kSoftmax) &&
                   int(fb::OpCode::Transpose) == int(OpType::kTranspose) &&
+                  int(fb::OpCode::Quantize) == int(OpType::kQuantize) &&
+                  int(fb::OpCode::Dequantize) == int(OpType::kDequantize) &&
                   int(fb::OpCode::MAX) + 1 == int(OpType::kCount),
               "fb::OpCode must match tinyquant::OpType");
 static_assert(int(fb::Activation::None) == int(Activation::kNone) &&
@@ -253,7 +255,9 @@ fb::OperatorOptions expected_options(OpType type) {
     case OpType::kAdd:
     case OpType::kMul:
     case OpType::kClamp:
-    case OpType::kGlobalAveragePool: return fb::OperatorOptions::ActivationOptions;
+    case OpType::kGlobalAveragePool:
+    case OpType::kQuantize:
+    case OpType::kDequantize: return fb::OperatorOptions::ActivationOptions;
     case OpType::kReshape: return fb::OperatorOptions::ReshapeOptions;
     case OpType::kConcat: return fb::OperatorOptions::ConcatOptions;
     case OpType::kSoftmax: return fb::OperatorOptions::SoftmaxOptions;

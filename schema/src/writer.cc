@@ -55,6 +55,8 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kMul:
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
+    case OpType::kQuantize:
+    case OpType::kDequantize:
       return {fb::OperatorOptions::ActivationOptions, fb::CreateActivationOptions(fbb, &act).Union()};
     case OpType::kReshape:
       return {fb::OperatorOptions::ReshapeOptions,

@@ -45,6 +45,8 @@ enum class OpType : uint8_t {
   kConcat,
   kSoftmax,
   kTranspose,
+  kQuantize,    // float32 -> int8 (per-tensor scale / zero point of the output)
+  kDequantize,  // int8 -> float32 (per-tensor scale / zero point of the input)
   kCount,  // number of op types; keep last
 };
 const char* op_name(OpType type);

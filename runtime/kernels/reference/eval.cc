@@ -35,6 +35,10 @@ Status eval(const Operator& op, const TensorView* in, int num_inputs, const Tens
     case OpType::kReshape: copy(in[0], out[0]); break;
     case OpType::kConcat: concat(op.axis, in, num_inputs, out[0]); break;
     case OpType::kTranspose: transpose(op.perm.data(), in[0], out[0]); break;
+    case OpType::kQuantize:
+    case OpType::kDequantize:
+      return Status::error(StatusCode::kUnsupported, "%s '%s': integer kernels are not implemented yet",
+                           op_name(op.type), op.name.c_str());
     case OpType::kCount:
       return Status::error(StatusCode::kInvalidModel, "operator '%s': unknown op type", op.name.c_str());
   }

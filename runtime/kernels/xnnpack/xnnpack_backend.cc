@@ -103,6 +103,8 @@ Status dispatch(OpContext* ctx, bool* handled) {
     case OpType::kReshape: return prepare_reshape(ctx, handled);
     case OpType::kConcat: return prepare_concat(ctx, handled);
     case OpType::kTranspose:  // XNNPACK 2022-02 has no transpose operator
+    case OpType::kQuantize:   // integer ops: not mapped yet (reference kernels run them)
+    case OpType::kDequantize:
     case OpType::kCount: break;
   }
   return Status::ok();
