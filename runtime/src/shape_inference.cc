@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "tinyquant/qmath.h"
+
 namespace tinyquant {
 
 Dims Dims::of(const std::vector<int32_t>& shape) {
@@ -223,6 +225,102 @@ Status infer_transpose(const Ctx& c, Dims* out) {
   return Status::ok();
 }
 
+// --- dtype / quantization checks (run in prepare, so the int8 kernels can trust them) ---------
+
+#define QUANT_ERROR(code, ...) return Status::error(StatusCode::code, __VA_ARGS__)
+
+const Tensor& in_tensor(const Ctx& c, int k) { return c.g.tensors[c.op.inputs[k]]; }
+const Tensor& out_tensor(const Ctx& c) { return c.g.tensors[c.op.outputs[0]]; }
+
+// An int8 activation: one scale, at most one zero point, inside the int8 range of its bits.
+Status require_s8_activation(const Ctx& c, const Tensor& t, const char* role) {
+  if (t.dtype != DType::kInt8)
+    QUANT_ERROR(kUnsupported, "%s '%s': %s '%s' is %s; this op's int8 form needs int8 throughout", c.kind(), c.name(),
+                role, t.name.c_str(), dtype_name(t.dtype));
+  const Quantization& q = t.quant;
+  if (q.scale.size() != 1 || q.zero_point.size() > 1)
+    QUANT_ERROR(kInvalidModel, "%s '%s': int8 %s '%s' needs one scale and zero point (has %zu scales, %zu zero points)",
+                c.kind(), c.name(), role, t.name.c_str(), q.scale.size(), q.zero_point.size());
+  const int32_t z = q.zero_point.empty() ? 0 : q.zero_point[0];
+  if (z < qmath::qmin(q.bits) || z > qmath::qmax(q.bits))
+    QUANT_ERROR(kInvalidModel, "%s '%s': %s '%s' has zero point %d outside the %d-bit range [%d, %d]", c.kind(),
+                c.name(), role, t.name.c_str(), z, q.bits, qmath::qmin(q.bits), qmath::qmax(q.bits));
+  return Status::ok();
+}
+
+Status require_same_quantization(const Ctx& c, const Tensor& a, const Tensor& b) {
+  const int32_t za = a.quant.zero_point.empty() ? 0 : a.quant.zero_point[0];
+  const int32_t zb = b.quant.zero_point.empty() ? 0 : b.quant.zero_point[0];
+  if (a.quant.scale[0] != b.quant.scale[0] || za != zb)
+    QUANT_ERROR(kInvalidModel, "%s '%s': int8 '%s' (scale %g, zero point %d) and '%s' (scale %g, zero point %d) must "
+                "share quantization", c.kind(), c.name(), a.name.c_str(), a.quant.scale[0], za, b.name.c_str(),
+                b.quant.scale[0], zb);
+  return Status::ok();
+}
+
+// Quantized conv / FC: int8 input and output, int8 weights with one scale per output channel
+// (zero point 0), int32 bias.
+Status check_quantized_weights(const Ctx& c, int32_t out_channels) {
+  TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, 0), "input"));
+  TQ_RETURN_IF_ERROR(require_s8_activation(c, out_tensor(c), "output"));
+  const Tensor& w = in_tensor(c, 1);
+  const int32_t axis = c.op.type == OpType::kDepthwiseConv2D ? 3 : 0;
+  if (w.dtype != DType::kInt8)
+    QUANT_ERROR(kUnsupported, "%s '%s': weights '%s' are %s; an int8 input needs int8 weights", c.kind(), c.name(),
+                w.name.c_str(), dtype_name(w.dtype));
+  if (w.quant.scale.size() != static_cast<size_t>(out_channels) || (out_channels > 1 && w.quant.axis != axis))
+    QUANT_ERROR(kInvalidModel, "%s '%s': weights '%s' need %d scales along axis %d (one per output channel), have %zu "
+                "along axis %d", c.kind(), c.name(), w.name.c_str(), out_channels, axis, w.quant.scale.size(),
+                w.quant.axis);
+  for (int32_t z : w.quant.zero_point)
+    if (z != 0) QUANT_ERROR(kInvalidModel, "%s '%s': weights '%s' have zero point %d; weights are symmetric (0)",
+                            c.kind(), c.name(), w.name.c_str(), z);
+  if (c.has(2) && in_tensor(c, 2).dtype != DType::kInt32)
+    QUANT_ERROR(kInvalidModel, "%s '%s': bias '%s' is %s; a quantized op needs an int32 bias (scale s_in * s_w)",
+                c.kind(), c.name(), in_tensor(c, 2).name.c_str(), dtype_name(in_tensor(c, 2).dtype));
+  return Status::ok();
+}
+
+Status check_dtypes(const Ctx& c, const Dims& out) {
+  // Int8 activations select the integer kernels (int8 weights alone do not: float activations
+  // with int8 weights are left to the backend to reject).
+  const bool weighted = c.op.type == OpType::kConv2D || c.op.type == OpType::kDepthwiseConv2D ||
+                        c.op.type == OpType::kFullyConnected;
+  bool int8 = out_tensor(c).dtype == DType::kInt8;
+  for (int k = 0; k < static_cast<int>(c.op.inputs.size()); ++k)
+    if (c.has(k) && !(weighted && k > 0) && in_tensor(c, k).dtype == DType::kInt8) int8 = true;
+  switch (c.op.type) {
+    case OpType::kQuantize:
+      if (in_tensor(c, 0).dtype != DType::kFloat32)
+        QUANT_ERROR(kInvalidModel, "Quantize '%s': input '%s' is %s, expected float32", c.name(),
+                    in_tensor(c, 0).name.c_str(), dtype_name(in_tensor(c, 0).dtype));
+      return require_s8_activation(c, out_tensor(c), "output");
+    case OpType::kDequantize:
+      if (out_tensor(c).dtype != DType::kFloat32)
+        QUANT_ERROR(kInvalidModel, "Dequantize '%s': output '%s' is %s, expected float32", c.name(),
+                    out_tensor(c).name.c_str(), dtype_name(out_tensor(c).dtype));
+      return require_s8_activation(c, in_tensor(c, 0), "input");
+    default: break;
+  }
+  if (!int8) return Status::ok();
+  switch (c.op.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D:
+    case OpType::kFullyConnected: return check_quantized_weights(c, out[out.rank - 1]);
+    case OpType::kMaxPool2D:
+    case OpType::kClamp:
+    case OpType::kReshape:
+    case OpType::kTranspose:
+      TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, 0), "input"));
+      TQ_RETURN_IF_ERROR(require_s8_activation(c, out_tensor(c), "output"));
+      return require_same_quantization(c, in_tensor(c, 0), out_tensor(c));
+    default:
+      for (int k = 0; k < static_cast<int>(c.op.inputs.size()); ++k)
+        TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, k), "input"));
+      return require_s8_activation(c, out_tensor(c), "output");
+  }
+}
+
 Status infer_op(const Ctx& c, Dims* out) {
   switch (c.op.type) {
     case OpType::kConv2D:
@@ -276,6 +374,7 @@ Status infer_shapes(const Graph& graph, int32_t batch, std::vector<Dims>* dims) 
     Ctx c{graph, op, *dims};
     Dims out;
     TQ_RETURN_IF_ERROR(infer_op(c, &out));
+    TQ_RETURN_IF_ERROR(check_dtypes(c, out));
     if (out.elements() < 0 || out.elements() > (int64_t(1) << 31))
       SHAPE_ERROR("%s '%s': output '%s' is too large", op_name(op.type), op.name.c_str(),
                   graph.tensors[op.outputs[0]].name.c_str());

@@ -1,6 +1,7 @@
 // Reference kernels: portable C++, no heap, no threads. They define what every other backend
 // must compute. Layouts as in tinyquant/graph.h (NHWC activations, OHWI / 1HWO weights).
-// Each function trusts shapes already checked by infer_shapes(); they do not fail.
+// Each function trusts shapes, dtypes and quantization parameters already checked by
+// infer_shapes(); they do not fail.
 #pragma once
 
 #include "tinyquant/graph.h"
@@ -34,6 +35,45 @@ void softmax_f32(float beta, const TensorView& input, const TensorView& output);
 void copy(const TensorView& input, const TensorView& output);
 void concat(int32_t axis, const TensorView* inputs, int count, const TensorView& output);
 void transpose(const int32_t* perm, const TensorView& input, const TensorView& output);
+
+// --- int8 kernels (arithmetic: tinyquant/qmath.h). Activations int8 with one scale / zero point
+// (view.quant); weights int8 per output channel (zero point 0, bit-packed below 8 bits, read in
+// place); bias int32 with scale s_in * s_w[c]. [lo, hi] = qmath::activation_bounds(act, ...).
+// Conv: acc = bias[c] + sum (x - z_in) * w (padding adds nothing);
+//       y = requantize(acc, requant_scale(s_in, s_w[c], s_out), z_out, lo, hi).
+void conv2d_s8(const ConvOptions& opt, const FusedActivation& act, const TensorView& input,
+               const TensorView& weights, const TensorView* bias, const TensorView& output);
+void depthwise_conv2d_s8(const ConvOptions& opt, const FusedActivation& act, const TensorView& input,
+                         const TensorView& weights, const TensorView* bias, const TensorView& output);
+void fully_connected_s8(const FusedActivation& act, const TensorView& input, const TensorView& weights,
+                        const TensorView* bias, const TensorView& output);
+// q = clamp(round_half_even(x * (1.0f / s)) + z, qmin, qmax) (XNNPACK f32->qs8 convert).
+void quantize_s8(const TensorView& input, const TensorView& output);
+// x = float(q - z) * s
+void dequantize_s8(const TensorView& input, const TensorView& output);
+// Input and output share scale / zero point; max, then clamp to [lo, hi].
+void max_pool2d_s8(const PoolOptions& opt, const FusedActivation& act, const TensorView& input,
+                   const TensorView& output);
+// Add / Mul / GlobalAveragePool follow XNNPACK's QS8 operators (Debian 0.0~git20220216) bit for
+// bit; AveragePool2D uses the GlobalAveragePool formula per window. Exact formulas in
+// elementwise_s8.cc and pooling_s8.cc.
+// Add needs s_a / s_out and s_b / s_out in [2^-10, 2^8) (as XNNPACK); check with the predicate.
+bool add_s8_scales_supported(float a_scale, float b_scale, float out_scale);
+void add_s8(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
+// y = requantize((a - z_a) * (b - z_b), (s_a * s_b) / s_out, z_out, lo, hi)
+void mul_s8(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
+void average_pool2d_s8(const PoolOptions& opt, const FusedActivation& act, const TensorView& input,
+                       const TensorView& output);
+void global_average_pool_s8(const FusedActivation& act, const TensorView& input, const TensorView& output);
+// Softmax along the last axis: XNNPACK's QU8 softmax on x + 128 (formula in softmax_s8.cc). The
+// output must be 8-bit with scale 1/256 and zero point -128 (check with the predicate).
+bool softmax_s8_output_supported(const TensorView& output);
+void softmax_s8(float beta, const TensorView& input, const TensorView& output);
+// Input and output share scale / zero point; `bounds` are the real-valued clamp limits.
+void clamp_s8(const FusedActivation& bounds, const TensorView& input, const TensorView& output);
+// Inputs sharing the output's scale / zero point are byte-copied; others are requantized:
+// q_out = requantize(q - z_in, s_in / s_out, z_out, qmin(bits_out), qmax(bits_out)).
+void concat_s8(int32_t axis, const TensorView* inputs, int count, const TensorView& output);
 
 // Runs `op` on views already bound to memory. inputs[i].data may be null for an absent optional
 // input (bias). Returns kUnsupported for an op/dtype combination this backend lacks.
