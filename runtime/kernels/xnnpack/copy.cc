@@ -1,5 +1,7 @@
-// Reshape and Concat as 32-bit copies (xnn_copy_nc_x32): float32 and int32 tensors. Other dtypes
-// stay on the reference kernel's byte copies.
+// Reshape and Concat as copies: 32-bit (xnn_copy_nc_x32: float32, int32) or bytes (xnn_copy_nc_x8:
+// int8 whose inputs share the output's scale and zero point — an int8 Concat that requantizes an
+// input stays on the reference kernel). Other dtypes stay on the reference kernel's byte copies.
+#include "kernels/reference/common_s8.h"
 #include "kernels/xnnpack/xnnpack_internal.h"
 
 namespace tinyquant {
@@ -7,24 +9,41 @@ namespace xnnpack {
 
 namespace {
 
-bool is_x32(const TensorView& view) { return dtype_size(view.dtype) == 4; }
+// The element size XNNPACK copies `x` into `y` with: 4, 1, or 0 (no copy operator fits).
+size_t copy_width(const TensorView& x, const TensorView& y) {
+  if (x.dtype != y.dtype) return 0;
+  if (dtype_size(x.dtype) == 4) return 4;
+  if (is_s8(x) && is_s8(y) && reference::same_quantization(x, y)) return 1;
+  return 0;
+}
+
+// Creates and sets up one strided 2-D copy of `rows` rows of `channels` elements.
+Status copy_rows(OpContext* ctx, size_t width, size_t channels, size_t out_stride, size_t rows, const void* from,
+                 void* to) {
+  xnn_operator_t copy = nullptr;
+  if (width == 4) {
+    TQ_RETURN_IF_ERROR(
+        ctx->record(xnn_create_copy_nc_x32(channels, channels, out_stride, 0, &copy), &copy, "xnn_create_copy_nc_x32"));
+    return ctx->check(xnn_setup_copy_nc_x32(copy, rows, from, to, ctx->threadpool), "xnn_setup_copy_nc_x32");
+  }
+  TQ_RETURN_IF_ERROR(
+      ctx->record(xnn_create_copy_nc_x8(channels, channels, out_stride, 0, &copy), &copy, "xnn_create_copy_nc_x8"));
+  return ctx->check(xnn_setup_copy_nc_x8(copy, rows, from, to, ctx->threadpool), "xnn_setup_copy_nc_x8");
+}
 
 }  // namespace
 
 Status prepare_reshape(OpContext* ctx, bool* handled) {
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
-  if (!is_x32(x) || y.dtype != x.dtype) return Status::ok();
+  const size_t width = copy_width(x, y);
+  if (width == 0) return Status::ok();
   if (x.elements() != y.elements()) return ctx->shape_mismatch("input and output sizes differ");
 
   *handled = true;
   if (x.data == y.data) return Status::ok();  // the planner aliased the output: nothing to run
   const size_t channels = x.dims.rank > 0 ? x.dims[x.dims.rank - 1] : 1;
-  xnn_operator_t copy = nullptr;
-  TQ_RETURN_IF_ERROR(
-      ctx->record(xnn_create_copy_nc_x32(channels, channels, channels, 0, &copy), &copy, "xnn_create_copy_nc_x32"));
-  return ctx->check(xnn_setup_copy_nc_x32(copy, x.elements() / channels, x.data, y.data, ctx->threadpool),
-                    "xnn_setup_copy_nc_x32");
+  return copy_rows(ctx, width, channels, channels, x.elements() / channels, x.data, y.data);
 }
 
 // Concat along any axis is a strided 2-D copy per input: `outer` rows (the dims before the axis)
@@ -35,9 +54,11 @@ Status prepare_concat(OpContext* ctx, bool* handled) {
   const TensorView& y = ctx->output;
   const int32_t rank = y.dims.rank;
   const int32_t axis = op.axis < 0 ? op.axis + rank : op.axis;
-  if (!is_x32(y) || axis < 0 || axis >= rank) return Status::ok();
+  if (axis < 0 || axis >= rank) return Status::ok();
+  const size_t width = copy_width(y, y);
+  if (width == 0) return Status::ok();
   for (int i = 0; i < ctx->num_inputs; ++i)
-    if (ctx->in(i).dtype != y.dtype) return Status::ok();
+    if (copy_width(ctx->in(i), y) != width) return Status::ok();
 
   size_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= y.dims[d];
@@ -58,12 +79,8 @@ Status prepare_concat(OpContext* ctx, bool* handled) {
   for (int i = 0; i < ctx->num_inputs; ++i) {
     const TensorView& x = ctx->in(i);
     const size_t slab = size_t(x.dims[axis]) * inner;
-    xnn_operator_t copy = nullptr;
     TQ_RETURN_IF_ERROR(
-        ctx->record(xnn_create_copy_nc_x32(slab, slab, out_slab, 0, &copy), &copy, "xnn_create_copy_nc_x32"));
-    TQ_RETURN_IF_ERROR(
-        ctx->check(xnn_setup_copy_nc_x32(copy, outer, x.data, static_cast<uint32_t*>(y.data) + offset, ctx->threadpool),
-                   "xnn_setup_copy_nc_x32"));
+        copy_rows(ctx, width, slab, out_slab, outer, x.data, static_cast<uint8_t*>(y.data) + offset * width));
     offset += slab;
   }
   return Status::ok();

@@ -12,17 +12,11 @@ size_t last_dim(const Dims& dims) { return dims.rank > 0 ? static_cast<size_t>(d
 
 }  // namespace
 
-Status prepare_binary(OpContext* ctx, bool* handled) {
-  if (ctx->num_inputs != 2) return Status::ok();
-  const Operator& op = ctx->op;
+Status broadcast_shapes(OpContext* ctx, size_t* a_shape, size_t* b_shape, bool* supported) {
   const TensorView& a = ctx->in(0);
   const TensorView& b = ctx->in(1);
-  const TensorView& y = ctx->output;
-  if (!is_plain_f32(a) || !is_plain_f32(b) || !is_plain_f32(y) ||
-      !clamp_supported(op.activation.min, op.activation.max) || a.dims.rank > XNN_MAX_TENSOR_DIMS ||
-      b.dims.rank > XNN_MAX_TENSOR_DIMS)
-    return Status::ok();
-
+  *supported = a.dims.rank <= XNN_MAX_TENSOR_DIMS && b.dims.rank <= XNN_MAX_TENSOR_DIMS;
+  if (!*supported) return Status::ok();
   // XNNPACK writes the broadcast shape; it must be the output we were given.
   Dims broadcast;
   broadcast.rank = a.dims.rank > b.dims.rank ? a.dims.rank : b.dims.rank;
@@ -32,11 +26,25 @@ Status prepare_binary(OpContext* ctx, bool* handled) {
     if (da != db && da != 1 && db != 1) return ctx->shape_mismatch("inputs do not broadcast");
     broadcast.d[i] = da == 1 ? db : da;
   }
-  if (broadcast != y.dims) return ctx->shape_mismatch("output is not the broadcast of the inputs");
-
-  size_t a_shape[XNN_MAX_TENSOR_DIMS], b_shape[XNN_MAX_TENSOR_DIMS];
+  if (broadcast != ctx->output.dims) return ctx->shape_mismatch("output is not the broadcast of the inputs");
   for (int i = 0; i < a.dims.rank; ++i) a_shape[i] = a.dims[i];
   for (int i = 0; i < b.dims.rank; ++i) b_shape[i] = b.dims[i];
+  return Status::ok();
+}
+
+Status prepare_binary(OpContext* ctx, bool* handled) {
+  if (ctx->num_inputs != 2) return Status::ok();
+  const Operator& op = ctx->op;
+  const TensorView& a = ctx->in(0);
+  const TensorView& b = ctx->in(1);
+  const TensorView& y = ctx->output;
+  if (!is_plain_f32(a) || !is_plain_f32(b) || !is_plain_f32(y) ||
+      !clamp_supported(op.activation.min, op.activation.max))
+    return Status::ok();
+  size_t a_shape[XNN_MAX_TENSOR_DIMS], b_shape[XNN_MAX_TENSOR_DIMS];
+  bool supported = false;
+  TQ_RETURN_IF_ERROR(broadcast_shapes(ctx, a_shape, b_shape, &supported));
+  if (!supported) return Status::ok();
   *handled = true;
   xnn_operator_t binary = nullptr;
   if (op.type == OpType::kAdd) {

@@ -14,19 +14,12 @@
 namespace tinyquant {
 namespace xnnpack {
 
-namespace {
-
-// Checks shared by both windowed pools: whether XNNPACK can take them (false: not handled) and
-// whether the output is the size XNNPACK will write (error otherwise).
-Status check_window(OpContext* ctx, bool* supported) {
-  const Operator& op = ctx->op;
-  const PoolOptions& p = op.pool;
+Status check_pool_window(OpContext* ctx, bool* supported) {
+  const PoolOptions& p = ctx->op.pool;
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
   *supported = false;
-  if (!is_plain_f32(x) || !is_plain_f32(y) || !clamp_supported(op.activation.min, op.activation.max) ||
-      x.dims.rank != 4 || y.dims.rank != 4 || int64_t(p.kernel_h) * p.kernel_w == 1)
-    return Status::ok();
+  if (x.dims.rank != 4 || y.dims.rank != 4 || int64_t(p.kernel_h) * p.kernel_w == 1) return Status::ok();
   if (y.dims[0] != x.dims[0] || y.dims[3] != x.dims[3] ||
       y.dims[1] !=
           window_output_size(x.dims[1], p.kernel_h, p.stride_h, p.dilation_h, p.padding.top, p.padding.bottom) ||
@@ -37,7 +30,18 @@ Status check_window(OpContext* ctx, bool* supported) {
   return Status::ok();
 }
 
+namespace {
+
 bool any_padding(const Padding& p) { return (p.top | p.left | p.bottom | p.right) != 0; }
+
+// The float checks shared by both windowed pools, then the geometry.
+Status check_window(OpContext* ctx, bool* supported) {
+  const Operator& op = ctx->op;
+  *supported = false;
+  if (!is_plain_f32(ctx->in(0)) || !is_plain_f32(ctx->output) || !clamp_supported(op.activation.min, op.activation.max))
+    return Status::ok();
+  return check_pool_window(ctx, supported);
+}
 
 }  // namespace
 

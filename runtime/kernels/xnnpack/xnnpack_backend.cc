@@ -1,9 +1,12 @@
 #include "kernels/xnnpack/xnnpack_backend.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "kernels/reference/common_s8.h"
 #include "kernels/xnnpack/xnnpack_internal.h"
+#include "tinyquant/qmath.h"
 
 namespace tinyquant {
 namespace xnnpack {
@@ -56,6 +59,20 @@ bool is_plain_f32(const TensorView& view) {
 
 bool clamp_supported(float min, float max) { return min < max; }  // false for NaN too
 
+bool is_s8(const TensorView& view) {
+  return view.dtype == DType::kInt8 && view.quant != nullptr && view.quant->scale.size() == 1;
+}
+
+bool s8_output_bounds(const FusedActivation& act, const TensorView& output, int8_t* lo, int8_t* hi) {
+  int32_t l, h;
+  qmath::activation_bounds(act, output.quant->bits, output.quant->scale[0], reference::zero_point(output), &l, &h);
+  *lo = static_cast<int8_t>(l);
+  *hi = static_cast<int8_t>(h);
+  return l < h;
+}
+
+bool scale_ok(float scale) { return scale > 0.0f && std::isnormal(scale); }
+
 bool every_window_reaches_input(int32_t in, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad_before,
                                 int32_t out) {
   for (int64_t o = 0; o < out; ++o) {
@@ -88,23 +105,39 @@ bool has_empty_view(const TensorView* inputs, int num_inputs, const TensorView* 
   return false;
 }
 
+// As the reference backend decides: int8 activations (not int8 weights alone) select the integer
+// kernels.
+bool int8_activations(const OpContext& ctx) {
+  const OpType t = ctx.op.type;
+  const bool weighted = t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
+  for (int i = 0; i < (weighted ? 1 : ctx.num_inputs); ++i)
+    if (ctx.in(i).data != nullptr && ctx.in(i).dtype == DType::kInt8) return true;
+  return ctx.output.dtype == DType::kInt8;
+}
+
+// The one switch: each op to its float or int8 prepare function.
 Status dispatch(OpContext* ctx, bool* handled) {
+  const bool s8 = int8_activations(*ctx);
   switch (ctx->op.type) {
     case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D: return prepare_conv2d(ctx, handled);
-    case OpType::kFullyConnected: return prepare_fully_connected(ctx, handled);
+    case OpType::kDepthwiseConv2D: return s8 ? prepare_conv2d_s8(ctx, handled) : prepare_conv2d(ctx, handled);
+    case OpType::kFullyConnected:
+      return s8 ? prepare_fully_connected_s8(ctx, handled) : prepare_fully_connected(ctx, handled);
     case OpType::kAdd:
-    case OpType::kMul: return prepare_binary(ctx, handled);
-    case OpType::kClamp: return prepare_clamp(ctx, handled);
-    case OpType::kMaxPool2D: return prepare_max_pool2d(ctx, handled);
-    case OpType::kAveragePool2D: return prepare_average_pool2d(ctx, handled);
-    case OpType::kGlobalAveragePool: return prepare_global_average_pool(ctx, handled);
-    case OpType::kSoftmax: return prepare_softmax(ctx, handled);
-    case OpType::kReshape: return prepare_reshape(ctx, handled);
+    case OpType::kMul: return s8 ? prepare_binary_s8(ctx, handled) : prepare_binary(ctx, handled);
+    case OpType::kClamp: return s8 ? prepare_clamp_s8(ctx, handled) : prepare_clamp(ctx, handled);
+    case OpType::kMaxPool2D: return s8 ? prepare_max_pool2d_s8(ctx, handled) : prepare_max_pool2d(ctx, handled);
+    case OpType::kAveragePool2D:  // XNNPACK 2022-02 has no QS8 average pooling
+      return s8 ? Status::ok() : prepare_average_pool2d(ctx, handled);
+    case OpType::kGlobalAveragePool:
+      return s8 ? prepare_global_average_pool_s8(ctx, handled) : prepare_global_average_pool(ctx, handled);
+    case OpType::kSoftmax:  // int8: only a QU8 softmax, which would need the input shifted by 128
+      return s8 ? Status::ok() : prepare_softmax(ctx, handled);
+    case OpType::kReshape: return prepare_reshape(ctx, handled);  // 32-bit or int8 copies
     case OpType::kConcat: return prepare_concat(ctx, handled);
+    case OpType::kQuantize: return prepare_quantize(ctx, handled);
+    case OpType::kDequantize: return prepare_dequantize(ctx, handled);
     case OpType::kTranspose:  // XNNPACK 2022-02 has no transpose operator
-    case OpType::kQuantize:   // integer ops: not mapped yet (reference kernels run them)
-    case OpType::kDequantize:
     case OpType::kCount: break;
   }
   return Status::ok();

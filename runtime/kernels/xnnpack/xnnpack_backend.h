@@ -1,6 +1,7 @@
 // XNNPACK backend: each supported op becomes one (or a few) XNNPACK operators, created and set
 // up once at prepare time on fixed arena pointers, then only run at invoke time.
-// Weights are packed by XNNPACK at creation; packed_weight_bytes() reports what it copied.
+// Weights are packed by XNNPACK at creation; packed_weight_bytes() reports what it copied (for int8:
+// the weights unpacked to one byte each, the int32 bias and the float scales).
 //
 // Runs on XNNPACK (float32 tensors without quantization parameters): Conv2D (groups, stride,
 // dilation, asymmetric padding), DepthwiseConv2D (any multiplier), FullyConnected, Add and Mul
@@ -12,6 +13,17 @@
 // padding together (XNNPACK 2022-02 computes it wrong); AveragePool2D with dilation, or with
 // count_include_pad and padding (XNNPACK divides by the input pixels a window covers); pools
 // with a window wholly in padding; a clamp with min == max; any other dtype; empty tensors.
+// Int8 activations (the integer contract of tinyquant/qmath.h; outputs equal the reference int8
+// kernels' bit for bit, tests/xnnpack/*_s8_test.cc): Conv2D, DepthwiseConv2D and FullyConnected on
+// QC8 convolution (weights below 8 bits unpacked to int8 for the create call), Add and Mul (QS8),
+// Clamp and MaxPool2D (S8), GlobalAveragePool (QS8), Quantize / Dequantize (converts), Reshape and
+// Concat as byte copies when every input shares the output's scale and zero point. They stay on
+// the reference kernel: AveragePool2D and Softmax (no QS8 operator in XNNPACK 2022-02), Transpose,
+// a requantizing Concat, scales XNNPACK rejects (QC8: s_in * s_w / s_out >= 256; Add: s_a / s_out
+// or s_b / s_out outside [2^-10, 2^8); Mul: s_a * s_b / s_out outside [2^-16, 2^8);
+// GlobalAveragePool: s_in / s_out outside [2^-8, 2^8); any scale zero or subnormal), an output
+// range narrowed to one level, and the window cases of the float pools. Quantize maps NaN to qmax
+// here (x86 SIMD), to qmin on the reference kernel; finite inputs agree.
 //
 // Memory: XNNPACK kernels may read (never write) up to XNN_EXTRA_BYTES = 16 bytes past the end
 // of an input tensor; the arena should keep that much slack after its last tensor.

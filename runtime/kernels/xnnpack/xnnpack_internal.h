@@ -52,6 +52,21 @@ bool clamp_supported(float min, float max);
 bool every_window_reaches_input(int32_t in, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad_before,
                                 int32_t out);
 
+// Int8 data with one scale (an activation as tinyquant/qmath.h defines it).
+bool is_s8(const TensorView& view);
+// The int8 output clamp of an op on `output` (activation_bounds with its fused activation / clamp
+// bounds). False when the range collapses to one level: XNNPACK needs output_min < output_max.
+bool s8_output_bounds(const FusedActivation& act, const TensorView& output, int8_t* lo, int8_t* hi);
+// XNNPACK requires every scale it takes to be positive, finite and normal.
+bool scale_ok(float scale);
+// Checks the window geometry of MaxPool2D / AveragePool2D (any dtype): whether XNNPACK can take
+// it (*supported false: 1x1 window, a window wholly in padding) and whether the output is the
+// size XNNPACK will write (error otherwise).
+Status check_pool_window(OpContext* ctx, bool* supported);
+// Checks that Add / Mul inputs broadcast to the output (error otherwise) and writes their shapes
+// as XNNPACK takes them; *supported false for ranks above XNN_MAX_TENSOR_DIMS.
+Status broadcast_shapes(OpContext* ctx, size_t* a_shape, size_t* b_shape, bool* supported);
+
 // Each sets *handled = true only once it has decided XNNPACK runs the op; it returns OK with
 // *handled false for option combinations XNNPACK lacks.
 Status prepare_conv2d(OpContext* ctx, bool* handled);  // Conv2D and DepthwiseConv2D
@@ -63,7 +78,18 @@ Status prepare_average_pool2d(OpContext* ctx, bool* handled);
 Status prepare_global_average_pool(OpContext* ctx, bool* handled);
 Status prepare_softmax(OpContext* ctx, bool* handled);
 Status prepare_reshape(OpContext* ctx, bool* handled);
-Status prepare_concat(OpContext* ctx, bool* handled);
+Status prepare_concat(OpContext* ctx, bool* handled);  // Reshape / Concat: 32-bit or int8 copies
+
+// The integer path (int8 activations, tinyquant/qmath.h): conv2d_s8.cc, elementwise_s8.cc,
+// pool2d_s8.cc, convert_s8.cc. Bit-exact with the reference int8 kernels (tests/xnnpack/*_s8_test.cc).
+Status prepare_conv2d_s8(OpContext* ctx, bool* handled);  // Conv2D, DepthwiseConv2D: QC8 convolution
+Status prepare_fully_connected_s8(OpContext* ctx, bool* handled);  // QC8 1x1 convolution
+Status prepare_binary_s8(OpContext* ctx, bool* handled);           // Add, Mul: QS8
+Status prepare_clamp_s8(OpContext* ctx, bool* handled);
+Status prepare_max_pool2d_s8(OpContext* ctx, bool* handled);
+Status prepare_global_average_pool_s8(OpContext* ctx, bool* handled);
+Status prepare_quantize(OpContext* ctx, bool* handled);    // float32 -> int8
+Status prepare_dequantize(OpContext* ctx, bool* handled);  // int8 -> float32
 
 }  // namespace xnnpack
 }  // namespace tinyquant
