@@ -1,0 +1,125 @@
+#include "tinyquant/observer.h"
+
+#include <cmath>
+#include <limits>
+
+namespace tinyquant {
+namespace quant {
+
+const char* range_method_name(RangeMethod method) {
+  switch (method) {
+    case RangeMethod::kMinMaxAverage: return "minmax_average";
+    case RangeMethod::kMseClip: return "mse_clip";
+  }
+  return "unknown";
+}
+
+ActivationObserver::ActivationObserver(std::string tensor_name, int32_t bins)
+    : name_(std::move(tensor_name)), hist_(static_cast<size_t>(std::max(bins, 1)), 0.0) {}
+
+Status ActivationObserver::observe(const float* values, int64_t n) {
+  TQ_ENSURE(n > 0 && values != nullptr, kInvalidArgument, "tensor '%s': calibration batch %lld is empty",
+            name_.c_str(), static_cast<long long>(batches_));
+  float bmin = values[0], bmax = values[0];
+  for (int64_t i = 0; i < n; ++i) {
+    TQ_ENSURE(std::isfinite(values[i]), kInvalidArgument, "tensor '%s': calibration batch %lld, element %lld is %s",
+              name_.c_str(), static_cast<long long>(batches_), static_cast<long long>(i),
+              std::isnan(values[i]) ? "NaN" : "infinite");
+    bmin = std::min(bmin, values[i]);
+    bmax = std::max(bmax, values[i]);
+  }
+  const float lo = std::min({lo_, bmin, 0.0f}), hi = std::max({hi_, bmax, 0.0f});
+  if (lo != lo_ || hi != hi_) rebin(lo, hi);
+
+  const int32_t bins = static_cast<int32_t>(hist_.size());
+  const double width = (static_cast<double>(hi_) - lo_) / bins;
+  for (int64_t i = 0; i < n; ++i) {
+    // Exact zeros (ReLU's mass at 0) are kept apart: 0 is always representable, so they add no
+    // error, and binning them would score them at a bin centre instead.
+    if (values[i] == 0.0f) continue;
+    const int64_t b = static_cast<int64_t>((static_cast<double>(values[i]) - lo_) / width);
+    hist_[static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(b, 0), bins - 1))] += 1.0;
+  }
+  sum_min_ += bmin;
+  sum_max_ += bmax;
+  ++batches_;
+  count_ += n;
+  return Status::ok();
+}
+
+// The range only ever widens, so each old bin overlaps at most two new ones; split its count by
+// overlap (as if uniform within the bin).
+void ActivationObserver::rebin(float lo, float hi) {
+  const int32_t bins = static_cast<int32_t>(hist_.size());
+  std::vector<double> old(bins, 0.0);
+  old.swap(hist_);
+  const double old_lo = lo_, old_w = (static_cast<double>(hi_) - lo_) / bins;
+  const double new_w = (static_cast<double>(hi) - lo) / bins;
+  lo_ = lo;
+  hi_ = hi;
+  if (old_w <= 0.0) return;  // nothing but exact zeros observed so far (or nothing at all)
+  for (int32_t i = 0; i < bins; ++i) {
+    if (old[i] == 0.0) continue;
+    const double a = (old_lo + i * old_w - lo) / new_w, b = (old_lo + (i + 1) * old_w - lo) / new_w;
+    const int64_t j = std::min<int64_t>(std::max<int64_t>(static_cast<int64_t>(std::floor(a)), 0), bins - 1);
+    if (b <= j + 1 || j == bins - 1) {
+      hist_[j] += old[i];
+    } else {
+      const double first = (j + 1 - a) / (b - a);
+      hist_[j] += old[i] * first;
+      hist_[j + 1] += old[i] * (1.0 - first);
+    }
+  }
+}
+
+double ActivationObserver::quantization_mse(const ActivationParams& p) const {
+  if (count_ == 0) return 0.0;
+  const int32_t bins = static_cast<int32_t>(hist_.size());
+  const double width = (static_cast<double>(hi_) - lo_) / bins;
+  const float inv_scale = 1.0f / p.scale;
+  double err = 0.0;
+  for (int32_t i = 0; i < bins; ++i) {
+    if (hist_[i] == 0.0) continue;
+    const float x = static_cast<float>(lo_ + (i + 0.5) * width);
+    const float fq = dequantize_activation(quantize_activation(x, inv_scale, p.zero_point, p.bits), p.scale, p.zero_point);
+    const double d = static_cast<double>(x) - fq;
+    err += hist_[i] * d * d;
+  }
+  return err / static_cast<double>(count_);
+}
+
+Status ActivationObserver::choose_activation_params(int32_t bits, ActivationChoice* out) const {
+  TQ_RETURN_IF_ERROR(check_bits(name_.c_str(), bits));
+  TQ_ENSURE(count_ > 0, kInvalidArgument, "tensor '%s': no calibration values observed", name_.c_str());
+
+  ActivationChoice& c = *out;
+  c.minmax_lo = std::min(average_min(), 0.0f);
+  c.minmax_hi = std::max(average_max(), 0.0f);
+  c.minmax = params_for_range(c.minmax_lo, c.minmax_hi, bits);
+  c.minmax_mse = quantization_mse(c.minmax);
+
+  // Candidate (b): 2-D search over clip ratios of each side; a side at 0 has nothing to clip.
+  const int32_t lo_steps = lo_ < 0.0f ? kClipGridSteps : 1, hi_steps = hi_ > 0.0f ? kClipGridSteps : 1;
+  c.mse_clip_mse = std::numeric_limits<double>::infinity();
+  for (int32_t i = 0; i < lo_steps; ++i) {
+    const float lo = lo_ * std::exp2(-i / 8.0f);
+    for (int32_t j = 0; j < hi_steps; ++j) {
+      const float hi = hi_ * std::exp2(-j / 8.0f);
+      const ActivationParams p = params_for_range(lo, hi, bits);
+      const double mse = quantization_mse(p);
+      if (mse < c.mse_clip_mse) {
+        c.mse_clip_mse = mse;
+        c.mse_clip = p;
+        c.mse_clip_lo = lo;
+        c.mse_clip_hi = hi;
+      }
+    }
+  }
+  // Ties go to the plain min/max average.
+  c.method = c.mse_clip_mse < c.minmax_mse ? RangeMethod::kMseClip : RangeMethod::kMinMaxAverage;
+  c.params = c.method == RangeMethod::kMseClip ? c.mse_clip : c.minmax;
+  return Status::ok();
+}
+
+}  // namespace quant
+}  // namespace tinyquant
