@@ -9,6 +9,9 @@
 #include "data/npy.h"
 #include "tinyquant/model_io.h"
 #include "toolkit/toolkit.h"
+#if TQ_WITH_QUANT
+#include "toolkit/quantize.h"
+#endif
 
 using namespace tinyquant;
 
@@ -29,6 +32,18 @@ const char* kUsage =
     "      --batch N                       images per invoke (default 100)\n"
     "      --mean M --std S                preprocessing (default 0.2860 / 0.3530)\n"
     "      --json                          one JSON object on stdout\n"
+    "      --simulate                      evaluate the fake-quant float twin of a quantized .tqm\n"
+    "                                      (rebuilt from its int8 weights, scales and zero points)\n"
+    "  quantize MODEL.(onnx|tqm) -o OUT.tqm [options]   post-training quantization\n"
+    "      --method rtn                    round-to-nearest after range calibration (the only one so far)\n"
+    "      --wbits B --abits B             weight / activation bits, 2..8 (default 8 / 8)\n"
+    "      --calib SPEC                    fashion-mnist:train (default), fashion-mnist:test or npy:FILE.npy\n"
+    "      --calib-size N --seed S         a seeded random subset of N images (default 1000, seed 0)\n"
+    "      --data-dir DIR                  IDX files (default /usr/share/datasets/fashion-mnist)\n"
+    "      --backend B --threads N         float kernels for calibration\n"
+    "      --batch N                       calibration samples per invoke (default 50)\n"
+    "      --mean M --std S                preprocessing (default 0.2860 / 0.3530)\n"
+    "      --json                          the per-layer report as JSON on stdout\n"
     "  inspect MODEL.(tqm|onnx)            graph, tensors, dtypes, bits, bytes per layer, arena\n"
     "  run MODEL.(tqm|onnx) --input X.npy -o Y.npy [--backend B] [--threads N]\n"
     "                                      run on a float32 .npy batch shaped like the model input\n";
@@ -153,6 +168,17 @@ int cmd_eval(const Args& args) {
   Graph graph;
   Status s = load_any_model(args.model, &graph);
   if (!s.is_ok()) return fail(s);
+  const bool simulate = args.has("--simulate");
+  if (simulate) {
+#if TQ_WITH_QUANT
+    Graph sim;
+    s = quant::build_simulated_graph(graph, &sim);
+    if (!s.is_ok()) return fail(s.with_context("%s", args.model.c_str()));
+    graph = std::move(sim);
+#else
+    return usage_error("%s: this build has no quant/ (TQ_WITH_QUANT=OFF)", "--simulate");
+#endif
+  }
   ImageDataset ds;
   s = load_fashion_mnist(args.get("--data-dir", kDefaultFashionMnistDir), split, &ds);
   if (!s.is_ok()) return fail(s);
@@ -163,15 +189,73 @@ int cmd_eval(const Args& args) {
     std::printf(
         "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"top1\": %.4f, \"correct\": %d, \"samples\": %d, "
         "\"backend\": \"%s\", \"threads\": %d, \"batch\": %d, \"seconds\": %.3f, \"arena_bytes\": %zu, "
-        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d}\n",
+        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d, \"simulated\": %s}\n",
         args.model.c_str(), data.c_str(), split.c_str(), r.top1, r.correct, r.samples, backend_name(opt.backend),
-        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops);
+        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops, simulate ? "true" : "false");
   } else {
-    std::printf("%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s\n", args.model.c_str(), r.top1,
-                r.correct, r.samples, data.c_str(), split.c_str(), backend_name(opt.backend), opt.threads, r.seconds);
+    std::printf("%s%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s\n", args.model.c_str(),
+                simulate ? " (simulated)" : "", r.top1, r.correct, r.samples, data.c_str(), split.c_str(),
+                backend_name(opt.backend), opt.threads, r.seconds);
   }
   return 0;
 }
+
+#if TQ_WITH_QUANT
+int cmd_quantize(const Args& args) {
+  const char* out = args.get("--output");
+  if (!out) return usage_error("%s: missing -o OUT.tqm", "quantize");
+  const std::string method = args.get("--method", "rtn");
+  if (method != "rtn") return usage_error("--method '%s': only rtn is implemented", method.c_str());
+  quant::RtnOptions opt;
+  if (const char* v = args.get("--wbits"))
+    if (!parse_int(v, 2, 8, &opt.weight_bits)) return usage_error("--wbits '%s': expected 2..8", v);
+  if (const char* v = args.get("--abits"))
+    if (!parse_int(v, 2, 8, &opt.activation_bits)) return usage_error("--abits '%s': expected 2..8", v);
+  int32_t calib_size = 1000;
+  if (const char* v = args.get("--calib-size"))
+    if (!parse_int(v, 1, 1 << 30, &calib_size))
+      return usage_error("--calib-size '%s': expected a positive integer (an empty calibration set cannot calibrate)", v);
+  int32_t seed = 0;
+  if (const char* v = args.get("--seed"))
+    if (!parse_int(v, 0, 0x7fffffff, &seed)) return usage_error("--seed '%s': expected an integer >= 0", v);
+  opt.seed = static_cast<uint64_t>(seed);
+  if (const char* v = args.get("--batch"))
+    if (!parse_int(v, 1, 4096, &opt.batch)) return usage_error("--batch '%s': expected an integer 1..4096", v);
+  float mean = kFashionMnistMean, std_dev = kFashionMnistStd;
+  if (const char* v = args.get("--mean"))
+    if (!parse_float(v, &mean)) return usage_error("--mean '%s': expected a number", v);
+  if (const char* v = args.get("--std"))
+    if (!parse_float(v, &std_dev) || !(std_dev > 0)) return usage_error("--std '%s': expected a number > 0", v);
+  if (int rc = parse_backend_option(args, &opt.backend, &opt.threads)) return rc;
+  const bool json = args.has("--json");
+  opt.progress = true;
+
+  Graph graph;
+  Status s = load_any_model(args.model, &graph);
+  if (!s.is_ok()) return fail(s);
+  const std::string spec = args.get("--calib", "fashion-mnist:train");
+  quant::CalibrationData calib;
+  s = load_calibration_set(spec, args.get("--data-dir", kDefaultFashionMnistDir), calib_size, opt.seed, mean, std_dev,
+                           graph, &calib);
+  if (!s.is_ok()) return fail(s);
+  std::fprintf(stderr, "tq: calibrating %s on %d samples of %s (rtn, W%dA%d)\n", args.model.c_str(), calib.samples,
+               spec.c_str(), opt.weight_bits, opt.activation_bits);
+  Graph quantized;
+  quant::RtnReport report;
+  s = quant::quantize_graph_rtn(graph, calib, opt, &quantized, nullptr, &report);
+  if (!s.is_ok()) return fail(s.with_context("%s", args.model.c_str()));
+  quantized.producer = "tinyquant quantize --method rtn " + args.model;
+  s = save_model_file(quantized, out);
+  if (!s.is_ok()) return fail(s);
+  if (json)
+    std::printf("%s\n", report.json().c_str());
+  else
+    print_rtn_report(report, stderr);
+  std::fprintf(stderr, "tq: wrote %s (%zu operators, %zu tensors)\n", out, quantized.operators.size(),
+               quantized.tensors.size());
+  return 0;
+}
+#endif
 
 int cmd_inspect(const Args& args) {
   Graph graph;
@@ -247,9 +331,21 @@ int main(int argc, char** argv) {
     if ((rc = parse_args(argc, argv,
                          {"--data", "--split", "--data-dir", "--limit", "--backend", "--threads", "--batch", "--mean",
                           "--std"},
-                         {"--json", "--quiet"}, &args)))
+                         {"--json", "--quiet", "--simulate"}, &args)))
       return rc;
     return cmd_eval(args);
+  }
+  if (c == "quantize") {
+#if TQ_WITH_QUANT
+    if ((rc = parse_args(argc, argv,
+                         {"--output", "--method", "--wbits", "--abits", "--calib", "--calib-size", "--seed", "--data-dir",
+                          "--backend", "--threads", "--batch", "--mean", "--std"},
+                         {"--json"}, &args)))
+      return rc;
+    return cmd_quantize(args);
+#else
+    return usage_error("%s: this build has no quant/ (TQ_WITH_QUANT=OFF)", "quantize");
+#endif
   }
   if (c == "inspect") {
     if ((rc = parse_args(argc, argv, {}, {}, &args))) return rc;

@@ -1,0 +1,463 @@
+// Round-to-nearest pipeline: calibrate activation ranges on the float graph, then rewrite it as
+// an integer graph (contract in tinyquant/pipeline.h).
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "tinyquant/pipeline.h"
+#include "tinyquant/port.h"
+#include "tinyquant/quantizer.h"
+#include "tinyquant/shape_inference.h"
+
+namespace tinyquant {
+namespace quant {
+
+namespace {
+
+bool is_weighted(OpType t) {
+  return t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
+}
+// Int8 in, int8 out with the input's quantization (values are moved or clamped, never rescaled).
+bool is_passthrough(OpType t) {
+  return t == OpType::kMaxPool2D || t == OpType::kReshape || t == OpType::kTranspose || t == OpType::kClamp;
+}
+// Int8 kernels that requantize to their own output params.
+bool is_requantizing(OpType t) {
+  return t == OpType::kConcat || t == OpType::kAdd || t == OpType::kMul || t == OpType::kAveragePool2D ||
+         t == OpType::kGlobalAveragePool;
+}
+bool has_float_kernel(OpType t) { return static_cast<uint8_t>(t) < static_cast<uint8_t>(OpType::kQuantize); }
+
+// Same predicate as the int8 Add kernels (XNNPACK's QS8 add range).
+bool add_scales_supported(float a, float b, float out) {
+  const float ra = a / out, rb = b / out;
+  return ra >= 0x1.0p-10f && ra < 0x1.0p+8f && rb >= 0x1.0p-10f && rb < 0x1.0p+8f;
+}
+
+int64_t constant_bytes(const Graph& g, int32_t t) {
+  return t >= 0 && g.tensors[t].is_constant() ? static_cast<int64_t>(g.buffers[g.tensors[t].buffer].size()) : 0;
+}
+
+void set_activation_quant(Tensor* t, const ActivationParams& p) {
+  t->quant.scale = {p.scale};
+  t->quant.zero_point = {p.zero_point};
+  t->quant.axis = -1;
+  t->quant.bits = p.bits;
+}
+
+ActivationParams params_of(const Tensor& t) {
+  ActivationParams p;
+  p.scale = t.quant.scale[0];
+  p.zero_point = t.quant.zero_point.empty() ? 0 : t.quant.zero_point[0];
+  p.bits = t.quant.bits;
+  return p;
+}
+
+// Builds the integer graph op by op. Each float-graph tensor may get a float and an int8
+// version in the new graph; `home` is the dtype of the version its producer writes.
+class IntegerGraphBuilder {
+ public:
+  IntegerGraphBuilder(const Graph& fg, const RtnOptions& opt, std::vector<ActivationParams> params, Graph* q)
+      : fg_(fg), opt_(opt), params_(std::move(params)), q_(*q),
+        fver_(fg.tensors.size(), -1), qver_(fg.tensors.size(), -1), home_int8_(fg.tensors.size(), false) {}
+
+  Status build(RtnReport* report) {
+    q_.producer = "tinyquant quantize rtn";
+    q_.metadata = fg_.metadata;
+    for (int32_t in : fg_.inputs) {
+      fver_[in] = add_like(in, fg_.tensors[in].name);
+      q_.inputs.push_back(fver_[in]);
+    }
+    for (size_t i = 0; i < fg_.operators.size(); ++i) {
+      RtnLayerReport layer;
+      TQ_RETURN_IF_ERROR(add_op(fg_.operators[i], &layer));
+      report->layers.push_back(layer);
+    }
+    for (int32_t out : fg_.outputs) q_.outputs.push_back(float_version(out));
+    report->quantize_ops = quantize_ops_;
+    report->dequantize_ops = dequantize_ops_;
+    return Status::ok();
+  }
+
+ private:
+  int32_t add_like(int32_t t, const std::string& name) {
+    const Tensor& src = fg_.tensors[t];
+    return q_.add_tensor(name, DType::kFloat32, src.shape);
+  }
+
+  void add_convert(OpType type, const std::string& name, int32_t in, int32_t out) {
+    Operator op;
+    op.type = type;
+    op.name = name;
+    op.inputs = {in};
+    op.outputs = {out};
+    q_.add_operator(op);
+    (type == OpType::kQuantize ? quantize_ops_ : dequantize_ops_)++;
+  }
+
+  // The float version of float-graph tensor t (constants copied, int8 data dequantized).
+  int32_t float_version(int32_t t) {
+    if (t < 0) return -1;
+    if (fver_[t] >= 0) return fver_[t];
+    const Tensor& src = fg_.tensors[t];
+    if (src.is_constant()) {
+      const Buffer& b = fg_.buffers[src.buffer];
+      fver_[t] = q_.add_constant(src.name, src.dtype, src.shape, b.data(), b.size());
+      return fver_[t];
+    }
+    // A graph output keeps the model's name on its float version; the int8 one becomes "<name>:q".
+    const bool graph_output = std::find(fg_.outputs.begin(), fg_.outputs.end(), t) != fg_.outputs.end();
+    if (graph_output) q_.tensors[qver_[t]].name += ":q";
+    fver_[t] = add_like(t, graph_output ? src.name : src.name + ":dq");
+    add_convert(OpType::kDequantize, src.name + ":dequantize", qver_[t], fver_[t]);
+    return fver_[t];
+  }
+
+  // The int8 version of activation t (float data quantized with t's calibrated params).
+  int32_t int8_version(int32_t t) {
+    if (qver_[t] >= 0) return qver_[t];
+    const Tensor& src = fg_.tensors[t];
+    qver_[t] = q_.add_tensor(src.name + ":q", DType::kInt8, src.shape);
+    set_activation_quant(&q_.tensors[qver_[t]], params_[t]);
+    add_convert(OpType::kQuantize, src.name + ":quantize", fver_[t], qver_[t]);
+    return qver_[t];
+  }
+
+  // Params the int8 version of t has or will have.
+  ActivationParams int8_params(int32_t t) const {
+    return qver_[t] >= 0 ? params_of(q_.tensors[qver_[t]]) : params_[t];
+  }
+
+  bool all_activations(const Operator& op) const {
+    for (int32_t t : op.inputs)
+      if (t < 0 || fg_.tensors[t].is_constant()) return false;
+    return true;
+  }
+
+  // Whether op runs int8; if not, why (for the report).
+  bool decide_int8(const Operator& op, std::string* note) const {
+    if (is_weighted(op.type)) {
+      const int32_t w = op.inputs[1], b = op.inputs.size() > 2 ? op.inputs[2] : -1;
+      if (!fg_.tensors[w].is_constant() || (b >= 0 && !fg_.tensors[b].is_constant())) {
+        *note = "weights are not constant";
+        return false;
+      }
+      return true;
+    }
+    if (is_passthrough(op.type)) {
+      if (!home_int8_[op.inputs[0]]) *note = "input is float";
+      return home_int8_[op.inputs[0]];
+    }
+    if (is_requantizing(op.type)) {
+      if (!all_activations(op)) {
+        *note = "a constant input";
+        return false;
+      }
+      bool any = false;
+      for (int32_t t : op.inputs) any |= home_int8_[t];
+      if (!any) {
+        *note = "inputs are float";
+        return false;
+      }
+      if (op.type == OpType::kAdd &&
+          !add_scales_supported(int8_params(op.inputs[0]).scale, int8_params(op.inputs[1]).scale,
+                                params_[op.outputs[0]].scale)) {
+        *note = "input/output scale ratio outside the int8 Add range [2^-10, 2^8)";
+        return false;
+      }
+      return true;
+    }
+    *note = "no int8 kernel";
+    return false;
+  }
+
+  Status add_op(const Operator& op, RtnLayerReport* layer) {
+    layer->name = op.name;
+    layer->type = op.type;
+    TQ_ENSURE(has_float_kernel(op.type), kUnsupported,
+              "%s '%s' cannot be quantized by the rtn pipeline and has no float fallback in a float model",
+              op_name(op.type), op.name.c_str());
+    const int32_t out = op.outputs[0];
+    Operator nop = op;
+    if (!decide_int8(op, &layer->note)) {
+      for (size_t k = 0; k < op.inputs.size(); ++k) nop.inputs[k] = float_version(op.inputs[k]);
+      fver_[out] = add_like(out, fg_.tensors[out].name);
+      nop.outputs = {fver_[out]};
+      q_.add_operator(nop);
+      return Status::ok();
+    }
+    layer->int8 = true;
+    layer->activation_bits = opt_.activation_bits;
+    for (size_t k = 0; k < op.inputs.size(); ++k) {
+      const int32_t t = op.inputs[k];
+      if (t >= 0 && !fg_.tensors[t].is_constant()) nop.inputs[k] = int8_version(t);
+    }
+    const Tensor& fout = fg_.tensors[out];
+    qver_[out] = q_.add_tensor(fout.name, DType::kInt8, fout.shape);
+    home_int8_[out] = true;
+    if (is_passthrough(op.type))
+      q_.tensors[qver_[out]].quant = q_.tensors[nop.inputs[0]].quant;
+    else
+      set_activation_quant(&q_.tensors[qver_[out]], params_[out]);
+    nop.outputs = {qver_[out]};
+    if (is_weighted(op.type)) TQ_RETURN_IF_ERROR(quantize_constants(op, &nop, layer));
+    q_.add_operator(nop);
+    return Status::ok();
+  }
+
+  Status quantize_constants(const Operator& op, Operator* nop, RtnLayerReport* layer) {
+    const Tensor& w = fg_.tensors[op.inputs[1]];
+    const int32_t b = op.inputs.size() > 2 ? op.inputs[2] : -1;
+    const int32_t axis = op.type == OpType::kDepthwiseConv2D ? 3 : 0;
+    TQ_ENSURE(w.dtype == DType::kFloat32, kInvalidModel, "%s '%s': weights '%s' are %s, expected float32",
+              op_name(op.type), op.name.c_str(), w.name.c_str(), dtype_name(w.dtype));
+    QuantizedWeights qw;
+    TQ_RETURN_IF_ERROR(quantize_weights(w.name.c_str(), fg_.constant_data<float>(op.inputs[1]), w.shape, axis,
+                                        opt_.weight_bits, &qw));
+    const int32_t wt = q_.add_constant(w.name, DType::kInt8, w.shape, qw.packed.data(), qw.packed.size());
+    Quantization& wq = q_.tensors[wt].quant;
+    wq.scale = qw.scales;
+    wq.zero_point.assign(qw.scales.size(), 0);
+    wq.axis = axis;
+    wq.bits = opt_.weight_bits;
+    nop->inputs[1] = wt;
+    layer->weight_bits = opt_.weight_bits;
+    layer->weight_sq_error = qw.sq_error;
+    layer->float_bytes = constant_bytes(fg_, op.inputs[1]) + constant_bytes(fg_, b);
+    layer->weight_bytes = static_cast<int64_t>(qw.packed.size());
+    if (b >= 0) {
+      const Tensor& bt = fg_.tensors[b];
+      const int64_t channels = static_cast<int64_t>(qw.scales.size());
+      TQ_ENSURE(bt.dtype == DType::kFloat32 && shape_elements(bt.shape) == channels, kInvalidModel,
+                "%s '%s': bias '%s' must be float32 with %lld values", op_name(op.type), op.name.c_str(),
+                bt.name.c_str(), static_cast<long long>(channels));
+      QuantizedBias qb;
+      const float s_in = q_.tensors[nop->inputs[0]].quant.scale[0];
+      TQ_RETURN_IF_ERROR(quantize_bias(bt.name.c_str(), fg_.constant_data<float>(b), channels, s_in,
+                                       qw.scales.data(), &qb));
+      const int32_t btq = q_.add_constant(bt.name, DType::kInt32, {static_cast<int32_t>(channels)},
+                                          qb.values.data(), qb.values.size() * sizeof(int32_t));
+      Quantization& bq = q_.tensors[btq].quant;
+      bq.scale = qb.scales;
+      bq.zero_point.assign(qb.scales.size(), 0);
+      bq.axis = 0;
+      nop->inputs[2] = btq;
+      layer->weight_bytes += static_cast<int64_t>(qb.values.size() * sizeof(int32_t));
+    }
+    return Status::ok();
+  }
+
+  const Graph& fg_;
+  const RtnOptions& opt_;
+  std::vector<ActivationParams> params_;  // per float-graph activation (calibrated)
+  Graph& q_;
+  std::vector<int32_t> fver_, qver_;
+  std::vector<bool> home_int8_;
+  int32_t quantize_ops_ = 0, dequantize_ops_ = 0;
+};
+
+Status check_finite_input(const CalibrationData& c, int64_t per_sample, const std::string& input) {
+  for (size_t i = 0; i < c.values.size(); ++i)
+    TQ_ENSURE(std::isfinite(c.values[i]), kInvalidArgument,
+              "calibration data: sample %lld, element %lld of input '%s' is %s", static_cast<long long>(i / per_sample),
+              static_cast<long long>(i % per_sample), input.c_str(), std::isnan(c.values[i]) ? "NaN" : "Inf");
+  return Status::ok();
+}
+
+// Runs the float graph over the calibration set, every activation kept live to the end of each
+// invoke (they are all made graph outputs) and fed to its observer.
+Status calibrate(const Graph& fg, const CalibrationData& calib, int64_t per_sample, const RtnOptions& opt,
+                 std::vector<std::unique_ptr<ActivationObserver>>* observers, RtnReport* report) {
+  Graph g = fg;
+  std::vector<bool> is_output(fg.tensors.size(), false);
+  for (int32_t t : g.outputs) is_output[t] = true;
+  for (const Operator& op : fg.operators)
+    for (int32_t t : op.outputs)
+      if (!is_output[t]) {
+        g.outputs.push_back(t);
+        is_output[t] = true;
+      }
+  observers->clear();
+  observers->resize(fg.tensors.size());
+  for (size_t t = 0; t < fg.tensors.size(); ++t)
+    if (is_output[t] || std::find(fg.inputs.begin(), fg.inputs.end(), static_cast<int32_t>(t)) != fg.inputs.end())
+      (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
+
+  Interpreter interp;
+  PrepareOptions prep;
+  prep.backend = opt.backend;
+  prep.threads = opt.threads;
+  int32_t prepared = 0;
+  const uint64_t t0 = port::now_us();
+  uint64_t last_report = t0;
+  for (int32_t first = 0; first < calib.samples;) {
+    const int32_t n = std::min(opt.batch, calib.samples - first);
+    if (n != prepared) {
+      prep.batch = n;
+      TQ_RETURN_IF_ERROR(interp.prepare(g, prep));
+      prepared = n;
+      report->arena_bytes = std::max(report->arena_bytes, interp.arena_bytes());
+    }
+    const float* x = calib.values.data() + first * per_sample;
+    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
+    TQ_RETURN_IF_ERROR(interp.invoke());
+    for (size_t t = 0; t < observers->size(); ++t) {
+      if (!(*observers)[t]) continue;
+      // The input's arena bytes may be reused once its last reader ran: observe the samples.
+      const bool is_input = static_cast<int32_t>(t) == fg.inputs[0];
+      const TensorView v = interp.tensor(static_cast<int32_t>(t));
+      Status s = is_input ? (*observers)[t]->observe(x, n * per_sample)
+                          : (*observers)[t]->observe(v.as<const float>(), v.elements());
+      if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
+    }
+    first += n;
+    const uint64_t now = port::now_us();
+    if (opt.progress && (now - last_report > 2000000 || first == calib.samples)) {
+      port::log("  calibration: %d/%d samples, %.1f s", first, calib.samples, (now - t0) / 1e6);
+      last_report = now;
+    }
+  }
+  for (auto& o : *observers)
+    if (o) report->observer_bytes += o->memory_bytes();
+  return Status::ok();
+}
+
+void append_json_string(std::string* out, const std::string& s) {
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"' || c == '\\') out->push_back('\\');
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+std::string RtnReport::json(bool timing) const {
+  std::string j = "{\"pipeline\": \"rtn\", \"samples\": " + std::to_string(samples);
+  char buf[256];
+  if (timing) {
+    std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", seconds);
+    j += buf;
+  }
+  std::snprintf(buf, sizeof(buf), ", \"observer_bytes\": %zu, \"arena_bytes\": %zu", observer_bytes, arena_bytes);
+  j += buf;
+  j += ", \"layers\": [";
+  bool first = true;
+  for (const RtnLayerReport& l : layers) {
+    if (!is_weighted(l.type) && l.int8) continue;  // only weighted layers and float fallbacks
+    j += first ? "" : ", ";
+    first = false;
+    j += "{\"name\": ";
+    append_json_string(&j, l.name);
+    std::snprintf(buf, sizeof(buf), ", \"op\": \"%s\", \"int8\": %s, \"wbits\": %d, \"abits\": %d, "
+                  "\"bytes\": %lld, \"float_bytes\": %lld, \"weight_sq_error\": %.6g",
+                  op_name(l.type), l.int8 ? "true" : "false", l.weight_bits, l.activation_bits,
+                  static_cast<long long>(l.weight_bytes), static_cast<long long>(l.float_bytes), l.weight_sq_error);
+    j += buf;
+    if (!l.note.empty()) {
+      j += ", \"note\": ";
+      append_json_string(&j, l.note);
+    }
+    j += "}";
+  }
+  j += "], \"activations\": [";
+  first = true;
+  for (const RtnActivationReport& a : activations) {
+    j += first ? "" : ", ";
+    first = false;
+    j += "{\"tensor\": ";
+    append_json_string(&j, a.tensor);
+    std::snprintf(buf, sizeof(buf), ", \"scale\": %.9g, \"zero_point\": %d, \"bits\": %d, \"method\": \"%s\"}",
+                  a.choice.params.scale, a.choice.params.zero_point, a.choice.params.bits,
+                  range_method_name(a.choice.method));
+    j += buf;
+  }
+  j += "]}";
+  return j;
+}
+
+Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calibration, const RtnOptions& options,
+                          Graph* quantized, Graph* simulated, RtnReport* report_out) {
+  const uint64_t t0 = port::now_us();
+  TQ_RETURN_IF_ERROR(check_bits("weight bits", options.weight_bits));
+  TQ_RETURN_IF_ERROR(check_bits("activation bits", options.activation_bits));
+  TQ_ENSURE(options.batch >= 1, kInvalidArgument, "calibration batch %d must be >= 1", options.batch);
+  TQ_ENSURE(calibration.samples > 0 && !calibration.values.empty(), kInvalidArgument,
+            "the calibration set is empty (%d samples); rtn needs at least one sample", calibration.samples);
+  TQ_RETURN_IF_ERROR(validate_graph(float_graph));
+  TQ_ENSURE(float_graph.inputs.size() == 1, kUnsupported,
+            "the model has %zu inputs; calibration feeds exactly one", float_graph.inputs.size());
+  for (const Tensor& t : float_graph.tensors)
+    TQ_ENSURE(t.dtype == DType::kFloat32 || (t.dtype == DType::kInt32 && t.is_constant()), kUnsupported,
+              "tensor '%s' is %s: rtn quantizes float models only (is the model already quantized?)", t.name.c_str(),
+              dtype_name(t.dtype));
+  std::vector<Dims> dims;
+  TQ_RETURN_IF_ERROR(infer_shapes(float_graph, 1, &dims));
+  const int32_t input = float_graph.inputs[0];
+  const int64_t per_sample = dims[input].elements();
+  TQ_ENSURE(per_sample > 0 && calibration.values.size() == static_cast<size_t>(per_sample) * calibration.samples,
+            kInvalidArgument, "calibration data has %zu values; %d samples of input '%s' need %lld",
+            calibration.values.size(), calibration.samples, float_graph.tensors[input].name.c_str(),
+            static_cast<long long>(per_sample * calibration.samples));
+  TQ_RETURN_IF_ERROR(check_finite_input(calibration, per_sample, float_graph.tensors[input].name));
+
+  RtnReport report;
+  report.samples = calibration.samples;
+  std::vector<std::unique_ptr<ActivationObserver>> observers;
+  TQ_RETURN_IF_ERROR(calibrate(float_graph, calibration, per_sample, options, &observers, &report));
+
+  // Params for every observed activation (a few ms each); only the int8 ones end up used.
+  std::vector<ActivationParams> params(float_graph.tensors.size());
+  std::vector<ActivationChoice> choices(float_graph.tensors.size());
+  for (size_t t = 0; t < observers.size(); ++t)
+    if (observers[t]) {
+      TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(options.activation_bits, &choices[t]));
+      params[t] = choices[t].params;
+    }
+
+  Graph q;
+  IntegerGraphBuilder builder(float_graph, options, params, &q);
+  TQ_RETURN_IF_ERROR(builder.build(&report));
+  for (size_t t = 0; t < q.tensors.size(); ++t) {
+    const Tensor& qt = q.tensors[t];
+    if (qt.dtype != DType::kInt8 || qt.is_constant()) continue;
+    for (size_t f = 0; f < float_graph.tensors.size(); ++f)
+      if (observers[f] && (qt.name == float_graph.tensors[f].name || qt.name == float_graph.tensors[f].name + ":q") &&
+          qt.quant.scale[0] == params[f].scale && qt.quant.zero_point[0] == params[f].zero_point) {
+        report.activations.push_back({qt.name, choices[f]});
+        break;
+      }
+  }
+
+  CalibrationRecord& rec = q.calibration;
+  rec.present = true;
+  rec.pipeline = "rtn";
+  for (const RtnLayerReport& l : report.layers)
+    if (l.int8 && is_weighted(l.type)) {
+      rec.weight_bits.push_back(static_cast<uint8_t>(l.weight_bits));
+      rec.activation_bits.push_back(static_cast<uint8_t>(l.activation_bits));
+    }
+  rec.seed = options.seed;
+  rec.calibration_samples = static_cast<uint32_t>(calibration.samples);
+  rec.dataset = calibration.dataset;
+
+  TQ_RETURN_IF_ERROR(validate_graph(q).with_context("quantized graph"));
+  std::vector<Dims> qdims;
+  TQ_RETURN_IF_ERROR(infer_shapes(q, 1, &qdims).with_context("quantized graph"));
+  Graph sim;
+  if (simulated) TQ_RETURN_IF_ERROR(build_simulated_graph(q, &sim));
+  report.seconds = (port::now_us() - t0) / 1e6;
+  rec.report_json = report.json(/*timing=*/false);  // same inputs, same file
+
+  *quantized = std::move(q);
+  if (simulated) *simulated = std::move(sim);
+  if (report_out) *report_out = std::move(report);
+  return Status::ok();
+}
+
+}  // namespace quant
+}  // namespace tinyquant

@@ -1,0 +1,397 @@
+// The round-to-nearest pipeline on small hand-built float graphs: the integer graph is valid,
+// round-trips through .tqm, runs on the reference backend and matches its simulated twin within
+// one quantization level; low-bit weights shrink the file; bad input fails with a clear error.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "test_util.h"
+#include "tinyquant/interpreter.h"
+#include "tinyquant/model_io.h"
+#include "tinyquant/pipeline.h"
+#include "tinyquant/shape_inference.h"
+
+using namespace tinyquant;
+using namespace tinyquant::testing;
+
+namespace {
+
+int32_t add_weights(Graph* g, std::mt19937& rng, const std::string& name, std::vector<int32_t> shape, float range) {
+  std::vector<float> w = random_floats(rng, static_cast<size_t>(shape_elements(shape)), -range, range);
+  return g->add_constant(name, DType::kFloat32, shape, w.data(), w.size() * sizeof(float));
+}
+
+// input [N,8,8,3] -> Conv2D 3x3 (6 ch) + ReLU -> MaxPool 2x2 -> Reshape [N,96] -> FC (5) "logits"
+Graph conv_pool_fc_graph(uint32_t seed = 1) {
+  std::mt19937 rng(seed);
+  Graph g;
+  const int32_t in = g.add_tensor("input", DType::kFloat32, {-1, 8, 8, 3});
+  g.inputs = {in};
+  Operator conv;
+  conv.type = OpType::kConv2D;
+  conv.name = "conv";
+  conv.conv.padding = {1, 1, 1, 1};
+  conv.activation = FusedActivation::relu();
+  const int32_t conv_out = g.add_tensor("conv_out", DType::kFloat32, {-1, 8, 8, 6});
+  conv.inputs = {in, add_weights(&g, rng, "conv.w", {6, 3, 3, 3}, 0.4f), add_weights(&g, rng, "conv.b", {6}, 0.2f)};
+  conv.outputs = {conv_out};
+  g.add_operator(conv);
+  Operator pool;
+  pool.type = OpType::kMaxPool2D;
+  pool.name = "pool";
+  pool.pool.kernel_h = pool.pool.kernel_w = 2;
+  pool.pool.stride_h = pool.pool.stride_w = 2;
+  const int32_t pool_out = g.add_tensor("pool_out", DType::kFloat32, {-1, 4, 4, 6});
+  pool.inputs = {conv_out};
+  pool.outputs = {pool_out};
+  g.add_operator(pool);
+  Operator flat;
+  flat.type = OpType::kReshape;
+  flat.name = "flatten";
+  flat.new_shape = {-1, 96};
+  const int32_t flat_out = g.add_tensor("flat", DType::kFloat32, {-1, 96});
+  flat.inputs = {pool_out};
+  flat.outputs = {flat_out};
+  g.add_operator(flat);
+  Operator fc;
+  fc.type = OpType::kFullyConnected;
+  fc.name = "fc";
+  const int32_t logits = g.add_tensor("logits", DType::kFloat32, {-1, 5});
+  fc.inputs = {flat_out, add_weights(&g, rng, "fc.w", {5, 96}, 0.2f), add_weights(&g, rng, "fc.b", {5}, 0.1f)};
+  fc.outputs = {logits};
+  g.add_operator(fc);
+  g.outputs = {logits};
+  return g;
+}
+
+// input [N,6,6,4] -> conv1 3x3 + ReLU -> conv2 3x3; Add(conv2, input) + ReLU -> GAP -> Reshape ->
+// FC (3) -> Softmax "probs": exercises int8 Add / GAP and a float Softmax behind a Dequantize.
+Graph residual_graph(uint32_t seed = 2) {
+  std::mt19937 rng(seed);
+  Graph g;
+  const int32_t in = g.add_tensor("input", DType::kFloat32, {-1, 6, 6, 4});
+  g.inputs = {in};
+  auto conv = [&](const std::string& name, int32_t x, bool relu) {
+    Operator op;
+    op.type = OpType::kConv2D;
+    op.name = name;
+    op.conv.padding = {1, 1, 1, 1};
+    if (relu) op.activation = FusedActivation::relu();
+    const int32_t out = g.add_tensor(name + "_out", DType::kFloat32, {-1, 6, 6, 4});
+    op.inputs = {x, add_weights(&g, rng, name + ".w", {4, 3, 3, 4}, 0.3f), add_weights(&g, rng, name + ".b", {4}, 0.1f)};
+    op.outputs = {out};
+    g.add_operator(op);
+    return out;
+  };
+  const int32_t c1 = conv("conv1", in, true);
+  const int32_t c2 = conv("conv2", c1, false);
+  Operator add;
+  add.type = OpType::kAdd;
+  add.name = "add";
+  add.activation = FusedActivation::relu();
+  const int32_t sum = g.add_tensor("sum", DType::kFloat32, {-1, 6, 6, 4});
+  add.inputs = {c2, c1};
+  add.outputs = {sum};
+  g.add_operator(add);
+  Operator gap;
+  gap.type = OpType::kGlobalAveragePool;
+  gap.name = "gap";
+  const int32_t pooled = g.add_tensor("pooled", DType::kFloat32, {-1, 1, 1, 4});
+  gap.inputs = {sum};
+  gap.outputs = {pooled};
+  g.add_operator(gap);
+  Operator flat;
+  flat.type = OpType::kReshape;
+  flat.name = "flatten";
+  flat.new_shape = {-1, 4};
+  const int32_t f = g.add_tensor("flat", DType::kFloat32, {-1, 4});
+  flat.inputs = {pooled};
+  flat.outputs = {f};
+  g.add_operator(flat);
+  Operator fc;
+  fc.type = OpType::kFullyConnected;
+  fc.name = "fc";
+  const int32_t logits = g.add_tensor("logits", DType::kFloat32, {-1, 3});
+  fc.inputs = {f, add_weights(&g, rng, "fc.w", {3, 4}, 0.5f), -1};
+  fc.outputs = {logits};
+  g.add_operator(fc);
+  Operator sm;
+  sm.type = OpType::kSoftmax;
+  sm.name = "softmax";
+  const int32_t probs = g.add_tensor("probs", DType::kFloat32, {-1, 3});
+  sm.inputs = {logits};
+  sm.outputs = {probs};
+  g.add_operator(sm);
+  g.outputs = {probs};
+  return g;
+}
+
+quant::CalibrationData random_calibration(const Graph& g, int32_t samples, uint32_t seed) {
+  std::vector<Dims> dims;
+  REQUIRE(infer_shapes(g, 1, &dims).is_ok());
+  std::mt19937 rng(seed);
+  quant::CalibrationData c;
+  c.samples = samples;
+  c.values = random_floats(rng, static_cast<size_t>(dims[g.inputs[0]].elements()) * samples, -1.0f, 1.5f);
+  c.dataset = "random";
+  return c;
+}
+
+std::vector<float> run(const Graph& g, const std::vector<float>& x, int32_t batch) {
+  Interpreter interp;
+  PrepareOptions opt;
+  opt.batch = batch;
+  opt.backend = Backend::kReference;
+  const Status s = interp.prepare(g, opt);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  REQUIRE(static_cast<size_t>(interp.input(0).elements()) == x.size());
+  std::memcpy(interp.input(0).data, x.data(), x.size() * sizeof(float));
+  const Status r = interp.invoke();
+  REQUIRE_MESSAGE(r.is_ok(), r.message());
+  const TensorView y = interp.output(0);
+  return std::vector<float>(y.as<const float>(), y.as<const float>() + y.elements());
+}
+
+int64_t int8_weight_bytes(const Graph& g) {
+  int64_t bytes = 0;
+  for (const Tensor& t : g.tensors)
+    if (t.is_constant() && t.dtype == DType::kInt8) bytes += static_cast<int64_t>(g.buffers[t.buffer].size());
+  return bytes;
+}
+
+// The quantization step of the int8 tensor feeding the graph output's Dequantize.
+float output_step(const Graph& q) {
+  const Operator& last = q.operators.back();
+  REQUIRE(last.type == OpType::kDequantize);
+  return q.tensors[last.inputs[0]].quant.scale[0];
+}
+
+void check_within_one_level(const std::vector<float>& a, const std::vector<float>& b, float step) {
+  REQUIRE(a.size() == b.size());
+  size_t within = 0;
+  for (size_t i = 0; i < a.size(); ++i) within += std::fabs(a[i] - b[i]) <= step * 1.001f;
+  CHECK_MESSAGE(within >= a.size() * 99 / 100, within, " of ", a.size(), " within one level (", step, ")");
+}
+
+quant::RtnOptions bits(int32_t w, int32_t a) {
+  quant::RtnOptions o;
+  o.weight_bits = w;
+  o.activation_bits = a;
+  o.batch = 16;
+  o.seed = 7;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("rtn: conv+relu, maxpool, reshape, fc become one int8 region with float edges") {
+  const Graph fg = conv_pool_fc_graph();
+  const quant::CalibrationData calib = random_calibration(fg, 40, 11);
+  Graph q, sim;
+  quant::RtnReport report;
+  const Status s = quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q, &sim, &report);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+
+  std::vector<OpType> types;
+  for (const Operator& op : q.operators) types.push_back(op.type);
+  CHECK(types == std::vector<OpType>{OpType::kQuantize, OpType::kConv2D, OpType::kMaxPool2D, OpType::kReshape,
+                                     OpType::kFullyConnected, OpType::kDequantize});
+  CHECK(q.tensors[q.inputs[0]].dtype == DType::kFloat32);
+  CHECK(q.tensors[q.outputs[0]].dtype == DType::kFloat32);
+  CHECK(q.tensors[q.outputs[0]].name == "logits");
+  for (const Tensor& t : q.tensors) {
+    if (t.dtype == DType::kFloat32) continue;
+    INFO(t.name);
+    CHECK(!t.quant.scale.empty());
+    if (t.dtype == DType::kInt8 && !t.is_constant()) {
+      CHECK(t.quant.scale.size() == 1);
+      CHECK(t.quant.zero_point.size() == 1);
+      CHECK(t.quant.bits == 8);
+    }
+  }
+  // ReLU output: zero point at qmin; MaxPool and Reshape keep their input's quantization.
+  const Tensor& conv_out = q.tensors[q.operators[1].outputs[0]];
+  CHECK(conv_out.quant.zero_point[0] == -128);
+  CHECK(q.tensors[q.operators[2].outputs[0]].quant.scale == conv_out.quant.scale);
+  CHECK(q.tensors[q.operators[3].outputs[0]].quant.scale == conv_out.quant.scale);
+  const Tensor& conv_w = q.tensors[q.operators[1].inputs[1]];
+  CHECK(conv_w.dtype == DType::kInt8);
+  CHECK(conv_w.quant.axis == 0);
+  CHECK(conv_w.quant.scale.size() == 6);
+  CHECK(q.tensors[q.operators[1].inputs[2]].dtype == DType::kInt32);
+  CHECK(q.operators[1].activation.type == Activation::kRelu);
+
+  CHECK(q.calibration.present);
+  CHECK(q.calibration.pipeline == "rtn");
+  CHECK(q.calibration.weight_bits == std::vector<uint8_t>{8, 8});
+  CHECK(q.calibration.activation_bits == std::vector<uint8_t>{8, 8});
+  CHECK(q.calibration.seed == 7);
+  CHECK(q.calibration.calibration_samples == 40);
+  CHECK(q.calibration.dataset == "random");
+  CHECK(q.calibration.report_json.find("\"pipeline\": \"rtn\"") != std::string::npos);
+  CHECK(report.layers.size() == fg.operators.size());
+  CHECK(report.quantize_ops == 1);
+  CHECK(report.dequantize_ops == 1);
+
+  CHECK(validate_graph(q).is_ok());
+  std::vector<Dims> dims;
+  CHECK(infer_shapes(q, 3, &dims).is_ok());
+}
+
+TEST_CASE("rtn: the integer graph round-trips through .tqm and matches the simulated graph within one level") {
+  const Graph fg = conv_pool_fc_graph();
+  const quant::CalibrationData calib = random_calibration(fg, 64, 21);
+  std::mt19937 rng(99);
+  const int32_t batch = 50;
+  const std::vector<float> x = random_floats(rng, static_cast<size_t>(batch) * 8 * 8 * 3, -1.0f, 1.5f);
+  for (int32_t wbits : {8, 4, 2}) {
+    for (int32_t abits : {8, 4}) {
+      CAPTURE(wbits);
+      CAPTURE(abits);
+      Graph q, sim;
+      const Status s = quant::quantize_graph_rtn(fg, calib, bits(wbits, abits), &q, &sim, nullptr);
+      REQUIRE_MESSAGE(s.is_ok(), s.message());
+      std::vector<uint8_t> bytes;
+      const Status ser = serialize_model(q, &bytes);
+      REQUIRE_MESSAGE(ser.is_ok(), ser.message());
+      Graph loaded;
+      const Status ld = load_model(bytes.data(), bytes.size(), &loaded, "rtn.tqm");
+      REQUIRE_MESSAGE(ld.is_ok(), ld.message());
+      CHECK(loaded.calibration.pipeline == "rtn");
+
+      const std::vector<float> y_int = run(loaded, x, batch);
+      const std::vector<float> y_mem = run(q, x, batch);
+      CHECK(y_int == y_mem);
+      const std::vector<float> y_sim = run(sim, x, batch);
+      check_within_one_level(y_int, y_sim, output_step(q));
+
+      // The loaded file rebuilds the same simulated graph (what tq eval --simulate does).
+      Graph sim2;
+      REQUIRE(quant::build_simulated_graph(loaded, &sim2).is_ok());
+      CHECK(run(sim2, x, batch) == y_sim);
+
+      // At 8 bits the quantized model stays close to the float one.
+      if (wbits == 8 && abits == 8) {
+        const std::vector<float> y_float = run(fg, x, batch);
+        double max_err = 0, max_abs = 0;
+        for (size_t i = 0; i < y_float.size(); ++i) {
+          max_err = std::max(max_err, double(std::fabs(y_float[i] - y_int[i])));
+          max_abs = std::max(max_abs, double(std::fabs(y_float[i])));
+        }
+        CHECK(max_err < 0.05 * max_abs + 4 * output_step(q));
+      }
+    }
+  }
+}
+
+TEST_CASE("rtn: Add, GlobalAveragePool run int8; Softmax stays float behind a Dequantize") {
+  const Graph fg = residual_graph();
+  const quant::CalibrationData calib = random_calibration(fg, 48, 5);
+  Graph q, sim;
+  quant::RtnReport report;
+  const Status s = quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q, &sim, &report);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  int32_t int8_ops = 0;
+  for (const Operator& op : q.operators) {
+    const DType out = q.tensors[op.outputs[0]].dtype;
+    if (op.type == OpType::kAdd || op.type == OpType::kGlobalAveragePool) {
+      CHECK(out == DType::kInt8);
+      ++int8_ops;
+    }
+    if (op.type == OpType::kSoftmax) {
+      CHECK(out == DType::kFloat32);
+      CHECK(q.tensors[op.inputs[0]].dtype == DType::kFloat32);
+    }
+  }
+  CHECK(int8_ops == 2);
+  CHECK(q.tensors[q.outputs[0]].name == "probs");
+  std::mt19937 rng(3);
+  const int32_t batch = 40;
+  const std::vector<float> x = random_floats(rng, static_cast<size_t>(batch) * 6 * 6 * 4, -1.0f, 1.5f);
+  const std::vector<float> y_int = run(q, x, batch);
+  const std::vector<float> y_sim = run(sim, x, batch);
+  // Softmax of logits one level apart: probabilities differ by at most ~ one level of the logits.
+  float step = 0;
+  for (const Operator& op : q.operators)
+    if (op.type == OpType::kDequantize) step = q.tensors[op.inputs[0]].quant.scale[0];
+  check_within_one_level(y_int, y_sim, step);
+}
+
+TEST_CASE("rtn: 4-bit weights take half the bytes of 8-bit ones, in the graph and in the file") {
+  const Graph fg = conv_pool_fc_graph();
+  const quant::CalibrationData calib = random_calibration(fg, 16, 1);
+  Graph q8, q4;
+  REQUIRE(quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q8, nullptr, nullptr).is_ok());
+  REQUIRE(quant::quantize_graph_rtn(fg, calib, bits(4, 8), &q4, nullptr, nullptr).is_ok());
+  const int64_t w8 = int8_weight_bytes(q8), w4 = int8_weight_bytes(q4);
+  CHECK(w8 == 6 * 27 + 5 * 96);
+  CHECK(w4 == w8 / 2);
+  std::vector<uint8_t> f8, f4;
+  REQUIRE(serialize_model(q8, &f8).is_ok());
+  REQUIRE(serialize_model(q4, &f4).is_ok());
+  CHECK(f8.size() - f4.size() >= static_cast<size_t>(w8 - w4) - 64);  // alignment padding aside
+  CHECK(q4.calibration.weight_bits == std::vector<uint8_t>{4, 4});
+}
+
+TEST_CASE("rtn: bad input is a clear error and leaves the outputs untouched") {
+  const Graph fg = conv_pool_fc_graph();
+  const quant::CalibrationData good = random_calibration(fg, 8, 2);
+  Graph q, sim;
+  q.producer = sim.producer = "untouched";
+  auto expect_error = [&](const quant::CalibrationData& c, const quant::RtnOptions& o, const char* what) {
+    const Status s = quant::quantize_graph_rtn(fg, c, o, &q, &sim, nullptr);
+    REQUIRE_FALSE(s.is_ok());
+    CHECK_MESSAGE(std::string(s.message()).find(what) != std::string::npos, s.message());
+    CHECK(q.producer == "untouched");
+    CHECK(q.operators.empty());
+    CHECK(sim.producer == "untouched");
+  };
+  expect_error(good, bits(9, 8), "weight bits");
+  expect_error(good, bits(1, 8), "weight bits");
+  expect_error(good, bits(8, 9), "activation bits");
+  expect_error(good, bits(8, 1), "activation bits");
+
+  quant::CalibrationData empty;
+  expect_error(empty, bits(8, 8), "calibration set is empty");
+
+  quant::CalibrationData nan = good;
+  nan.values[3 * 192 + 5] = std::numeric_limits<float>::quiet_NaN();
+  expect_error(nan, bits(8, 8), "sample 3, element 5 of input 'input' is NaN");
+  quant::CalibrationData inf = good;
+  inf.values[7] = std::numeric_limits<float>::infinity();
+  expect_error(inf, bits(8, 8), "'input' is Inf");
+
+  quant::CalibrationData short_set = good;
+  short_set.values.resize(short_set.values.size() - 1);
+  expect_error(short_set, bits(8, 8), "calibration data has");
+
+  // An already quantized model is not a float model.
+  Graph q8;
+  REQUIRE(quant::quantize_graph_rtn(fg, good, bits(8, 8), &q8, nullptr, nullptr).is_ok());
+  const Status again = quant::quantize_graph_rtn(q8, good, bits(8, 8), &q, &sim, nullptr);
+  REQUIRE_FALSE(again.is_ok());
+  CHECK_MESSAGE(std::string(again.message()).find("float models only") != std::string::npos, again.message());
+  CHECK(q.operators.empty());
+
+  // A float model has no simulated twin.
+  const Status no_sim = quant::build_simulated_graph(fg, &sim);
+  REQUIRE_FALSE(no_sim.is_ok());
+  CHECK(std::string(no_sim.message()).find("not a quantized model") != std::string::npos);
+  CHECK(sim.producer == "untouched");
+}
+
+TEST_CASE("rtn: NaN produced inside the float graph names the activation") {
+  Graph fg = conv_pool_fc_graph();
+  // A huge weight makes the conv output overflow to Inf for every sample.
+  float* w = fg.mutable_constant_data<float>(fg.operators[0].inputs[1]);
+  w[0] = 3.0e38f;
+  w[1] = 3.0e38f;
+  const quant::CalibrationData calib = random_calibration(fg, 8, 4);
+  Graph q;
+  const Status s = quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q, nullptr, nullptr);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK_MESSAGE(std::string(s.message()).find("conv_out") != std::string::npos, std::string(s.message()));
+}

@@ -1,0 +1,80 @@
+#include "toolkit/quantize.h"
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "data/npy.h"
+#include "tinyquant/shape_inference.h"
+
+namespace tinyquant {
+
+Status load_calibration_set(const std::string& spec, const std::string& data_dir, int32_t count, uint64_t seed,
+                            float mean, float std, const Graph& graph, quant::CalibrationData* out) {
+  TQ_ENSURE(graph.inputs.size() == 1, kUnsupported, "calibration feeds one model input; the model has %zu",
+            graph.inputs.size());
+  const Tensor& in = graph.tensors[graph.inputs[0]];
+  quant::CalibrationData c;
+  c.dataset = spec;
+  if (spec.rfind("npy:", 0) == 0) {
+    NpyArray a;
+    TQ_RETURN_IF_ERROR(read_npy(spec.substr(4), &a));
+    bool match = a.shape.size() == in.shape.size() && !a.shape.empty();
+    for (size_t i = 1; match && i < in.shape.size(); ++i) match = a.shape[i] == in.shape[i];
+    char got[96], want[96];
+    TQ_ENSURE(match, kInvalidArgument, "--calib %s: shape %s does not match model input '%s' %s (N = any)",
+              spec.c_str(), shape_str(a.shape.data(), (int)a.shape.size(), got, sizeof(got)), in.name.c_str(),
+              shape_str(in.shape.data(), (int)in.shape.size(), want, sizeof(want)));
+    c.samples = a.shape[0];
+    c.values = std::move(a.data);
+    *out = std::move(c);
+    return Status::ok();
+  }
+  std::string split;
+  if (spec == "fashion-mnist:train" || spec == "fashion-mnist") split = "train";
+  else if (spec == "fashion-mnist:test") split = "test";
+  TQ_ENSURE(!split.empty(), kInvalidArgument,
+            "--calib '%s': expected fashion-mnist:train, fashion-mnist:test or npy:FILE.npy", spec.c_str());
+  TQ_ENSURE(count >= 1, kInvalidArgument, "--calib-size %d: the calibration set is empty", count);
+  ImageDataset ds;
+  TQ_RETURN_IF_ERROR(load_fashion_mnist(data_dir, split, &ds));
+  TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols));
+  const int32_t n = std::min(count, ds.count);
+  TQ_ENSURE(n >= 1, kInvalidArgument, "--calib %s: the split in %s has no images", spec.c_str(), data_dir.c_str());
+  std::vector<int32_t> index(ds.count);
+  std::iota(index.begin(), index.end(), 0);
+  std::mt19937_64 rng(seed);
+  for (int32_t i = 0; i < n; ++i) {
+    std::uniform_int_distribution<int32_t> pick(i, ds.count - 1);
+    std::swap(index[i], index[pick(rng)]);
+  }
+  const size_t per = static_cast<size_t>(ds.rows) * ds.cols;
+  c.samples = n;
+  c.values.resize(per * n);
+  for (int32_t i = 0; i < n; ++i) preprocess_images(ds, index[i], 1, mean, std, c.values.data() + per * i);
+  *out = std::move(c);
+  return Status::ok();
+}
+
+void print_rtn_report(const quant::RtnReport& report, std::FILE* out) {
+  std::fprintf(out, "%-4s %-18s %-28s %-5s %5s %5s %12s %12s  %s\n", "#", "op", "name", "runs", "wbits", "abits",
+               "float B", "quant B", "note");
+  int64_t fbytes = 0, qbytes = 0;
+  for (size_t i = 0; i < report.layers.size(); ++i) {
+    const quant::RtnLayerReport& l = report.layers[i];
+    std::string name = l.name.size() > 28 ? l.name.substr(0, 25) + "..." : l.name;
+    char wb[16] = "-", ab[16] = "-";
+    if (l.weight_bits) std::snprintf(wb, sizeof(wb), "%d", l.weight_bits);
+    if (l.int8) std::snprintf(ab, sizeof(ab), "%d", l.activation_bits);
+    std::fprintf(out, "%-4zu %-18s %-28s %-5s %5s %5s %12lld %12lld  %s\n", i, op_name(l.type), name.c_str(),
+                 l.int8 ? "int8" : "float", wb, ab, static_cast<long long>(l.float_bytes),
+                 static_cast<long long>(l.weight_bytes), l.note.c_str());
+    fbytes += l.float_bytes;
+    qbytes += l.weight_bytes;
+  }
+  std::fprintf(out, "weights+bias %lld -> %lld bytes; %d Quantize, %d Dequantize ops; %d calibration samples, "
+               "%.2f s\n", static_cast<long long>(fbytes), static_cast<long long>(qbytes), report.quantize_ops,
+               report.dequantize_ops, report.samples, report.seconds);
+}
+
+}  // namespace tinyquant
