@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The README's main command: set up, build, then run the bundled reference models through
-# tinyquant on the bundled data (Fashion-MNIST test split, all 10 000 images) on both backends
-# and print one table next to PyTorch's recorded accuracy.
+# The README's main command: set up, build, then do the product's main job on its embedded
+# defaults — quantize the bundled reference models (round-to-nearest W8A8 and W4A4, 1000
+# calibration images from the Fashion-MNIST train split, seed 0), evaluate float and integer
+# models on the bundled test split (all 10 000 images) on XNNPACK, and print one table: top-1,
+# file sizes and batch-1 latency, float vs quantized.
 #   bash examples/fashion_mnist/run.sh [--limit N] [--threads N]
+# --limit N evaluates the first N test images only (quick run); --threads sets the evaluation
+# threads (latency is always measured at batch 1 on one thread).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LIMIT=0; THREADS=$(nproc)
@@ -16,29 +20,56 @@ done
 bash .ci/install-deps.sh
 bash .ci/build.sh
 TQ=build/bin/tq
+BENCH=build/bin/tq_bench_latency
 MODELS=examples/fashion_mnist/models
 OUT=build/fashion_mnist
 mkdir -p "$OUT"
 LIMIT_ARG=(); [ "$LIMIT" -gt 0 ] && LIMIT_ARG=(--limit "$LIMIT")
+eval_json() {  # MODEL OUT.json
+  "$TQ" eval "$1" --data fashion-mnist --split test --backend xnnpack --threads "$THREADS" \
+    "${LIMIT_ARG[@]}" --json > "$2"
+}
+latency_json() {  # MODEL OUT.json
+  "$BENCH" "$1" --batch 1 --threads 1 --seconds 1 --backends xnnpack > "$2"
+}
 for m in lenet resnet20 mobilenetv2; do
   echo "== $m" >&2
-  "$TQ" import "$MODELS/$m.onnx" -o "$OUT/$m.tqm"
-  for b in reference xnnpack; do
-    "$TQ" eval "$OUT/$m.tqm" --data fashion-mnist --split test --backend "$b" --threads "$THREADS" \
-      "${LIMIT_ARG[@]}" --json > "$OUT/$m.$b.json"
+  "$TQ" import "$MODELS/$m.onnx" -o "$OUT/$m.tqm" >&2
+  eval_json "$OUT/$m.tqm" "$OUT/$m.float.json"
+  latency_json "$OUT/$m.tqm" "$OUT/$m.float.latency.json"
+  for b in 8 4; do
+    q="$OUT/$m.w${b}a${b}.tqm"
+    report="$OUT/$m.w${b}a${b}.report.txt"
+    echo "   quantize W${b}A${b} -> $q (report: $report)" >&2
+    "$TQ" quantize "$MODELS/$m.onnx" --method rtn --wbits "$b" --abits "$b" \
+      --calib fashion-mnist:train --calib-size 1000 --seed 0 -o "$q" > "$report" 2>&1 ||
+      { cat "$report" >&2; exit 1; }
+    eval_json "$q" "$OUT/$m.w${b}a${b}.json"
   done
+  latency_json "$OUT/$m.w8a8.tqm" "$OUT/$m.w8a8.latency.json"
 done
 /usr/bin/python3 - "$MODELS" "$OUT" <<'PY'
 import json, os, sys
 models, out = sys.argv[1], sys.argv[2]
+def load(path): return json.load(open(path))
+kb = lambda path: os.path.getsize(path) / 1024
 print()
-print(f"{'model':<12} {'PyTorch':>8} {'tq ref':>8} {'tq xnn':>8} {'ref s':>7} {'xnn s':>7} {'onnx KB':>8} {'tqm KB':>8}")
+print(f"{'':<12} {'---------- top-1 (%) ----------':>38}   {'--------- file (KB) ---------':>29}   {'batch-1 latency (ms)':>24}")
+print(f"{'model':<12} {'PyTorch':>8} {'float':>8} {'W8A8':>8} {'W4A4':>8}   {'float':>8} {'W8':>9} {'W4':>9}   "
+      f"{'float':>7} {'int8':>7} {'speedup':>8}")
+samples = None
 for m in ("lenet", "resnet20", "mobilenetv2"):
-    rec = json.load(open(f"{models}/{m}.json"))
-    ref = json.load(open(f"{out}/{m}.reference.json"))
-    xnn = json.load(open(f"{out}/{m}.xnnpack.json"))
-    print(f"{m:<12} {rec['test_top1']:>7.2f}% {ref['top1']:>7.2f}% {xnn['top1']:>7.2f}% {ref['seconds']:>7.1f} "
-          f"{xnn['seconds']:>7.1f} {os.path.getsize(f'{models}/{m}.onnx')/1024:>8.1f} "
-          f"{os.path.getsize(f'{out}/{m}.tqm')/1024:>8.1f}")
-print(f"\n(top-1 on {ref['samples']} Fashion-MNIST test images; PyTorch figures recorded by train.py on all 10 000)")
+    rec = load(f"{models}/{m}.json")
+    f, w8, w4 = (load(f"{out}/{m}.{k}.json") for k in ("float", "w8a8", "w4a4"))
+    lf, l8 = load(f"{out}/{m}.float.latency.json"), load(f"{out}/{m}.w8a8.latency.json")
+    fk, k8, k4 = kb(f"{out}/{m}.tqm"), kb(f"{out}/{m}.w8a8.tqm"), kb(f"{out}/{m}.w4a4.tqm")
+    samples = f["samples"]
+    print(f"{m:<12} {rec['test_top1']:>8.2f} {f['top1']:>8.2f} {w8['top1']:>8.2f} {w4['top1']:>8.2f}   "
+          f"{fk:>8.1f} {k8:>9.1f} {k4:>9.1f}   {lf['median_ms']:>7.3f} {l8['median_ms']:>7.3f} "
+          f"{lf['median_ms'] / l8['median_ms']:>7.2f}x")
+print(f"\ntop-1 on {samples} Fashion-MNIST test images, tinyquant on XNNPACK ({f['threads']} threads); float = the "
+      "imported float model,\nW8A8 / W4A4 = round-to-nearest integer models (1000 calibration images of the train "
+      "split, seed 0).\nPyTorch = float top-1 recorded by train.py on all 10 000. File sizes of the .tqm files; "
+      "latency = median\nof single invokes at batch 1, 1 thread, XNNPACK (float vs W8A8). Models and reports in "
+      f"{out}/.")
 PY

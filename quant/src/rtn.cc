@@ -218,8 +218,7 @@ class IntegerGraphBuilder {
                                         opt_.weight_bits, &qw));
     const int32_t wt = q_.add_constant(w.name, DType::kInt8, w.shape, qw.packed.data(), qw.packed.size());
     Quantization& wq = q_.tensors[wt].quant;
-    wq.scale = qw.scales;
-    wq.zero_point.assign(qw.scales.size(), 0);
+    wq.scale = qw.scales;  // symmetric: no zero points stored (empty means all zero)
     wq.axis = axis;
     wq.bits = opt_.weight_bits;
     nop->inputs[1] = wt;
@@ -241,7 +240,6 @@ class IntegerGraphBuilder {
                                           qb.values.data(), qb.values.size() * sizeof(int32_t));
       Quantization& bq = q_.tensors[btq].quant;
       bq.scale = qb.scales;
-      bq.zero_point.assign(qb.scales.size(), 0);
       bq.axis = 0;
       nop->inputs[2] = btq;
       layer->weight_bytes += static_cast<int64_t>(qb.values.size() * sizeof(int32_t));

@@ -80,6 +80,33 @@ TEST_CASE("tq quantize --method rtn W8A8 on lenet: integer and simulated top-1 w
   CHECK(contains(ins.out, "Quantize"));
   CHECK(contains(ins.out, "Dequantize"));
   CHECK(contains(ins.out, "int8"));
+  // Per layer: weight bits, activation bits, output scale/zero point, weight scale range, bytes,
+  // where it runs; then the packed weight totals.
+  CHECK_MESSAGE(contains(ins.out, "wbits abits out scale/zp"), ins.out);
+  CHECK(contains(ins.out, "w scale min..max"));
+  CHECK(contains(ins.out, "param B"));
+  CHECK(contains(ins.out, "runs on"));
+  CHECK(contains(ins.out, "quantized  rtn, 200 calibration samples of fashion-mnist:train, seed 0"));
+  CHECK(contains(ins.out, "weights    464160 bytes packed at 8 bits in 4 layers + 1448 bytes int32 bias"));
+  {
+    // The conv1 row: int8 output, 8-bit weights and activations, "scale/zp" and "lo..hi" fields.
+    const size_t row = ins.out.find("/conv1/Conv");
+    REQUIRE(row != std::string::npos);
+    const std::string line = ins.out.substr(row, ins.out.find('\n', row) - row);
+    char name[64], in[32], outs[32], dtype[16], oscale[48], wscale[48], runs[16];
+    int wbits = 0, abits = 0;
+    long bytes = 0;
+    REQUIRE_MESSAGE(std::sscanf(line.c_str(), "%63s %31s %31s %15s %d %d %47s %47s %ld %15s", name, in, outs, dtype,
+                                &wbits, &abits, oscale, wscale, &bytes, runs) == 10,
+                    line);
+    CHECK(std::string(dtype) == "int8");
+    CHECK(wbits == 8);
+    CHECK(abits == 8);
+    CHECK_MESSAGE(std::string(oscale).find('/') != std::string::npos, line);
+    CHECK_MESSAGE(std::string(wscale).find("..") != std::string::npos, line);
+    CHECK(bytes == 32 * 25 + 32 * 4);  // int8 weights [32,5,5,1] + int32 bias
+    CHECK((std::string(runs) == "xnnpack" || std::string(runs) == "reference"));
+  }
 
   Run f = tq("eval " + kLenet + kEval);
   REQUIRE_MESSAGE(f.code == 0, f.out);
@@ -98,6 +125,10 @@ TEST_CASE("tq quantize --method rtn W8A8 on lenet: integer and simulated top-1 w
   Run q4 = tq("quantize " + kLenet + " --wbits 4 --abits 8 --calib-size 50 -o " + out4);
   REQUIRE_MESSAGE(q4.code == 0, q4.out);
   const double ratio = double(file_size(out4)) / double(file_size(out));
+  Run ins4 = tq("inspect " + out4);
+  REQUIRE_MESSAGE(ins4.code == 0, ins4.out);
+  CHECK_MESSAGE(contains(ins4.out, "weights    232080 bytes packed at 4 bits in 4 layers + 1448 bytes int32 bias"),
+                ins4.out);
   CHECK(ratio > 0.45);
   CHECK(ratio < 0.56);
 

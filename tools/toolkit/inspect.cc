@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -68,28 +69,82 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
   for (int32_t t : graph.outputs)
     std::fprintf(out, "output     %s %s %s\n", graph.tensors[t].name.c_str(), dtype_name(graph.tensors[t].dtype),
                  dims[t].str(b1, sizeof(b1)));
-  std::fprintf(out, "\n%-3s %-17s %-28s %-16s %-16s %-7s %-4s %10s %-8s %s\n", "#", "op", "name", "input", "output",
-               "dtype", "bits", "param B", "runs on", "options");
+  // Quantized models: weight bits, activation bits of the output, the output's scale / zero point,
+  // the range of the per-channel weight scales, and the packed weight + int32 bias bytes.
+  bool quantized = false;
+  for (const Tensor& t : graph.tensors) quantized |= !t.quant.scale.empty();
+  if (quantized) {
+    const CalibrationRecord& c = graph.calibration;
+    if (c.present)
+      std::fprintf(out, "quantized  %s, %u calibration samples of %s, seed %llu\n",
+                   c.pipeline.empty() ? "-" : c.pipeline.c_str(), c.calibration_samples,
+                   c.dataset.empty() ? "-" : c.dataset.c_str(), static_cast<unsigned long long>(c.seed));
+    std::fprintf(out, "\n%-3s %-17s %-28s %-16s %-16s %-7s %5s %5s %-18s %-19s %10s %-8s %s\n", "#", "op", "name",
+                 "input", "output", "dtype", "wbits", "abits", "out scale/zp", "w scale min..max", "param B",
+                 "runs on", "options");
+  } else {
+    std::fprintf(out, "\n%-3s %-17s %-28s %-16s %-16s %-7s %-4s %10s %-8s %s\n", "#", "op", "name", "input", "output",
+                 "dtype", "bits", "param B", "runs on", "options");
+  }
   size_t total_params = 0;
+  int64_t q_weight_bytes = 0, q_bias_bytes = 0, q_float_bytes = 0, q_weights = 0;
+  int min_wbits = 0, max_wbits = 0;
   for (size_t i = 0; i < graph.operators.size(); ++i) {
     const Operator& op = graph.operators[i];
     size_t params = 0;
     int bits = 0;
+    const Tensor* weight = nullptr;
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       const int32_t t = op.inputs[k];
       if (t < 0 || !graph.tensors[t].is_constant()) continue;
       params += graph.buffers[graph.tensors[t].buffer].size();
-      if (k == 1) bits = graph.tensors[t].quant.scale.empty() ? 32 : graph.tensors[t].quant.bits;
+      if (k == 1) {
+        bits = graph.tensors[t].quant.scale.empty() ? 32 : graph.tensors[t].quant.bits;
+        weight = &graph.tensors[t];
+      }
     }
     total_params += params;
     const int32_t in0 = op.inputs.empty() ? -1 : op.inputs[0];
     const int32_t out0 = op.outputs[0];
     const char* runs = prepared ? backend_name(interp.op_backend(static_cast<int>(i))) : "-";
     std::string name = op.name.size() > 28 ? op.name.substr(0, 25) + "..." : op.name;
-    std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %-4s %10zu %-8s %s\n", i, op_name(op.type), name.c_str(),
-                 in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),
-                 dtype_name(graph.tensors[out0].dtype), bits ? std::to_string(bits).c_str() : "-", params, runs,
-                 options_text(op).c_str());
+    if (!quantized) {
+      std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %-4s %10zu %-8s %s\n", i, op_name(op.type), name.c_str(),
+                   in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),
+                   dtype_name(graph.tensors[out0].dtype), bits ? std::to_string(bits).c_str() : "-", params, runs,
+                   options_text(op).c_str());
+      continue;
+    }
+    const Tensor& ot = graph.tensors[out0];
+    char wbits[16] = "-", abits[16] = "-", oscale[48] = "-", wscale[48] = "-";
+    if (weight && !weight->quant.scale.empty()) {
+      const std::vector<float>& sc = weight->quant.scale;
+      std::snprintf(wbits, sizeof(wbits), "%d", weight->quant.bits);
+      const float lo = *std::min_element(sc.begin(), sc.end()), hi = *std::max_element(sc.begin(), sc.end());
+      if (sc.size() == 1) std::snprintf(wscale, sizeof(wscale), "%.4g", lo);
+      else std::snprintf(wscale, sizeof(wscale), "%.3g..%.3g", lo, hi);
+      const int64_t elements = shape_elements(weight->shape);
+      q_weight_bytes += static_cast<int64_t>(graph.buffers[weight->buffer].size());
+      q_float_bytes += elements * 4;
+      ++q_weights;
+      min_wbits = min_wbits ? std::min(min_wbits, weight->quant.bits) : weight->quant.bits;
+      max_wbits = std::max(max_wbits, weight->quant.bits);
+      if (op.inputs.size() > 2 && op.inputs[2] >= 0 && graph.tensors[op.inputs[2]].is_constant()) {
+        const Tensor& bias = graph.tensors[op.inputs[2]];
+        q_bias_bytes += static_cast<int64_t>(graph.buffers[bias.buffer].size());
+        q_float_bytes += shape_elements(bias.shape) * 4;
+      }
+    } else if (weight) {
+      std::snprintf(wbits, sizeof(wbits), "%d", bits);
+    }
+    if (!ot.quant.scale.empty()) {
+      std::snprintf(abits, sizeof(abits), "%d", ot.quant.bits);
+      std::snprintf(oscale, sizeof(oscale), "%.4g/%d", ot.quant.scale[0],
+                    ot.quant.zero_point.empty() ? 0 : ot.quant.zero_point[0]);
+    }
+    std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %5s %5s %-18s %-19s %10zu %-8s %s\n", i, op_name(op.type),
+                 name.c_str(), in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),
+                 dtype_name(ot.dtype), wbits, abits, oscale, wscale, params, runs, options_text(op).c_str());
   }
   size_t constants = 0;
   for (const Buffer& b : graph.buffers) constants += b.size();
@@ -100,12 +155,25 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
   std::fprintf(out, "\noperators  %zu\ntensors    %zu (%zu constant buffers, %zu bytes)\n", graph.operators.size(),
                graph.tensors.size(), graph.buffers.size(), constants);
   std::fprintf(out, "parameters %zu bytes in operators\n", total_params);
+  if (quantized) {
+    size_t qparams = 0;  // scales and zero points, held in the tensors' metadata
+    for (const Tensor& t : graph.tensors) qparams += 4 * (t.quant.scale.size() + t.quant.zero_point.size());
+    char wrange[32];
+    if (min_wbits == max_wbits) std::snprintf(wrange, sizeof(wrange), "%d", min_wbits);
+    else std::snprintf(wrange, sizeof(wrange), "%d..%d", min_wbits, max_wbits);
+    std::fprintf(out,
+                 "weights    %lld bytes packed at %s bits in %lld layers + %lld bytes int32 bias + %zu bytes "
+                 "scales/zero points (float32: %lld bytes)\n",
+                 static_cast<long long>(q_weight_bytes), wrange, static_cast<long long>(q_weights),
+                 static_cast<long long>(q_bias_bytes), qparams, static_cast<long long>(q_float_bytes));
+  }
   if (prepared) {
     std::fprintf(out, "arena      %zu bytes at batch 1 (floor: %zu bytes live at once)\n", interp.arena_bytes(),
                  interp.min_live_bytes());
     if (prep.backend == Backend::kXnnpack)
-      std::fprintf(out, "xnnpack    %zu weight bytes packed; %d op(s) fall back to the reference kernels\n",
-                   interp.backend_weight_bytes(), fallbacks);
+      std::fprintf(out, "xnnpack    %zu weight bytes packed%s; %d op(s) fall back to the reference kernels\n",
+                   interp.backend_weight_bytes(), quantized ? " (int8: sub-byte weights unpacked at prepare)" : "",
+                   fallbacks);
   }
 }
 
