@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tinyquant/graph.h"
+#include "tinyquant/qmath.h"
 #include "tinyquant/tensor_view.h"
 
 namespace tinyquant {
@@ -42,6 +43,38 @@ inline double max_rel_error(const std::vector<float>& a, const std::vector<doubl
   double worst = 0.0;
   for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]) / (1.0 + std::fabs(b[i])));
   return worst;
+}
+
+// A scale drawn log-uniformly from [lo, hi].
+inline float rand_scale(std::mt19937& rng, float lo, float hi) {
+  return std::exp(std::uniform_real_distribution<float>(std::log(lo), std::log(hi))(rng));
+}
+
+// An int8 activation tensor with per-tensor quantization and random values on its 2^bits levels.
+struct QTensor {
+  Dims dims;
+  Quantization quant;
+  std::vector<int8_t> data;
+  TensorView view() {
+    TensorView v;
+    v.dtype = DType::kInt8;
+    v.dims = dims;
+    v.data = data.data();
+    v.quant = &quant;
+    return v;
+  }
+};
+
+inline QTensor qtensor(std::mt19937& rng, const Dims& dims, int32_t bits, float scale, bool fill = true) {
+  QTensor t;
+  t.dims = dims;
+  t.quant.bits = bits;
+  t.quant.scale = {scale};
+  t.quant.zero_point = {rand_int(rng, qmath::qmin(bits), qmath::qmax(bits))};
+  t.data.resize(static_cast<size_t>(dims.elements()));
+  if (fill)
+    for (int8_t& v : t.data) v = static_cast<int8_t>(rand_int(rng, qmath::qmin(bits), qmath::qmax(bits)));
+  return t;
 }
 
 }  // namespace testing

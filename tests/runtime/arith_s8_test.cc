@@ -18,36 +18,6 @@ using namespace tinyquant::testing;
 
 namespace {
 
-float rand_scale(std::mt19937& rng, float lo, float hi) {
-  return std::exp(std::uniform_real_distribution<float>(std::log(lo), std::log(hi))(rng));
-}
-
-struct QTensor {
-  Dims dims;
-  Quantization quant;
-  std::vector<int8_t> data;
-  TensorView view() {
-    TensorView v;
-    v.dtype = DType::kInt8;
-    v.dims = dims;
-    v.data = data.data();
-    v.quant = &quant;
-    return v;
-  }
-};
-
-QTensor qtensor(std::mt19937& rng, const Dims& dims, int32_t bits, float scale, bool fill = true) {
-  QTensor t;
-  t.dims = dims;
-  t.quant.bits = bits;
-  t.quant.scale = {scale};
-  t.quant.zero_point = {rand_int(rng, qmath::qmin(bits), qmath::qmax(bits))};
-  t.data.resize(static_cast<size_t>(dims.elements()));
-  if (fill)
-    for (int8_t& v : t.data) v = static_cast<int8_t>(rand_int(rng, qmath::qmin(bits), qmath::qmax(bits)));
-  return t;
-}
-
 int32_t zp(const Quantization& q) { return q.zero_point.empty() ? 0 : q.zero_point[0]; }
 
 FusedActivation random_act(std::mt19937& rng) {

@@ -26,25 +26,6 @@ FusedActivation random_act(std::mt19937& rng) {
   }
 }
 
-float rand_scale(std::mt19937& rng, float lo, float hi) {
-  return std::exp(std::uniform_real_distribution<float>(std::log(lo), std::log(hi))(rng));
-}
-
-// An int8 activation tensor with per-tensor quantization and random values on its 2^bits levels.
-struct QTensor {
-  Dims dims;
-  Quantization quant;
-  std::vector<int8_t> data;
-  TensorView view() {
-    TensorView v;
-    v.dtype = DType::kInt8;
-    v.dims = dims;
-    v.data = data.data();
-    v.quant = &quant;
-    return v;
-  }
-};
-
 QTensor activation(std::mt19937& rng, const Dims& dims, int32_t bits, float scale, bool fill) {
   QTensor t;
   t.dims = dims;

@@ -11,42 +11,16 @@
 #include <string>
 
 #include "data/npy.h"
+#include "tools/cli_util.h"
 #include "tinyquant/interpreter.h"
 #include "toolkit/toolkit.h"
 
 using namespace tinyquant;
+using namespace tinyquant::testing;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Run tq(const std::string& args) {
-  Run r;
-  const std::string cmd = std::string(TQ_TQ_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/tq_cli_XXXXXX";
-  REQUIRE(mkdtemp(tmpl));
-  return tmpl;
-}
+std::string temp_dir() { return testing::temp_dir("tq_cli"); }
 
 const std::string kLenet = std::string(TQ_MODELS_DIR) + "/lenet.onnx";
 

@@ -14,46 +14,16 @@
 #include <vector>
 
 #include "data/npy.h"
+#include "tools/cli_util.h"
 #include "tinyquant/interpreter.h"
 #include "toolkit/quantize.h"
 
 using namespace tinyquant;
+using namespace tinyquant::testing;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Run tq(const std::string& args) {
-  Run r;
-  const std::string cmd = std::string(TQ_TQ_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const char* what) { return s.find(what) != std::string::npos; }
-bool file_exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-long file_size(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
-}
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/tq_quantize_XXXXXX";
-  REQUIRE(mkdtemp(tmpl));
-  return tmpl;
-}
+std::string temp_dir() { return testing::temp_dir("tq_quantize"); }
 
 double top1_of(const Run& r) {
   const size_t p = r.out.find("\"top1\": ");
