@@ -15,15 +15,7 @@ void conv2d_s8(const ConvOptions& opt, const FusedActivation& act, const TensorV
   const int32_t k_h = weights.dims[1], k_w = weights.dims[2], group_in = weights.dims[3];
   const int32_t group_out = out_c / opt.groups;
   const int64_t row = int64_t(k_h) * k_w * group_in;  // weights of one output channel
-  const int8_t* x = input.as<const int8_t>();
-  const uint8_t* w = weights.as<const uint8_t>();
-  const int32_t w_bits = weights.quant->bits;
-  const int32_t* b = bias && bias->data ? bias->as<const int32_t>() : nullptr;
-  int8_t* y = output.as<int8_t>();
-  const float s_in = input.quant->scale[0], s_out = output.quant->scale[0];
-  const int32_t z_in = zero_point(input), z_out = zero_point(output);
-  int32_t lo, hi;
-  qmath::activation_bounds(act, output.quant->bits, s_out, z_out, &lo, &hi);
+  const auto [x, w, w_bits, b, y, s_in, s_out, z_in, z_out, lo, hi] = weighted_s8(act, input, weights, bias, output);
 
   for (int32_t n = 0; n < batch; ++n)
     for (int32_t oy = 0; oy < out_h; ++oy)
@@ -56,15 +48,7 @@ void depthwise_conv2d_s8(const ConvOptions& opt, const FusedActivation& act, con
   const int32_t out_h = output.dims[1], out_w = output.dims[2], out_c = output.dims[3];
   const int32_t k_h = weights.dims[1], k_w = weights.dims[2];
   const int32_t mult = opt.depth_multiplier;
-  const int8_t* x = input.as<const int8_t>();
-  const uint8_t* w = weights.as<const uint8_t>();
-  const int32_t w_bits = weights.quant->bits;
-  const int32_t* b = bias && bias->data ? bias->as<const int32_t>() : nullptr;
-  int8_t* y = output.as<int8_t>();
-  const float s_in = input.quant->scale[0], s_out = output.quant->scale[0];
-  const int32_t z_in = zero_point(input), z_out = zero_point(output);
-  int32_t lo, hi;
-  qmath::activation_bounds(act, output.quant->bits, s_out, z_out, &lo, &hi);
+  const auto [x, w, w_bits, b, y, s_in, s_out, z_in, z_out, lo, hi] = weighted_s8(act, input, weights, bias, output);
 
   for (int32_t n = 0; n < batch; ++n)
     for (int32_t oy = 0; oy < out_h; ++oy)
