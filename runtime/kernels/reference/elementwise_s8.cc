@@ -25,35 +25,6 @@ namespace reference {
 
 namespace {
 
-template <typename F>
-void broadcast_binary_s8(const TensorView& a, const TensorView& b, const TensorView& out, F f) {
-  const int8_t* pa = a.as<const int8_t>();
-  const int8_t* pb = b.as<const int8_t>();
-  int8_t* po = out.as<int8_t>();
-  const int64_t total = out.elements();
-  if (a.dims == out.dims && b.dims == out.dims) {
-    for (int64_t i = 0; i < total; ++i) po[i] = static_cast<int8_t>(f(pa[i], pb[i]));
-    return;
-  }
-  int32_t sa[kMaxRank], sb[kMaxRank];
-  broadcast_strides(a.dims, out.dims, sa);
-  broadcast_strides(b.dims, out.dims, sb);
-  int32_t idx[kMaxRank] = {0};
-  int64_t oa = 0, ob = 0;
-  const int rank = out.dims.rank;
-  for (int64_t i = 0; i < total; ++i) {
-    po[i] = static_cast<int8_t>(f(pa[oa], pb[ob]));
-    for (int d = rank - 1; d >= 0; --d) {
-      oa += sa[d];
-      ob += sb[d];
-      if (++idx[d] < out.dims[d]) break;
-      oa -= int64_t(sa[d]) * out.dims[d];
-      ob -= int64_t(sb[d]) * out.dims[d];
-      idx[d] = 0;
-    }
-  }
-}
-
 uint32_t float_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));
@@ -86,7 +57,7 @@ void add_s8(const FusedActivation& act, const TensorView& a, const TensorView& b
   int32_t lo, hi;
   qmath::activation_bounds(act, out.quant->bits, s_out, z_out, &lo, &hi);
   lo -= z_out, hi -= z_out;
-  broadcast_binary_s8(a, b, out, [&](int32_t x, int32_t y) {
+  broadcast_binary<int8_t>(a, b, out, [&](int32_t x, int32_t y) {
     const int32_t acc = bias + x * ma + y * mb;
     const int32_t v = acc >> shift;  // arithmetic shift (C++20-defined; every supported compiler does so)
     return std::min(std::max(v, lo), hi) + z_out;
@@ -98,7 +69,7 @@ void mul_s8(const FusedActivation& act, const TensorView& a, const TensorView& b
   const int32_t za = zero_point(a), zb = zero_point(b), z_out = zero_point(out);
   int32_t lo, hi;
   qmath::activation_bounds(act, out.quant->bits, out.quant->scale[0], z_out, &lo, &hi);
-  broadcast_binary_s8(a, b, out, [&](int32_t x, int32_t y) {
+  broadcast_binary<int8_t>(a, b, out, [&](int32_t x, int32_t y) {
     return qmath::requantize((x - za) * (y - zb), scale, z_out, lo, hi);
   });
 }
