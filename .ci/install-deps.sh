@@ -11,6 +11,13 @@ PKGS=(
   dataset-fashion-mnist zlib1g-dev
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
 )
+# --cross: also the ARM cross compilers and QEMU (toolchains/, examples/mcu_inference, .ci/run).
+if [ "${1:-}" = "--cross" ]; then
+  PKGS+=(
+    g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user
+    gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+  )
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,5 +29,6 @@ fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -q
+# A mirror mid-sync can fail one index; apt-get install below then says what is really missing.
+$SUDO apt-get update -q || echo "install-deps: apt-get update reported errors; trying the install anyway" >&2
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

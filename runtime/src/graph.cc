@@ -218,7 +218,7 @@ Status validate_graph(const Graph& g) {
     if (!q.scale.empty()) {
       TQ_ENSURE(q.axis >= -1 && q.axis < static_cast<int32_t>(tensor.shape.size()), kInvalidModel,
                 "tensor %d '%s': quantization axis %d out of range", t, tensor.name.c_str(), q.axis);
-      const size_t expect = q.axis < 0 ? 1 : static_cast<size_t>(std::max(tensor.shape[q.axis], 0));
+      const size_t expect = q.axis < 0 ? 1 : static_cast<size_t>(std::max<int32_t>(tensor.shape[q.axis], 0));
       TQ_ENSURE(q.scale.size() == expect, kInvalidModel, "tensor %d '%s': %zu scales, expected %zu", t,
                 tensor.name.c_str(), q.scale.size(), expect);
       TQ_ENSURE(q.zero_point.empty() || q.zero_point.size() == q.scale.size(), kInvalidModel,

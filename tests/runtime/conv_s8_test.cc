@@ -258,5 +258,5 @@ TEST_CASE("3-bit weights straddling byte boundaries are read correctly from the 
   TensorView wv{DType::kInt8, dims_of({1, 8}), packed, &wq};
   TensorView yv{DType::kInt8, dims_of({1, 1}), y, &yq};
   reference::fully_connected_s8(FusedActivation(), xv, wv, nullptr, yv);
-  CHECK(int(y[0]) == std::min(127, std::max(-128, want + 3)));
+  CHECK(int(y[0]) == std::min<int32_t>(127, std::max<int32_t>(-128, want + 3)));
 }

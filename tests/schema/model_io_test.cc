@@ -220,7 +220,7 @@ TEST_CASE("tqm: oversized declared vectors are rejected") {
       offset_in(bytes, m.operators()->Get(0)->inputs()),
   };
   for (size_t at : length_fields) {
-    for (uint32_t length : {uint32_t(bytes.size()), uint32_t(bytes.size() - at), 0x7fffffffu, 0x80000000u,
+    for (uint32_t length : std::initializer_list<uint32_t>{uint32_t(bytes.size()), uint32_t(bytes.size() - at), 0x7fffffffu, 0x80000000u,
                             0xffffffffu}) {
       CAPTURE(at);
       CAPTURE(length);
@@ -650,7 +650,11 @@ TEST_CASE("tqm: fuzzed files load cleanly or fail with a message, and loaded one
   // Fixed in CI; TQ_FUZZ_MUTANTS / TQ_FUZZ_SEED run longer or different campaigns by hand.
   const int kMutantsPerModel = std::getenv("TQ_FUZZ_MUTANTS") ? std::atoi(std::getenv("TQ_FUZZ_MUTANTS")) : 1500;
   uint32_t seed = std::getenv("TQ_FUZZ_SEED") ? uint32_t(std::atoll(std::getenv("TQ_FUZZ_SEED"))) : 20240611u;
-  std::vector<uint8_t> arena(size_t(4) << 20);  // caps what a fuzzed shape can make prepare() allocate
+  // Caps what a fuzzed shape can make prepare() allocate (smaller on a microcontroller: tests/mcu).
+#ifndef TQ_TEST_FUZZ_ARENA_BYTES
+#define TQ_TEST_FUZZ_ARENA_BYTES (size_t(4) << 20)
+#endif
+  std::vector<uint8_t> arena(TQ_TEST_FUZZ_ARENA_BYTES);
   // The quantized graph puts the master-weights and calibration-record paths under the fuzzer.
   for (const Graph& graph : {make_small_graph(), make_every_op_graph(), make_quantized_graph()}) {
     CAPTURE(graph.producer);

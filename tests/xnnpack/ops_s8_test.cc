@@ -62,6 +62,13 @@ TEST_CASE("xnnpack s8: Add and Mul (QS8, broadcasting) are bit-exact with the re
       check_s8(*one, *two, op, {&a->t, &b->t}, *y, &stats,
                "case " + std::to_string(i) + " a" + str(a->t.shape()) + " b" + str(b->t.shape()));
     }
+#if defined(__arm__) || defined(__aarch64__)
+    // XNNPACK's ARM QS8 multiply rounds differently (elementwise_s8.cc): Mul stays on the reference.
+    if (type == OpType::kMul) {
+      CHECK(stats.handled == 0);
+      continue;
+    }
+#endif
     CHECK(stats.handled >= kCases * 3 / 4);
   }
 }

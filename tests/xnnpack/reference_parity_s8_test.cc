@@ -6,6 +6,8 @@
 #include <xnnpack.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/reference/reference_kernels.h"
 #include "test_util.h"
@@ -31,12 +33,19 @@ TensorView s8_view(std::vector<int8_t>& data, const Dims& dims, const Quantizati
   return TensorView{DType::kInt8, dims, data.data(), &q};
 }
 
+#if defined(__arm__) || defined(__aarch64__)
+constexpr bool kArm = true;
+#else
+constexpr bool kArm = false;
+#endif
+
 }  // namespace
 
 TEST_CASE("int8 add / mul / global average pool / softmax: reference == XNNPACK operators, bit for bit") {
   REQUIRE(xnn_initialize(nullptr) == xnn_status_success);
   std::mt19937 rng(13);
   int compared[3] = {0, 0, 0};
+  int arm_mul_off_by_one = 0;
   for (int iter = 0; iter < 200; ++iter) {
     CAPTURE(iter);
     const Quantization qa = quant(rand_scale(rng), rand_int(rng, -128, 127));
@@ -70,7 +79,14 @@ TEST_CASE("int8 add / mul / global average pool / softmax: reference == XNNPACK 
         reference::mul_s8(act, va, vb, vy);
       else
         reference::add_s8(act, va, vb, vy);
-      for (int i = 0; i < n; ++i) REQUIRE(int(got[i]) == int(want[i]));
+      // On ARM this XNNPACK multiplies with fixed-point "rndnu" kernels, which may differ by a
+      // level; the backend keeps Mul on the reference kernel there (ops_s8_test.cc checks that).
+      if (mul && kArm) {
+        for (int i = 0; i < n; ++i) arm_mul_off_by_one += std::abs(int(got[i]) - int(want[i])) == 1;
+        for (int i = 0; i < n; ++i) REQUIRE(std::abs(int(got[i]) - int(want[i])) <= 1);
+      } else {
+        for (int i = 0; i < n; ++i) REQUIRE(int(got[i]) == int(want[i]));
+      }
       ++compared[mul];
     }
     // Global average pool over [1, H, W, C].
@@ -118,7 +134,8 @@ TEST_CASE("int8 add / mul / global average pool / softmax: reference == XNNPACK 
     ++softmaxes;
   }
   CHECK(softmaxes == 200);
-  MESSAGE("compared " << compared[0] << " adds, " << compared[1] << " muls, " << compared[2] << " pools");
+  MESSAGE("compared " << compared[0] << " adds, " << compared[1] << " muls, " << compared[2] << " pools"
+                      << (kArm ? ", ARM muls one level off: " + std::to_string(arm_mul_off_by_one) : std::string()));
   CHECK(compared[0] > 100);
   CHECK(compared[1] > 100);
   CHECK(compared[2] > 50);

@@ -63,6 +63,13 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
     }
     preprocess_images(data, first, n, options.mean, options.std, interp.input(0).as<float>());
     TQ_RETURN_IF_ERROR(interp.invoke());
+    // Checksum sample by sample (each output's row i in turn), so the batch size cannot change it.
+    for (int32_t i = 0; i < n; ++i)
+      for (int o = 0; o < interp.num_outputs(); ++o) {
+        const TensorView v = interp.output(o);
+        const size_t row = static_cast<size_t>(v.elements() / n) * dtype_size(v.dtype);
+        result->checksum = fnv1a64(result->checksum, static_cast<const uint8_t*>(v.data) + row * i, row);
+      }
     const TensorView out = interp.output(0);
     const int32_t classes = out.dims[out.dims.rank - 1];
     result->classes = classes;

@@ -14,6 +14,14 @@ namespace tinyquant {
 // .onnx → ONNX importer; .tqm (or any file starting with a TQM0 FlatBuffer) → verified loader.
 Status load_any_model(const std::string& path, Graph* graph);
 
+// FNV-1a 64-bit: start from kFnv1a64Offset, fold in bytes with fnv1a64().
+constexpr uint64_t kFnv1a64Offset = 0xcbf29ce484222325ull;
+inline uint64_t fnv1a64(uint64_t hash, const void* data, size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < size; ++i) hash = (hash ^ p[i]) * 0x100000001b3ull;
+  return hash;
+}
+
 struct EvalOptions {
   Backend backend = Backend::kXnnpack;
   int32_t threads = 1;
@@ -36,6 +44,10 @@ struct EvalResult {
   size_t arena_bytes = 0;
   size_t backend_weight_bytes = 0;
   int32_t fallback_ops = 0;  // ops that ran on the reference backend under --backend xnnpack
+  // FNV-1a 64-bit over the raw bytes of every output tensor of every sample, in dataset order
+  // (sample by sample, outputs in graph order): independent of the batch size, and what
+  // examples/mcu_inference prints, so a device run can be compared with the host bit for bit.
+  uint64_t checksum = kFnv1a64Offset;
 };
 
 // Checks the model takes one image per sample ([N,1,H,W], [N,H,W,1] or [N,H*W] float32) and
@@ -45,6 +57,32 @@ Status check_classifier(const Graph& graph, int32_t rows, int32_t cols);
 // Top-1 of the model over the dataset (labels used only to count).
 Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const EvalOptions& options,
                            EvalResult* result);
+
+// tq embed: MODEL.tqm + the first `count` images of a split -> one C++ source (model bytes, raw
+// uint8 images, labels, preprocessing, a static arena sized on the host) for examples/mcu_inference.
+struct EmbedOptions {
+  std::string model;                   // a .tqm file
+  std::string data = "fashion-mnist:test";
+  std::string data_dir = kDefaultFashionMnistDir;
+  int32_t count = 200;                 // 1..images in the split
+  float mean = kFashionMnistMean;
+  float std = kFashionMnistStd;
+  std::string output;                  // DIR/NAME or DIR/NAME.cc; NAME is what the program reports
+};
+
+struct EmbedResult {
+  std::string path, name;
+  int32_t count = 0;
+  size_t model_bytes = 0;     // the .tqm file
+  size_t constant_bytes = 0;  // sum of the constant tensors' (packed) buffers
+  size_t arena_bytes = 0;     // the static arena emitted: batch-1 plan + interpreter slack
+  size_t min_live_bytes = 0;  // the planner's floor at batch 1
+};
+
+// "fashion-mnist:test" / "fashion-mnist:train" -> the split.
+Status parse_embed_data_spec(const std::string& spec, std::string* split);
+// Verifies the model (loader + classifier check), plans its arena and writes the source atomically.
+Status embed_model(const EmbedOptions& options, EmbedResult* result);
 
 // Human-readable summary: inputs/outputs, one line per operator (type, shapes, options, where it
 // runs on XNNPACK), constant bytes per layer, totals, arena bytes at batch 1.

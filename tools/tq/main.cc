@@ -46,7 +46,13 @@ const char* kUsage =
     "      --json                          the per-layer report as JSON on stdout\n"
     "  inspect MODEL.(tqm|onnx)            graph, tensors, dtypes, bits, bytes per layer, arena\n"
     "  run MODEL.(tqm|onnx) --input X.npy -o Y.npy [--backend B] [--threads N]\n"
-    "                                      run on a float32 .npy batch shaped like the model input\n";
+    "                                      run on a float32 .npy batch shaped like the model input\n"
+    "  embed MODEL.tqm -o DIR/NAME [options]   a C++ source with the model bytes, test images and a\n"
+    "                                      static arena for a program without a file system\n"
+    "                                      (examples/mcu_inference); writes DIR/NAME.cc\n"
+    "      --data fashion-mnist:test|train images to embed (default fashion-mnist:test)\n"
+    "      --count N                       the first N images (default 200)\n"
+    "      --data-dir DIR --mean M --std S as for eval\n";
 
 int fail(const Status& s) {
   std::fprintf(stderr, "tq: error: %s\n", s.message());
@@ -189,13 +195,15 @@ int cmd_eval(const Args& args) {
     std::printf(
         "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"top1\": %.4f, \"correct\": %d, \"samples\": %d, "
         "\"backend\": \"%s\", \"threads\": %d, \"batch\": %d, \"seconds\": %.3f, \"arena_bytes\": %zu, "
-        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d, \"simulated\": %s}\n",
+        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d, \"simulated\": %s, \"checksum\": \"0x%016llx\"}\n",
         args.model.c_str(), data.c_str(), split.c_str(), r.top1, r.correct, r.samples, backend_name(opt.backend),
-        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops, simulate ? "true" : "false");
+        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops, simulate ? "true" : "false",
+        static_cast<unsigned long long>(r.checksum));
   } else {
-    std::printf("%s%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s\n", args.model.c_str(),
-                simulate ? " (simulated)" : "", r.top1, r.correct, r.samples, data.c_str(), split.c_str(),
-                backend_name(opt.backend), opt.threads, r.seconds);
+    std::printf("%s%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s, checksum 0x%016llx\n",
+                args.model.c_str(), simulate ? " (simulated)" : "", r.top1, r.correct, r.samples, data.c_str(),
+                split.c_str(), backend_name(opt.backend), opt.threads, r.seconds,
+                static_cast<unsigned long long>(r.checksum));
   }
   return 0;
 }
@@ -312,6 +320,33 @@ int cmd_run(const Args& args) {
   return 0;
 }
 
+int cmd_embed(const Args& args) {
+  EmbedOptions opt;
+  opt.model = args.model;
+  const char* out = args.get("--output");
+  if (!out) return usage_error("%s: missing -o DIR/NAME", "embed");
+  opt.output = out;
+  opt.data = args.get("--data", "fashion-mnist:test");
+  std::string split;
+  if (!parse_embed_data_spec(opt.data, &split).is_ok())
+    return usage_error("--data '%s': expected fashion-mnist:test or fashion-mnist:train", opt.data.c_str());
+  opt.data_dir = args.get("--data-dir", kDefaultFashionMnistDir);
+  if (const char* v = args.get("--count"))
+    if (!parse_int(v, 1, 1 << 30, &opt.count)) return usage_error("--count '%s': expected a positive integer", v);
+  if (const char* v = args.get("--mean"))
+    if (!parse_float(v, &opt.mean)) return usage_error("--mean '%s': expected a number", v);
+  if (const char* v = args.get("--std"))
+    if (!parse_float(v, &opt.std) || !(opt.std > 0)) return usage_error("--std '%s': expected a number > 0", v);
+  EmbedResult r;
+  Status s = embed_model(opt, &r);
+  if (!s.is_ok()) return fail(s);
+  std::fprintf(stderr,
+               "tq: wrote %s (model %s: %zu bytes, constants %zu bytes; %d images; arena %zu bytes, floor %zu)\n",
+               r.path.c_str(), r.name.c_str(), r.model_bytes, r.constant_bytes, r.count, r.arena_bytes,
+               r.min_live_bytes);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -354,6 +389,11 @@ int main(int argc, char** argv) {
   if (c == "run") {
     if ((rc = parse_args(argc, argv, {"--input", "--output", "--backend", "--threads"}, {}, &args))) return rc;
     return cmd_run(args);
+  }
+  if (c == "embed") {
+    if ((rc = parse_args(argc, argv, {"--output", "--data", "--data-dir", "--count", "--mean", "--std"}, {}, &args)))
+      return rc;
+    return cmd_embed(args);
   }
   return usage_error("unknown command '%s'", c.c_str());
 }

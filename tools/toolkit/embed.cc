@@ -1,0 +1,157 @@
+// tq embed: a .tqm model plus the first N images of a dataset split as one C++ source file, for a
+// program without a file system (examples/mcu_inference). The model bytes are embedded verbatim
+// (16-byte aligned, so load_model reads them in place from flash); the arena the model needs at
+// batch 1 on the reference backend is computed here, on the host, and emitted as a static array.
+#include <cctype>
+#include <cstdarg>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "tinyquant/file_io.h"
+#include "tinyquant/model_io.h"
+#include "toolkit/toolkit.h"
+
+namespace tinyquant {
+
+namespace {
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+// Bytes as "0x12,0x34,..." lines of 24.
+void append_bytes(std::string* out, const uint8_t* p, size_t n) {
+  char buf[8];
+  for (size_t i = 0; i < n; ++i) {
+    std::snprintf(buf, sizeof(buf), "0x%02x,", p[i]);
+    *out += buf;
+    if (i % 24 == 23 || i + 1 == n) *out += '\n';
+  }
+}
+
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+std::string format(const char* fmt, ...) {
+  char buf[512];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, args);
+  va_end(args);
+  return buf;
+}
+
+}  // namespace
+
+Status parse_embed_data_spec(const std::string& spec, std::string* split) {
+  const std::string prefix = "fashion-mnist:";
+  TQ_ENSURE(spec.rfind(prefix, 0) == 0, kInvalidArgument,
+            "--data '%s': expected fashion-mnist:test or fashion-mnist:train", spec.c_str());
+  *split = spec.substr(prefix.size());
+  TQ_ENSURE(*split == "test" || *split == "train", kInvalidArgument,
+            "--data '%s': expected fashion-mnist:test or fashion-mnist:train", spec.c_str());
+  return Status::ok();
+}
+
+Status embed_model(const EmbedOptions& options, EmbedResult* result) {
+  *result = EmbedResult();
+  // Where to write, and the name the program reports.
+  std::string path = options.output;
+  TQ_ENSURE(!path.empty(), kInvalidArgument, "embed: missing -o DIR/NAME");
+  if (!ends_with(path, ".cc")) path += ".cc";
+  const size_t slash = path.find_last_of('/');
+  const std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1, std::string::npos);
+  result->name = name.substr(0, name.size() - 3);
+  TQ_ENSURE(!result->name.empty() && result->name.size() <= 64, kInvalidArgument,
+            "embed: output name '%s' must have 1..64 characters", result->name.c_str());
+  for (char c : result->name)
+    TQ_ENSURE(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.', kInvalidArgument,
+              "embed: output name '%s' may only use letters, digits, '_', '-' and '.'", result->name.c_str());
+  result->path = path;
+
+  // The model: the exact bytes that get embedded, verified by the same in-place loader the device runs.
+  std::vector<uint8_t> bytes;
+  TQ_RETURN_IF_ERROR(read_file(options.model.c_str(), kMaxModelFileBytes, &bytes));
+  TQ_ENSURE(bytes.size() >= 8 && std::memcmp(bytes.data() + 4, "TQM0", 4) == 0, kInvalidModel,
+            "%s is not a .tqm model (no TQM0 file identifier); quantize or import it first with tq", options.model.c_str());
+  // read_file's vector is not guaranteed 16-byte aligned; load from an aligned copy.
+  std::unique_ptr<uint8_t[]> aligned(new uint8_t[bytes.size() + 16]);
+  uint8_t* model = aligned.get() + (16 - reinterpret_cast<uintptr_t>(aligned.get()) % 16) % 16;
+  std::memcpy(model, bytes.data(), bytes.size());
+  Graph graph;
+  TQ_RETURN_IF_ERROR(load_model(model, bytes.size(), &graph, options.model.c_str()));
+
+  // The images.
+  std::string split;
+  TQ_RETURN_IF_ERROR(parse_embed_data_spec(options.data, &split));
+  ImageDataset ds;
+  TQ_RETURN_IF_ERROR(load_fashion_mnist(options.data_dir, split, &ds));
+  TQ_ENSURE(options.count >= 1 && options.count <= ds.count, kInvalidArgument,
+            "--count %d is out of range: %s has %d images (1..%d)", options.count, options.data.c_str(), ds.count,
+            ds.count);
+  TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols).with_context("%s", options.model.c_str()));
+
+  // Memory the device needs, planned exactly as it will be there (reference backend, batch 1).
+  Interpreter interp;
+  PrepareOptions prep;
+  prep.backend = Backend::kReference;
+  TQ_RETURN_IF_ERROR(interp.prepare(graph, prep).with_context("%s", options.model.c_str()));
+  result->min_live_bytes = interp.min_live_bytes();
+  // The caller-arena size prepare() accepts for a 64-byte aligned array: the plan plus the
+  // interpreter's tail slack, found by asking prepare() itself rather than copying its constant.
+  const size_t planned = interp.arena_bytes();
+  std::unique_ptr<uint8_t[]> probe(new uint8_t[planned + 256 + 64]);
+  uint8_t* probe64 = probe.get() + (64 - reinterpret_cast<uintptr_t>(probe.get()) % 64) % 64;
+  for (size_t extra = 0; extra <= 256 && result->arena_bytes == 0; extra += 16) {
+    prep.arena = probe64;
+    prep.arena_size = planned + extra;
+    Interpreter trial;
+    if (trial.prepare(graph, prep).is_ok()) result->arena_bytes = planned + extra;
+  }
+  TQ_ENSURE(result->arena_bytes > 0, kInternal, "%s: no caller arena up to %zu bytes is accepted",
+            options.model.c_str(), planned + 256);
+  for (const Tensor& t : graph.tensors)
+    if (t.is_constant()) result->constant_bytes += graph.buffers[t.buffer].size();
+  result->model_bytes = bytes.size();
+  result->count = options.count;
+
+  // The source file.
+  const size_t pixels = size_t(ds.rows) * ds.cols;
+  std::string src;
+  src.reserve(bytes.size() * 5 + size_t(options.count) * pixels * 5 + 4096);
+  src += format("// Generated by `tq embed %s --data %s --count %d`. Do not edit.\n", options.model.c_str(),
+                options.data.c_str(), options.count);
+  src += "// The .tqm bytes (read in place by tinyquant::load_model), the first images of the split as\n"
+         "// raw uint8 [count][rows][cols], their labels, the preprocessing and the arena the model needs\n"
+         "// at batch 1 on the reference backend (planned on the host). Declarations: embedded_model.h.\n";
+  src += "#include <cstddef>\n#include <cstdint>\n\nnamespace tq_embedded {\n\n";
+  src += "extern const char name[];\nextern const uint8_t model[];\nextern const size_t model_size;\n"
+         "extern const uint8_t images[];\nextern const uint8_t labels[];\n"
+         "extern const int32_t count, rows, cols;\nextern const float mean, std_dev;\n"
+         "extern uint8_t arena[];\nextern const size_t arena_size, min_live_bytes, constant_bytes;\n\n";
+  src += format("const char name[] = \"%s\";\n", result->name.c_str());
+  src += format("const int32_t count = %d, rows = %d, cols = %d;\n", options.count, ds.rows, ds.cols);
+  // %.9g round-trips a float exactly.
+  src += format("const float mean = %.9gf, std_dev = %.9gf;\n", static_cast<double>(options.mean),
+                static_cast<double>(options.std));
+  src += format("const size_t arena_size = %zu;      // planned %zu + interpreter tail slack\n",
+                result->arena_bytes, planned);
+  src += format("const size_t min_live_bytes = %zu;  // the planner's floor (largest live set)\n",
+                result->min_live_bytes);
+  src += format("const size_t constant_bytes = %zu;  // packed weights, biases and other constants\n",
+                result->constant_bytes);
+  src += format("alignas(64) uint8_t arena[%zu];\n\n", result->arena_bytes);
+  src += format("const size_t model_size = %zu;\n", bytes.size());
+  src += format("alignas(16) const uint8_t model[%zu] = {\n", bytes.size());
+  append_bytes(&src, bytes.data(), bytes.size());
+  src += "};\n\n";
+  src += format("const uint8_t labels[%d] = {\n", options.count);
+  append_bytes(&src, ds.labels.data(), size_t(options.count));
+  src += "};\n\n";
+  src += format("const uint8_t images[%zu] = {\n", size_t(options.count) * pixels);
+  append_bytes(&src, ds.pixels.data(), size_t(options.count) * pixels);
+  src += "};\n\n}  // namespace tq_embedded\n";
+  return write_file_atomic(path.c_str(), src.data(), src.size());
+}
+
+}  // namespace tinyquant
