@@ -190,6 +190,7 @@ TensorView Interpreter::input(int i) const { return impl_->views[impl_->graph->i
 TensorView Interpreter::output(int i) const { return impl_->views[impl_->graph->outputs[i]]; }
 TensorView Interpreter::tensor(int32_t index) const { return impl_->views[index]; }
 size_t Interpreter::arena_bytes() const { return impl_->plan.total_bytes; }
+size_t Interpreter::caller_arena_bytes() const { return impl_->plan.total_bytes + kArenaTailSlack; }
 size_t Interpreter::min_live_bytes() const { return impl_->plan.min_live_bytes; }
 size_t Interpreter::backend_weight_bytes() const {
 #if TQ_WITH_XNNPACK

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -166,6 +167,20 @@ TEST_CASE("caller-owned arena: used when big enough, a clear error naming the si
   CHECK(in >= big.data());
   CHECK(in < big.data() + big.size());
   REQUIRE(a.invoke().is_ok());
+
+  // caller_arena_bytes() is exactly what a 64-byte aligned arena needs (tq embed sizes its
+  // static arrays with it): accepted at that size, refused one 16-byte step below.
+  const size_t exact = probe.caller_arena_bytes();
+  CHECK(exact == need + 16);
+  std::vector<uint8_t> pool(exact + 63);
+  uint8_t* aligned = pool.data() + (64 - reinterpret_cast<uintptr_t>(pool.data()) % 64) % 64;
+  opt.arena = aligned;
+  opt.arena_size = exact;
+  Interpreter b;
+  CHECK(b.prepare(g, opt).is_ok());
+  opt.arena_size = exact - 16;
+  Interpreter c;
+  CHECK(c.prepare(g, opt).code() == StatusCode::kOutOfMemory);
 }
 
 TEST_CASE("shape inference rejects inconsistent graphs with messages naming the op") {

@@ -97,19 +97,8 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
   prep.backend = Backend::kReference;
   TQ_RETURN_IF_ERROR(interp.prepare(graph, prep).with_context("%s", options.model.c_str()));
   result->min_live_bytes = interp.min_live_bytes();
-  // The caller-arena size prepare() accepts for a 64-byte aligned array: the plan plus the
-  // interpreter's tail slack, found by asking prepare() itself rather than copying its constant.
   const size_t planned = interp.arena_bytes();
-  std::unique_ptr<uint8_t[]> probe(new uint8_t[planned + 256 + 64]);
-  uint8_t* probe64 = probe.get() + (64 - reinterpret_cast<uintptr_t>(probe.get()) % 64) % 64;
-  for (size_t extra = 0; extra <= 256 && result->arena_bytes == 0; extra += 16) {
-    prep.arena = probe64;
-    prep.arena_size = planned + extra;
-    Interpreter trial;
-    if (trial.prepare(graph, prep).is_ok()) result->arena_bytes = planned + extra;
-  }
-  TQ_ENSURE(result->arena_bytes > 0, kInternal, "%s: no caller arena up to %zu bytes is accepted",
-            options.model.c_str(), planned + 256);
+  result->arena_bytes = interp.caller_arena_bytes();  // the generated arena is alignas(64)
   for (const Tensor& t : graph.tensors)
     if (t.is_constant()) result->constant_bytes += graph.buffers[t.buffer].size();
   result->model_bytes = bytes.size();

@@ -55,6 +55,9 @@ class Interpreter {
   TensorView tensor(int32_t index) const;  // any tensor (activations valid after invoke)
 
   size_t arena_bytes() const;           // planned arena size
+  // What PrepareOptions::arena_size must be for a caller arena aligned to 64 bytes: the plan
+  // plus the tail XNNPACK may over-read (a less aligned arena needs up to 63 bytes more).
+  size_t caller_arena_bytes() const;
   size_t min_live_bytes() const;        // planner's floor (largest live set)
   size_t backend_weight_bytes() const;  // bytes the backend copied/packed weights into
   Backend op_backend(int op) const;     // where op `op` runs after prepare()
