@@ -264,29 +264,40 @@ Status check_finite_input(const CalibrationData& c, int64_t per_sample, const st
   return Status::ok();
 }
 
-// Runs the float graph over the calibration set, every activation kept live to the end of each
-// invoke (they are all made graph outputs) and fed to its observer.
+// Runs the float graph over the calibration set and feeds every activation to its observer from
+// the interpreter's per-op callback, right after the op that writes it: the arena reuses memory
+// as in inference, nothing is made a graph output.
+struct ObserveContext {
+  std::vector<std::unique_ptr<ActivationObserver>>* observers;
+  const Graph* graph;
+  Status status;
+};
+
+bool observe_op_outputs(void* user, int32_t op, const Interpreter& interp) {
+  ObserveContext& c = *static_cast<ObserveContext*>(user);
+  for (int32_t t : c.graph->operators[op].outputs) {
+    ActivationObserver* o = (*c.observers)[t].get();
+    if (!o) continue;
+    const TensorView v = interp.tensor(t);
+    c.status = o->observe(v.as<const float>(), v.elements());
+    if (!c.status.is_ok()) return false;
+  }
+  return true;
+}
+
 Status calibrate(const Graph& fg, const CalibrationData& calib, int64_t per_sample, const RtnOptions& opt,
                  std::vector<std::unique_ptr<ActivationObserver>>* observers, RtnReport* report) {
-  Graph g = fg;
-  std::vector<bool> is_output(fg.tensors.size(), false);
-  for (int32_t t : g.outputs) is_output[t] = true;
-  for (const Operator& op : fg.operators)
-    for (int32_t t : op.outputs)
-      if (!is_output[t]) {
-        g.outputs.push_back(t);
-        is_output[t] = true;
-      }
   observers->clear();
   observers->resize(fg.tensors.size());
-  for (size_t t = 0; t < fg.tensors.size(); ++t)
-    if (is_output[t] || std::find(fg.inputs.begin(), fg.inputs.end(), static_cast<int32_t>(t)) != fg.inputs.end())
-      (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
+  for (const Operator& op : fg.operators)
+    for (int32_t t : op.outputs) (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
+  for (int32_t t : fg.inputs) (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
 
   Interpreter interp;
   PrepareOptions prep;
   prep.backend = opt.backend;
   prep.threads = opt.threads;
+  ObserveContext ctx{observers, &fg, Status::ok()};
   int32_t prepared = 0;
   const uint64_t t0 = port::now_us();
   uint64_t last_report = t0;
@@ -294,22 +305,17 @@ Status calibrate(const Graph& fg, const CalibrationData& calib, int64_t per_samp
     const int32_t n = std::min(opt.batch, calib.samples - first);
     if (n != prepared) {
       prep.batch = n;
-      TQ_RETURN_IF_ERROR(interp.prepare(g, prep));
+      TQ_RETURN_IF_ERROR(interp.prepare(fg, prep));
+      interp.set_op_callback(observe_op_outputs, &ctx);
       prepared = n;
       report->arena_bytes = std::max(report->arena_bytes, interp.arena_bytes());
     }
     const float* x = calib.values.data() + first * per_sample;
     std::copy(x, x + n * per_sample, interp.input(0).as<float>());
-    TQ_RETURN_IF_ERROR(interp.invoke());
-    for (size_t t = 0; t < observers->size(); ++t) {
-      if (!(*observers)[t]) continue;
-      // The input's arena bytes may be reused once its last reader ran: observe the samples.
-      const bool is_input = static_cast<int32_t>(t) == fg.inputs[0];
-      const TensorView v = interp.tensor(static_cast<int32_t>(t));
-      Status s = is_input ? (*observers)[t]->observe(x, n * per_sample)
-                          : (*observers)[t]->observe(v.as<const float>(), v.elements());
-      if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
-    }
+    Status s = (*observers)[fg.inputs[0]]->observe(x, n * per_sample);
+    if (s.is_ok()) s = interp.invoke();
+    if (s.is_ok()) s = ctx.status;
+    if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
     first += n;
     const uint64_t now = port::now_us();
     if (opt.progress && (now - last_report > 2000000 || first == calib.samples)) {

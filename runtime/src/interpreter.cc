@@ -61,6 +61,8 @@ struct Interpreter::Impl {
   std::unique_ptr<xnnpack::Runner> xnn;
 #endif
   bool prepared = false;
+  OpCallback callback = nullptr;
+  void* callback_user = nullptr;
 };
 
 Interpreter::Interpreter() : impl_(new Impl) {}
@@ -166,20 +168,34 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
 }
 
 Status Interpreter::invoke() {
+  TQ_ENSURE(impl_->prepared, kInvalidArgument, "invoke() before a successful prepare()");
+  return invoke_range(0, static_cast<int32_t>(impl_->graph->operators.size()));
+}
+
+void Interpreter::set_op_callback(OpCallback callback, void* user) {
+  impl_->callback = callback;
+  impl_->callback_user = user;
+}
+
+Status Interpreter::invoke_range(int32_t first_op, int32_t end_op) {
   Impl& m = *impl_;
   TQ_ENSURE(m.prepared, kInvalidArgument, "invoke() before a successful prepare()");
   const Graph& g = *m.graph;
-  for (size_t i = 0; i < g.operators.size(); ++i) {
+  const int32_t num_ops = static_cast<int32_t>(g.operators.size());
+  TQ_ENSURE(first_op >= 0 && first_op <= end_op && end_op <= num_ops, kInvalidArgument,
+            "op range [%d, %d) is not inside the graph's %d ops", first_op, end_op, num_ops);
+  for (int32_t i = first_op; i < end_op; ++i) {
     const Operator& op = g.operators[i];
     if (m.op_backend[i] == Backend::kXnnpack) {
 #if TQ_WITH_XNNPACK
       TQ_RETURN_IF_ERROR(m.xnn->run(m.op_handle[i]));
 #endif
-      continue;
+    } else {
+      const TensorView* v = &m.op_views[m.op_view_begin[i]];
+      const int n_in = static_cast<int>(op.inputs.size());
+      TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
     }
-    const TensorView* v = &m.op_views[m.op_view_begin[i]];
-    const int n_in = static_cast<int>(op.inputs.size());
-    TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
+    if (m.callback && !m.callback(m.callback_user, i, *this)) break;
   }
   return Status::ok();
 }

@@ -350,3 +350,84 @@ TEST_CASE("invoke() of an int8 graph makes no heap allocation; XNNPACK (1 and 2 
     }
   }
 }
+
+namespace {
+struct Captured {
+  std::vector<int32_t> ops;
+  std::vector<std::vector<float>> outputs;  // each op's first output, copied when the op ran
+  int32_t stop_after = -1;
+};
+bool capture_op(void* user, int32_t op, const Interpreter& interp) {
+  Captured& c = *static_cast<Captured*>(user);
+  c.ops.push_back(op);
+  const TensorView v = interp.tensor(0);  // touch a view: must stay valid in the callback
+  (void)v;
+  return op != c.stop_after;
+}
+}  // namespace
+
+TEST_CASE("per-op callback sees every intermediate activation; invoke_range runs a prefix and a tail") {
+  std::mt19937 rng(7);
+  Graph g = small_cnn(rng);
+  std::vector<float> images = random_floats(rng, 2 * 72);
+  Interpreter full;
+  PrepareOptions opt;
+  opt.batch = 2;
+  REQUIRE(full.prepare(g, opt).is_ok());
+  std::memcpy(full.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(full.invoke().is_ok());
+  const std::vector<float> want(full.output(0).as<float>(), full.output(0).as<float>() + 6);
+
+  // Reference: a graph where the conv output is a graph output (so the arena keeps it).
+  Graph g_out = g;
+  g_out.outputs.push_back(g.operators[0].outputs[0]);
+  Interpreter ref;
+  REQUIRE(ref.prepare(g_out, opt).is_ok());
+  std::memcpy(ref.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(ref.invoke().is_ok());
+
+  struct Grab {
+    Captured c;
+    std::vector<float> conv;
+    int32_t conv_tensor;
+  } grab;
+  grab.conv_tensor = g.operators[0].outputs[0];
+  Interpreter interp;
+  REQUIRE(interp.prepare(g, opt).is_ok());
+  interp.set_op_callback(
+      [](void* user, int32_t op, const Interpreter& it) {
+        Grab& gr = *static_cast<Grab*>(user);
+        if (op == 0) {
+          const TensorView v = it.tensor(gr.conv_tensor);
+          gr.conv.assign(v.as<const float>(), v.as<const float>() + v.elements());
+        }
+        return capture_op(&gr.c, op, it);
+      },
+      &grab);
+  std::memcpy(interp.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(interp.invoke().is_ok());
+  CHECK(grab.c.ops == std::vector<int32_t>{0, 1, 2, 3, 4});
+  REQUIRE(grab.conv.size() == 2u * 144);
+  const TensorView rv = ref.tensor(grab.conv_tensor);
+  for (size_t i = 0; i < grab.conv.size(); ++i) CHECK(grab.conv[i] == rv.as<const float>()[i]);
+  for (int k = 0; k < 6; ++k) CHECK(interp.output(0).as<float>()[k] == want[k]);
+
+  // Stop early from the callback: ops after 1 do not run.
+  grab.c = Captured();
+  grab.c.stop_after = 1;
+  std::memcpy(interp.input(0).data, images.data(), images.size() * 4);  // the arena reused it
+  REQUIRE(interp.invoke().is_ok());
+  CHECK(grab.c.ops == std::vector<int32_t>{0, 1});
+
+  // A prefix then the tail equals the whole run.
+  interp.set_op_callback(nullptr, nullptr);
+  std::memset(interp.output(0).data, 0, 6 * 4);
+  std::memcpy(interp.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(interp.invoke_range(0, 2).is_ok());
+  REQUIRE(interp.invoke_range(2, 5).is_ok());
+  for (int k = 0; k < 6; ++k) CHECK(interp.output(0).as<float>()[k] == want[k]);
+  CHECK_FALSE(interp.invoke_range(3, 2).is_ok());
+  const Status bad = interp.invoke_range(0, 6);
+  CHECK_FALSE(bad.is_ok());
+  CHECK(std::string(bad.message()).find("op range [0, 6)") != std::string::npos);
+}

@@ -89,7 +89,7 @@ struct RtnReport {
   int32_t samples = 0;
   int32_t quantize_ops = 0, dequantize_ops = 0;
   size_t observer_bytes = 0;   // histograms held during calibration
-  size_t arena_bytes = 0;      // float interpreter arena during calibration (all activations kept)
+  size_t arena_bytes = 0;      // float interpreter arena during calibration (streams: reused as in inference)
   double seconds = 0.0;
   // One JSON object; Graph::calibration.report_json holds it without timing, so that the same
   // model, data and options give the same file byte for byte.

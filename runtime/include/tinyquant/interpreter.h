@@ -47,6 +47,19 @@ class Interpreter {
 
   Status prepare(const Graph& graph, const PrepareOptions& options);
   Status invoke();
+  // Runs ops [first_op, end_op) only (0 <= first_op <= end_op <= number of ops), e.g. a network's
+  // prefix up to one layer, or its tail from tensors the caller wrote. The caller is responsible
+  // for the tensors those ops read: after invoke_range(0, k) the outputs of ops < k whose last
+  // reader is >= k are valid; a tensor whose last reader ran may already be overwritten.
+  Status invoke_range(int32_t first_op, int32_t end_op);
+
+  // Called after every op that invoke() / invoke_range() runs, with the op's index; the op's
+  // inputs and outputs are valid then (tensor(i) on them), whatever the arena reuses later. This
+  // is how calibration reads every intermediate activation without making it a graph output.
+  // Return false to stop the run early (invoke returns ok). Pass null to remove. The callback must
+  // not call prepare() or invoke() on this interpreter.
+  using OpCallback = bool (*)(void* user, int32_t op, const Interpreter& interpreter);
+  void set_op_callback(OpCallback callback, void* user);
 
   int num_inputs() const;
   int num_outputs() const;
