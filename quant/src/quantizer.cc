@@ -106,6 +106,48 @@ Status quantize_weights(const char* name, const float* weights, const std::vecto
   return Status::ok();
 }
 
+Status quantize_weights_with_scales(const char* name, const float* weights, const std::vector<int32_t>& shape,
+                                    int32_t axis, int32_t bits, const std::vector<float>& scales,
+                                    QuantizedWeights* out) {
+  TQ_RETURN_IF_ERROR(check_bits(name, bits));
+  const int rank = static_cast<int>(shape.size());
+  TQ_ENSURE(rank >= 1 && axis >= 0 && axis < rank, kInvalidArgument,
+            "tensor '%s': channel axis %d is out of range for a rank-%d weight", name, axis, rank);
+  const int64_t n = shape_elements(shape);
+  TQ_ENSURE(n > 0 && weights, kInvalidArgument, "tensor '%s': weight is empty", name);
+  const int32_t channels = shape[axis];
+  TQ_ENSURE(static_cast<int64_t>(scales.size()) == channels, kInvalidArgument,
+            "tensor '%s': %zu scales for %d channels", name, scales.size(), channels);
+  for (int32_t c = 0; c < channels; ++c)
+    TQ_ENSURE(std::isfinite(scales[c]) && scales[c] > 0.0f, kInvalidArgument,
+              "tensor '%s': scale of channel %d is %g, expected finite and > 0", name, c, double(scales[c]));
+  int64_t inner = 1;
+  for (int d = axis + 1; d < rank; ++d) inner *= shape[d];
+  out->bits = bits;
+  out->axis = axis;
+  out->shape = shape;
+  out->scales = scales;
+  out->clip_ratios.assign(channels, 0.0f);
+  out->values.assign(n, 0);
+  out->fake_quant.assign(n, 0.0f);
+  out->channel_sq_error.assign(channels, 0.0);
+  out->sq_error = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    TQ_ENSURE(std::isfinite(weights[i]), kInvalidArgument, "tensor '%s': weight %lld is %s", name,
+              static_cast<long long>(i), std::isnan(weights[i]) ? "NaN" : "infinite");
+    const int32_t c = static_cast<int32_t>((i / inner) % channels);
+    const int32_t q = quantize_weight(weights[i], scales[c], bits);
+    out->values[i] = static_cast<int8_t>(q);
+    out->fake_quant[i] = scales[c] * static_cast<float>(q);
+    const double d = double(weights[i]) - double(out->fake_quant[i]);
+    out->channel_sq_error[c] += d * d;
+    out->sq_error += d * d;
+  }
+  out->packed.assign(static_cast<size_t>(packed_bytes(DType::kInt8, n, bits)), 0);
+  qmath::pack_weights(out->values.data(), n, bits, out->packed.data());
+  return Status::ok();
+}
+
 namespace {
 
 // Round half to even in double for any finite v (qmath::round_half_even covers |v| < 2^22 only,

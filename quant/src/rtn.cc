@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "rewrite.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/port.h"
 #include "tinyquant/quantizer.h"
@@ -14,15 +15,17 @@
 namespace tinyquant {
 namespace quant {
 
-namespace {
-
-bool is_weighted(OpType t) {
+bool is_weighted_op(OpType t) {
   return t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
 }
-// Int8 in, int8 out with the input's quantization (values are moved or clamped, never rescaled).
-bool is_passthrough(OpType t) {
+bool is_passthrough_op(OpType t) {
   return t == OpType::kMaxPool2D || t == OpType::kReshape || t == OpType::kTranspose || t == OpType::kClamp;
 }
+
+namespace {
+
+bool is_weighted(OpType t) { return is_weighted_op(t); }
+bool is_passthrough(OpType t) { return is_passthrough_op(t); }
 // Int8 kernels that requantize to their own output params.
 bool is_requantizing(OpType t) {
   return t == OpType::kConcat || t == OpType::kAdd || t == OpType::kMul || t == OpType::kAveragePool2D ||
@@ -59,9 +62,17 @@ ActivationParams params_of(const Tensor& t) {
 // version in the new graph; `home` is the dtype of the version its producer writes.
 class IntegerGraphBuilder {
  public:
-  IntegerGraphBuilder(const Graph& fg, const RtnOptions& opt, std::vector<ActivationParams> params, Graph* q)
-      : fg_(fg), opt_(opt), params_(std::move(params)), q_(*q),
+  IntegerGraphBuilder(const Graph& fg, const RtnOptions& opt, const std::vector<ActivationParams>& params,
+                      const std::vector<LayerQuant>* layers, Graph* q)
+      : fg_(fg), opt_(opt), params_(params), layers_(layers), q_(*q),
         fver_(fg.tensors.size(), -1), qver_(fg.tensors.size(), -1), home_int8_(fg.tensors.size(), false) {}
+
+  void fill_map(RewriteMap* map) const {
+    map->float_version = fver_;
+    map->int8_version = qver_;
+    map->op = op_map_;
+    map->op_int8 = op_int8_;
+  }
 
   Status build(RtnReport* report) {
     q_.producer = "tinyquant quantize rtn";
@@ -72,7 +83,9 @@ class IntegerGraphBuilder {
     }
     for (size_t i = 0; i < fg_.operators.size(); ++i) {
       RtnLayerReport layer;
+      current_op_ = static_cast<int32_t>(i);
       TQ_RETURN_IF_ERROR(add_op(fg_.operators[i], &layer));
+      op_int8_.push_back(layer.int8);
       report->layers.push_back(layer);
     }
     for (int32_t out : fg_.outputs) q_.outputs.push_back(float_version(out));
@@ -185,7 +198,7 @@ class IntegerGraphBuilder {
       for (size_t k = 0; k < op.inputs.size(); ++k) nop.inputs[k] = float_version(op.inputs[k]);
       fver_[out] = add_like(out, fg_.tensors[out].name);
       nop.outputs = {fver_[out]};
-      q_.add_operator(nop);
+      op_map_.push_back(q_.add_operator(nop));
       return Status::ok();
     }
     layer->int8 = true;
@@ -203,7 +216,7 @@ class IntegerGraphBuilder {
       set_activation_quant(&q_.tensors[qver_[out]], params_[out]);
     nop.outputs = {qver_[out]};
     if (is_weighted(op.type)) TQ_RETURN_IF_ERROR(quantize_constants(op, &nop, layer));
-    q_.add_operator(nop);
+    op_map_.push_back(q_.add_operator(nop));
     return Status::ok();
   }
 
@@ -213,34 +226,55 @@ class IntegerGraphBuilder {
     const int32_t axis = op.type == OpType::kDepthwiseConv2D ? 3 : 0;
     TQ_ENSURE(w.dtype == DType::kFloat32, kInvalidModel, "%s '%s': weights '%s' are %s, expected float32",
               op_name(op.type), op.name.c_str(), w.name.c_str(), dtype_name(w.dtype));
+    const LayerQuant* lq = layers_ && (*layers_)[current_op_].present ? &(*layers_)[current_op_] : nullptr;
+    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits : opt_.weight_bits;
+    TQ_RETURN_IF_ERROR(check_bits(w.name.c_str(), bits));
     QuantizedWeights qw;
-    TQ_RETURN_IF_ERROR(quantize_weights(w.name.c_str(), fg_.constant_data<float>(op.inputs[1]), w.shape, axis,
-                                        opt_.weight_bits, &qw));
+    const float* fw = fg_.constant_data<float>(op.inputs[1]);
+    if (lq) {
+      TQ_RETURN_IF_ERROR(quantize_weights_with_scales(w.name.c_str(), lq->weights.data(), w.shape, axis, bits,
+                                                      lq->scales, &qw));
+      qw.sq_error = 0.0;
+      for (size_t i = 0; i < qw.fake_quant.size(); ++i) qw.sq_error += double(fw[i] - qw.fake_quant[i]) * (fw[i] - qw.fake_quant[i]);
+    } else {
+      TQ_RETURN_IF_ERROR(quantize_weights(w.name.c_str(), fw, w.shape, axis, bits, &qw));
+    }
     const int32_t wt = q_.add_constant(w.name, DType::kInt8, w.shape, qw.packed.data(), qw.packed.size());
     Quantization& wq = q_.tensors[wt].quant;
     wq.scale = qw.scales;  // symmetric: no zero points stored (empty means all zero)
     wq.axis = axis;
-    wq.bits = opt_.weight_bits;
+    wq.bits = bits;
     nop->inputs[1] = wt;
-    layer->weight_bits = opt_.weight_bits;
+    layer->weight_bits = bits;
     layer->weight_sq_error = qw.sq_error;
     layer->float_bytes = constant_bytes(fg_, op.inputs[1]) + constant_bytes(fg_, b);
     layer->weight_bytes = static_cast<int64_t>(qw.packed.size());
-    if (b >= 0) {
+    const int64_t channels = static_cast<int64_t>(qw.scales.size());
+    const float* bias = nullptr;
+    std::string bias_name;
+    if (lq && !lq->bias.empty()) {
+      TQ_ENSURE(static_cast<int64_t>(lq->bias.size()) == channels, kInternal, "%s '%s': %zu bias values for %lld channels",
+                op_name(op.type), op.name.c_str(), lq->bias.size(), static_cast<long long>(channels));
+      bias = lq->bias.data();
+      bias_name = b >= 0 ? fg_.tensors[b].name : op.name + ".bias";
+    } else if (b >= 0) {
       const Tensor& bt = fg_.tensors[b];
-      const int64_t channels = static_cast<int64_t>(qw.scales.size());
       TQ_ENSURE(bt.dtype == DType::kFloat32 && shape_elements(bt.shape) == channels, kInvalidModel,
                 "%s '%s': bias '%s' must be float32 with %lld values", op_name(op.type), op.name.c_str(),
                 bt.name.c_str(), static_cast<long long>(channels));
+      bias = fg_.constant_data<float>(b);
+      bias_name = bt.name;
+    }
+    if (bias) {
       QuantizedBias qb;
       const float s_in = q_.tensors[nop->inputs[0]].quant.scale[0];
-      TQ_RETURN_IF_ERROR(quantize_bias(bt.name.c_str(), fg_.constant_data<float>(b), channels, s_in,
-                                       qw.scales.data(), &qb));
-      const int32_t btq = q_.add_constant(bt.name, DType::kInt32, {static_cast<int32_t>(channels)},
+      TQ_RETURN_IF_ERROR(quantize_bias(bias_name.c_str(), bias, channels, s_in, qw.scales.data(), &qb));
+      const int32_t btq = q_.add_constant(bias_name, DType::kInt32, {static_cast<int32_t>(channels)},
                                           qb.values.data(), qb.values.size() * sizeof(int32_t));
       Quantization& bq = q_.tensors[btq].quant;
       bq.scale = qb.scales;
       bq.axis = 0;
+      if (nop->inputs.size() < 3) nop->inputs.resize(3, -1);
       nop->inputs[2] = btq;
       layer->weight_bytes += static_cast<int64_t>(qb.values.size() * sizeof(int32_t));
     }
@@ -249,8 +283,12 @@ class IntegerGraphBuilder {
 
   const Graph& fg_;
   const RtnOptions& opt_;
-  std::vector<ActivationParams> params_;  // per float-graph activation (calibrated)
+  const std::vector<ActivationParams>& params_;  // per float-graph activation (calibrated)
+  const std::vector<LayerQuant>* layers_;
   Graph& q_;
+  int32_t current_op_ = 0;
+  std::vector<int32_t> op_map_;
+  std::vector<bool> op_int8_;
   std::vector<int32_t> fver_, qver_;
   std::vector<bool> home_int8_;
   int32_t quantize_ops_ = 0, dequantize_ops_ = 0;
@@ -384,21 +422,20 @@ std::string RtnReport::json(bool timing) const {
   return j;
 }
 
-Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calibration, const RtnOptions& options,
-                          Graph* quantized, Graph* simulated, RtnReport* report_out) {
-  const uint64_t t0 = port::now_us();
-  TQ_RETURN_IF_ERROR(check_bits("weight bits", options.weight_bits));
-  TQ_RETURN_IF_ERROR(check_bits("activation bits", options.activation_bits));
-  TQ_ENSURE(options.batch >= 1, kInvalidArgument, "calibration batch %d must be >= 1", options.batch);
+Status check_quantization_inputs(const Graph& float_graph, const CalibrationData& calibration, int32_t weight_bits,
+                                 int32_t activation_bits, int32_t batch, int64_t* per_sample_out) {
+  TQ_RETURN_IF_ERROR(check_bits("weight bits", weight_bits));
+  TQ_RETURN_IF_ERROR(check_bits("activation bits", activation_bits));
+  TQ_ENSURE(batch >= 1, kInvalidArgument, "calibration batch %d must be >= 1", batch);
   TQ_ENSURE(calibration.samples > 0 && !calibration.values.empty(), kInvalidArgument,
-            "the calibration set is empty (%d samples); rtn needs at least one sample", calibration.samples);
+            "the calibration set is empty (%d samples); quantization needs at least one sample", calibration.samples);
   TQ_RETURN_IF_ERROR(validate_graph(float_graph));
   TQ_ENSURE(float_graph.inputs.size() == 1, kUnsupported,
             "the model has %zu inputs; calibration feeds exactly one", float_graph.inputs.size());
   for (const Tensor& t : float_graph.tensors)
     TQ_ENSURE(t.dtype == DType::kFloat32 || (t.dtype == DType::kInt32 && t.is_constant()), kUnsupported,
-              "tensor '%s' is %s: rtn quantizes float models only (is the model already quantized?)", t.name.c_str(),
-              dtype_name(t.dtype));
+              "tensor '%s' is %s: quantization takes float models only (is the model already quantized?)",
+              t.name.c_str(), dtype_name(t.dtype));
   std::vector<Dims> dims;
   TQ_RETURN_IF_ERROR(infer_shapes(float_graph, 1, &dims));
   const int32_t input = float_graph.inputs[0];
@@ -408,7 +445,39 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
             calibration.values.size(), calibration.samples, float_graph.tensors[input].name.c_str(),
             static_cast<long long>(per_sample * calibration.samples));
   TQ_RETURN_IF_ERROR(check_finite_input(calibration, per_sample, float_graph.tensors[input].name));
+  *per_sample_out = per_sample;
+  return Status::ok();
+}
 
+Status calibrate_activations(const Graph& float_graph, const CalibrationData& calibration, int64_t per_sample,
+                             const RtnOptions& options, std::vector<std::unique_ptr<ActivationObserver>>* observers,
+                             RtnReport* report) {
+  return calibrate(float_graph, calibration, per_sample, options, observers, report);
+}
+
+Status build_integer_graph(const Graph& float_graph, const RtnOptions& options,
+                           const std::vector<ActivationParams>& params, const std::vector<LayerQuant>* layers,
+                           Graph* quantized, RewriteMap* map, RtnReport* report) {
+  TQ_ENSURE(params.size() == float_graph.tensors.size() &&
+                (!layers || layers->size() == float_graph.operators.size()),
+            kInternal, "build_integer_graph: params / layer overrides do not match the graph");
+  Graph q;
+  RtnReport local;
+  if (!report) report = &local;
+  report->layers.clear();
+  IntegerGraphBuilder builder(float_graph, options, params, layers, &q);
+  TQ_RETURN_IF_ERROR(builder.build(report));
+  builder.fill_map(map);
+  *quantized = std::move(q);
+  return Status::ok();
+}
+
+Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calibration, const RtnOptions& options,
+                          Graph* quantized, Graph* simulated, RtnReport* report_out) {
+  const uint64_t t0 = port::now_us();
+  int64_t per_sample = 0;
+  TQ_RETURN_IF_ERROR(check_quantization_inputs(float_graph, calibration, options.weight_bits,
+                                               options.activation_bits, options.batch, &per_sample));
   RtnReport report;
   report.samples = calibration.samples;
   std::vector<std::unique_ptr<ActivationObserver>> observers;
@@ -424,23 +493,45 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
     }
 
   Graph q;
-  IntegerGraphBuilder builder(float_graph, options, params, &q);
-  TQ_RETURN_IF_ERROR(builder.build(&report));
-  for (size_t t = 0; t < q.tensors.size(); ++t) {
-    const Tensor& qt = q.tensors[t];
-    if (qt.dtype != DType::kInt8 || qt.is_constant()) continue;
-    for (size_t f = 0; f < float_graph.tensors.size(); ++f)
-      if (observers[f] && (qt.name == float_graph.tensors[f].name || qt.name == float_graph.tensors[f].name + ":q") &&
-          qt.quant.scale[0] == params[f].scale && qt.quant.zero_point[0] == params[f].zero_point) {
-        report.activations.push_back({qt.name, choices[f]});
-        break;
-      }
-  }
+  RewriteMap map;
+  TQ_RETURN_IF_ERROR(build_integer_graph(float_graph, options, params, nullptr, &q, &map, &report));
+  finish_quantized_graph(float_graph, calibration, options, "rtn", map, observers, choices, &q, &report);
+  TQ_RETURN_IF_ERROR(validate_graph(q).with_context("quantized graph"));
+  std::vector<Dims> qdims;
+  TQ_RETURN_IF_ERROR(infer_shapes(q, 1, &qdims).with_context("quantized graph"));
+  Graph sim;
+  if (simulated) TQ_RETURN_IF_ERROR(build_simulated_graph(q, &sim));
+  report.seconds = (port::now_us() - t0) / 1e6;
+  q.calibration.report_json = report.json(/*timing=*/false);  // same inputs, same file
 
-  CalibrationRecord& rec = q.calibration;
+  *quantized = std::move(q);
+  if (simulated) *simulated = std::move(sim);
+  if (report_out) *report_out = std::move(report);
+  return Status::ok();
+}
+
+void finish_quantized_graph(const Graph& float_graph, const CalibrationData& calibration, const RtnOptions& options,
+                            const char* pipeline, const RewriteMap& map,
+                            const std::vector<std::unique_ptr<ActivationObserver>>& observers,
+                            const std::vector<ActivationChoice>& choices, Graph* q, RtnReport* report) {
+  (void)float_graph;
+  // The int8 activations with their own params, in quantized-tensor order.
+  std::vector<int32_t> source(q->tensors.size(), -1);
+  for (size_t f = 0; f < map.int8_version.size(); ++f)
+    if (map.int8_version[f] >= 0) source[map.int8_version[f]] = static_cast<int32_t>(f);
+  report->activations.clear();
+  for (size_t t = 0; t < q->tensors.size(); ++t) {
+    const int32_t f = source[t];
+    if (f < 0 || !observers[f]) continue;
+    const Tensor& qt = q->tensors[t];
+    if (qt.quant.scale[0] == choices[f].params.scale && qt.quant.zero_point[0] == choices[f].params.zero_point)
+      report->activations.push_back({qt.name, choices[f]});
+  }
+  CalibrationRecord& rec = q->calibration;
+  rec = CalibrationRecord();
   rec.present = true;
-  rec.pipeline = "rtn";
-  for (const RtnLayerReport& l : report.layers)
+  rec.pipeline = pipeline;
+  for (const RtnLayerReport& l : report->layers)
     if (l.int8 && is_weighted(l.type)) {
       rec.weight_bits.push_back(static_cast<uint8_t>(l.weight_bits));
       rec.activation_bits.push_back(static_cast<uint8_t>(l.activation_bits));
@@ -448,19 +539,6 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
   rec.seed = options.seed;
   rec.calibration_samples = static_cast<uint32_t>(calibration.samples);
   rec.dataset = calibration.dataset;
-
-  TQ_RETURN_IF_ERROR(validate_graph(q).with_context("quantized graph"));
-  std::vector<Dims> qdims;
-  TQ_RETURN_IF_ERROR(infer_shapes(q, 1, &qdims).with_context("quantized graph"));
-  Graph sim;
-  if (simulated) TQ_RETURN_IF_ERROR(build_simulated_graph(q, &sim));
-  report.seconds = (port::now_us() - t0) / 1e6;
-  rec.report_json = report.json(/*timing=*/false);  // same inputs, same file
-
-  *quantized = std::move(q);
-  if (simulated) *simulated = std::move(sim);
-  if (report_out) *report_out = std::move(report);
-  return Status::ok();
 }
 
 }  // namespace quant

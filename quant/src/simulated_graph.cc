@@ -1,4 +1,5 @@
 // The fake-quant float twin of a quantized graph (contract in tinyquant/pipeline.h).
+#include "rewrite.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/qmath.h"
 
@@ -13,7 +14,15 @@ bool is_weighted(OpType t) {
 
 class SimulatedGraphBuilder {
  public:
-  SimulatedGraphBuilder(const Graph& q, Graph* sim) : q_(q), s_(*sim), fver_(q.tensors.size(), -1), qver_(q.tensors.size(), -1) {}
+  SimulatedGraphBuilder(const Graph& q, const std::vector<bool>& float_through, Graph* sim)
+      : q_(q), s_(*sim), float_through_(float_through), fver_(q.tensors.size(), -1), qver_(q.tensors.size(), -1),
+        pre_(q.tensors.size(), -1) {}
+
+  void fill_map(SimulatedMap* map) const {
+    map->value = fver_;
+    map->pre = pre_;
+    map->op = op_map_;
+  }
 
   Status build() {
     s_.producer = q_.producer.empty() ? "tinyquant simulate" : q_.producer + " (simulated)";
@@ -26,7 +35,10 @@ class SimulatedGraphBuilder {
       fver_[in] = s_.add_tensor(q_.tensors[in].name, DType::kFloat32, q_.tensors[in].shape);
       s_.inputs.push_back(fver_[in]);
     }
-    for (const Operator& op : q_.operators) TQ_RETURN_IF_ERROR(add_op(op));
+    for (const Operator& op : q_.operators) {
+      op_map_.push_back(-1);
+      TQ_RETURN_IF_ERROR(add_op(op));
+    }
     for (int32_t out : q_.outputs) {
       TQ_ENSURE(fver_[out] >= 0, kUnsupported, "output '%s' is %s; the simulated graph needs float outputs",
                 q_.tensors[out].name.c_str(), dtype_name(q_.tensors[out].dtype));
@@ -65,6 +77,11 @@ class SimulatedGraphBuilder {
   // Int8 tensor t is written in float to `pre`; quantize it to t's params and back.
   void quantize_dequantize(int32_t t, int32_t pre) {
     const Tensor& src = q_.tensors[t];
+    pre_[t] = pre;
+    if (!float_through_.empty() && float_through_[t]) {  // computed in float, not quantized
+      fver_[t] = pre;
+      return;
+    }
     qver_[t] = s_.add_tensor(src.name + ":sim_q", DType::kInt8, src.shape);
     s_.tensors[qver_[t]].quant = src.quant;
     add_convert(OpType::kQuantize, src.name + ":sim_quantize", pre, qver_[t]);
@@ -115,6 +132,11 @@ class SimulatedGraphBuilder {
       return Status::ok();
     }
     if (op.type == OpType::kDequantize) {
+      if (qver_[op.inputs[0]] < 0 && fver_[op.inputs[0]] >= 0 && !float_through_.empty() &&
+          float_through_[op.inputs[0]]) {
+        fver_[out] = fver_[op.inputs[0]];  // the float value passes straight through
+        return Status::ok();
+      }
       TQ_ENSURE(qver_[op.inputs[0]] >= 0, kInvalidModel, "Dequantize '%s': input '%s' is not an int8 activation",
                 op.name.c_str(), q_.tensors[op.inputs[0]].name.c_str());
       fver_[out] = s_.add_tensor(ot.name, DType::kFloat32, ot.shape);
@@ -143,32 +165,40 @@ class SimulatedGraphBuilder {
     if (ot.dtype == DType::kInt8) {
       const int32_t pre = s_.add_tensor(ot.name + ":sim_pre", DType::kFloat32, ot.shape);
       nop.outputs = {pre};
-      s_.add_operator(nop);
+      op_map_.back() = s_.add_operator(nop);
       quantize_dequantize(out, pre);
     } else {
       fver_[out] = s_.add_tensor(ot.name, ot.dtype, ot.shape);
       nop.outputs = {fver_[out]};
-      s_.add_operator(nop);
+      op_map_.back() = s_.add_operator(nop);
     }
     return Status::ok();
   }
 
   const Graph& q_;
   Graph& s_;
-  std::vector<int32_t> fver_, qver_;
+  const std::vector<bool>& float_through_;
+  std::vector<int32_t> fver_, qver_, pre_, op_map_;
 };
 
 }  // namespace
 
 Status build_simulated_graph(const Graph& quantized, Graph* simulated) {
+  SimulatedMap map;
+  return build_simulated_graph_mapped(quantized, {}, simulated, &map);
+}
+
+Status build_simulated_graph_mapped(const Graph& quantized, const std::vector<bool>& float_through, Graph* simulated,
+                                    SimulatedMap* map) {
   bool any_int8 = false;
   for (const Tensor& t : quantized.tensors) any_int8 |= t.dtype == DType::kInt8 && !t.quant.scale.empty();
   TQ_ENSURE(any_int8, kInvalidArgument,
             "not a quantized model (no int8 tensor); --simulate needs a model written by tq quantize");
   TQ_RETURN_IF_ERROR(validate_graph(quantized));
   Graph sim;
-  SimulatedGraphBuilder builder(quantized, &sim);
+  SimulatedGraphBuilder builder(quantized, float_through, &sim);
   TQ_RETURN_IF_ERROR(builder.build());
+  builder.fill_map(map);
   TQ_RETURN_IF_ERROR(validate_graph(sim).with_context("simulated graph"));
   *simulated = std::move(sim);
   return Status::ok();

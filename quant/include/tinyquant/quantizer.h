@@ -67,6 +67,13 @@ struct QuantizedWeights {
 Status quantize_weights(const char* name, const float* weights, const std::vector<int32_t>& shape, int32_t axis,
                         int32_t bits, QuantizedWeights* out, const WeightQuantOptions& options = {});
 
+// The same with given per-channel scales (no clip search): what AdaQuant and statistics tuning
+// store after they moved the scales. clip_ratios are 0 (unknown). Errors as above, plus a scale
+// count other than shape[axis] or a scale that is not finite and > 0.
+Status quantize_weights_with_scales(const char* name, const float* weights, const std::vector<int32_t>& shape,
+                                    int32_t axis, int32_t bits, const std::vector<float>& scales,
+                                    QuantizedWeights* out);
+
 // The symmetric quantizer for one weight with a given scale (what quantize_weights applies).
 inline int32_t quantize_weight(float w, float scale, int32_t bits) {
   float v = w / scale;

@@ -1,0 +1,277 @@
+// Float forward / backward of conv, depthwise and FC layers (contract in tinyquant/layer_kernels.h).
+#include "tinyquant/layer_kernels.h"
+
+#include <algorithm>
+#include <cstring>
+
+#if TQ_WITH_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace tinyquant {
+namespace quant {
+
+#if TQ_WITH_OPENBLAS
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+const char* gemm_engine() { return "openblas"; }
+void set_gemm_threads(int32_t threads) { openblas_set_num_threads(std::max(1, threads)); }
+#else
+// Portable: C rows in blocks, op(B) copied once into a [K, N] panel so the inner loop is a
+// contiguous axpy the compiler vectorises.
+void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  std::vector<float> panel(static_cast<size_t>(k * n));
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j) panel[p * n + j] = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+  std::vector<float> row(static_cast<size_t>(n));
+  for (int64_t i = 0; i < m; ++i) {
+    std::fill(row.begin(), row.end(), 0.0f);
+    for (int64_t p = 0; p < k; ++p) {
+      const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
+      if (av == 0.0f) continue;
+      const float* bp = panel.data() + p * n;
+      float* rp = row.data();
+      for (int64_t j = 0; j < n; ++j) rp[j] += av * bp[j];
+    }
+    float* cp = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) cp[j] = alpha * row[j] + (beta == 0.0f ? 0.0f : beta * cp[j]);
+  }
+}
+const char* gemm_engine() { return "portable"; }
+void set_gemm_threads(int32_t) {}
+#endif
+
+int64_t LayerShape::weight_elements() const {
+  switch (type) {
+    case OpType::kConv2D: return int64_t(out_c) * k_h * k_w * (in_c / conv.groups);
+    case OpType::kDepthwiseConv2D: return int64_t(k_h) * k_w * out_c;
+    default: return int64_t(out_c) * in_c;
+  }
+}
+
+int64_t LayerShape::macs() const {
+  if (type == OpType::kFullyConnected) return int64_t(batch) * in_c * out_c;
+  const int64_t per_out = type == OpType::kConv2D ? int64_t(k_h) * k_w * (in_c / conv.groups) : int64_t(k_h) * k_w;
+  return output_elements() * per_out;
+}
+
+Status LayerShape::of(const Operator& op, const int32_t* in_dims, int in_rank, const int32_t* w_dims, int32_t batch,
+                      LayerShape* out) {
+  LayerShape s;
+  s.type = op.type;
+  s.conv = op.conv;
+  s.batch = batch;
+  if (op.type == OpType::kFullyConnected) {
+    TQ_ENSURE(in_rank >= 1, kInvalidModel, "FullyConnected '%s': input has rank 0", op.name.c_str());
+    int64_t rows = batch;
+    for (int i = 1; i < in_rank - 1; ++i) rows *= in_dims[i];
+    s.batch = static_cast<int32_t>(rows);
+    s.in_c = w_dims[1];
+    s.out_c = w_dims[0];
+    TQ_ENSURE(in_dims[in_rank - 1] == s.in_c, kInvalidModel, "FullyConnected '%s': input has %d features, weights %d",
+              op.name.c_str(), in_dims[in_rank - 1], s.in_c);
+  } else {
+    TQ_ENSURE(in_rank == 4, kInvalidModel, "%s '%s': input must be NHWC", op_name(op.type), op.name.c_str());
+    s.in_h = in_dims[1];
+    s.in_w = in_dims[2];
+    s.in_c = in_dims[3];
+    s.k_h = w_dims[1];
+    s.k_w = w_dims[2];
+    s.out_c = op.type == OpType::kConv2D ? w_dims[0] : w_dims[3];
+    const ConvOptions& c = op.conv;
+    s.out_h = (s.in_h + c.padding.top + c.padding.bottom - c.dilation_h * (s.k_h - 1) - 1) / c.stride_h + 1;
+    s.out_w = (s.in_w + c.padding.left + c.padding.right - c.dilation_w * (s.k_w - 1) - 1) / c.stride_w + 1;
+    if (op.type == OpType::kDepthwiseConv2D) s.conv.groups = 1;
+  }
+  *out = s;
+  return Status::ok();
+}
+
+namespace {
+bool is_pointwise(const LayerShape& s) {
+  const ConvOptions& c = s.conv;
+  return s.k_h == 1 && s.k_w == 1 && c.stride_h == 1 && c.stride_w == 1 && c.padding.top == 0 &&
+         c.padding.left == 0 && c.padding.bottom == 0 && c.padding.right == 0 && c.groups == 1;
+}
+}  // namespace
+
+void im2col(const LayerShape& s, int32_t group, const float* x, float* col) {
+  const int32_t gin = s.in_c / s.conv.groups;
+  const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+  const ConvOptions& c = s.conv;
+  for (int32_t n = 0; n < s.batch; ++n)
+    for (int32_t oy = 0; oy < s.out_h; ++oy)
+      for (int32_t ox = 0; ox < s.out_w; ++ox) {
+        float* row = col + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * kdim;
+        for (int32_t ky = 0; ky < s.k_h; ++ky) {
+          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+          for (int32_t kx = 0; kx < s.k_w; ++kx) {
+            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+            float* dst = row + (int64_t(ky) * s.k_w + kx) * gin;
+            if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) {
+              std::memset(dst, 0, sizeof(float) * gin);
+            } else {
+              std::memcpy(dst, x + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin,
+                          sizeof(float) * gin);
+            }
+          }
+        }
+      }
+}
+
+void col2im(const LayerShape& s, int32_t group, const float* col, float* dx) {
+  const int32_t gin = s.in_c / s.conv.groups;
+  const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+  const ConvOptions& c = s.conv;
+  for (int32_t n = 0; n < s.batch; ++n)
+    for (int32_t oy = 0; oy < s.out_h; ++oy)
+      for (int32_t ox = 0; ox < s.out_w; ++ox) {
+        const float* row = col + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * kdim;
+        for (int32_t ky = 0; ky < s.k_h; ++ky) {
+          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+          if (iy < 0 || iy >= s.in_h) continue;
+          for (int32_t kx = 0; kx < s.k_w; ++kx) {
+            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+            if (ix < 0 || ix >= s.in_w) continue;
+            const float* src = row + (int64_t(ky) * s.k_w + kx) * gin;
+            float* dst = dx + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin;
+            for (int32_t i = 0; i < gin; ++i) dst[i] += src[i];
+          }
+        }
+      }
+}
+
+namespace {
+
+void depthwise_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y) {
+  const int32_t mult = s.conv.depth_multiplier, C = s.out_c;
+  const ConvOptions& c = s.conv;
+  for (int32_t n = 0; n < s.batch; ++n)
+    for (int32_t oy = 0; oy < s.out_h; ++oy)
+      for (int32_t ox = 0; ox < s.out_w; ++ox) {
+        float* out = y + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * C;
+        for (int32_t oc = 0; oc < C; ++oc) out[oc] = b ? b[oc] : 0.0f;
+        for (int32_t ky = 0; ky < s.k_h; ++ky) {
+          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+          if (iy < 0 || iy >= s.in_h) continue;
+          for (int32_t kx = 0; kx < s.k_w; ++kx) {
+            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+            if (ix < 0 || ix >= s.in_w) continue;
+            const float* xp = x + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c;
+            const float* wp = w + (int64_t(ky) * s.k_w + kx) * C;
+            if (mult == 1) {
+              for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc] * wp[oc];
+            } else {
+              for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc / mult] * wp[oc];
+            }
+          }
+        }
+      }
+}
+
+void depthwise_backward(const LayerShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                        float* db) {
+  const int32_t mult = s.conv.depth_multiplier, C = s.out_c;
+  const ConvOptions& c = s.conv;
+  if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
+  if (dw) std::fill(dw, dw + s.weight_elements(), 0.0f);
+  if (db) std::fill(db, db + C, 0.0f);
+  for (int32_t n = 0; n < s.batch; ++n)
+    for (int32_t oy = 0; oy < s.out_h; ++oy)
+      for (int32_t ox = 0; ox < s.out_w; ++ox) {
+        const float* g = dy + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * C;
+        if (db)
+          for (int32_t oc = 0; oc < C; ++oc) db[oc] += g[oc];
+        for (int32_t ky = 0; ky < s.k_h; ++ky) {
+          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+          if (iy < 0 || iy >= s.in_h) continue;
+          for (int32_t kx = 0; kx < s.k_w; ++kx) {
+            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+            if (ix < 0 || ix >= s.in_w) continue;
+            const int64_t xo = ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c;
+            const int64_t wo = (int64_t(ky) * s.k_w + kx) * C;
+            if (dw) {
+              float* dwp = dw + wo;
+              const float* xp = x + xo;
+              for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc / mult];
+            }
+            if (dx) {
+              float* dxp = dx + xo;
+              const float* wp = w + wo;
+              for (int32_t oc = 0; oc < C; ++oc) dxp[oc / mult] += g[oc] * wp[oc];
+            }
+          }
+        }
+      }
+}
+
+}  // namespace
+
+void layer_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y,
+                   LayerScratch* scratch) {
+  const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
+  if (s.type == OpType::kDepthwiseConv2D) return depthwise_forward(s, x, w, b, y);
+  if (s.type == OpType::kFullyConnected || is_pointwise(s)) {
+    sgemm(false, true, rows, s.out_c, s.in_c, 1.0f, x, s.in_c, w, s.in_c, 0.0f, y, s.out_c);
+  } else {
+    const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
+    const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+    scratch->col.resize(static_cast<size_t>(rows * kdim));
+    for (int32_t g = 0; g < groups; ++g) {
+      im2col(s, g, x, scratch->col.data());
+      sgemm(false, true, rows, gout, kdim, 1.0f, scratch->col.data(), kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f,
+            y + int64_t(g) * gout, s.out_c);
+    }
+  }
+  if (b)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* yr = y + r * s.out_c;
+      for (int32_t c = 0; c < s.out_c; ++c) yr[c] += b[c];
+    }
+}
+
+void layer_backward(const LayerShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                    float* db, LayerScratch* scratch) {
+  if (s.type == OpType::kDepthwiseConv2D) return depthwise_backward(s, x, w, dy, dx, dw, db);
+  const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
+  if (db) {
+    std::fill(db, db + s.out_c, 0.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* g = dy + r * s.out_c;
+      for (int32_t c = 0; c < s.out_c; ++c) db[c] += g[c];
+    }
+  }
+  if (s.type == OpType::kFullyConnected || is_pointwise(s)) {
+    if (dw) sgemm(true, false, s.out_c, s.in_c, rows, 1.0f, dy, s.out_c, x, s.in_c, 0.0f, dw, s.in_c);
+    if (dx) sgemm(false, false, rows, s.in_c, s.out_c, 1.0f, dy, s.out_c, w, s.in_c, 0.0f, dx, s.in_c);
+    return;
+  }
+  const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
+  const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+  if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
+  scratch->col.resize(static_cast<size_t>(rows * kdim));
+  if (dx) scratch->dcol.resize(static_cast<size_t>(rows * kdim));
+  for (int32_t g = 0; g < groups; ++g) {
+    const float* dyg = dy + int64_t(g) * gout;
+    if (dw) {
+      im2col(s, g, x, scratch->col.data());
+      sgemm(true, false, gout, kdim, rows, 1.0f, dyg, s.out_c, scratch->col.data(), kdim, 0.0f,
+            dw + int64_t(g) * gout * kdim, kdim);
+    }
+    if (dx) {
+      sgemm(false, false, rows, kdim, gout, 1.0f, dyg, s.out_c, w + int64_t(g) * gout * kdim, kdim, 0.0f,
+            scratch->dcol.data(), kdim);
+      col2im(s, g, scratch->dcol.data(), dx);
+    }
+  }
+}
+
+}  // namespace quant
+}  // namespace tinyquant
