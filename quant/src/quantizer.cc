@@ -223,5 +223,69 @@ ActivationParams params_for_range(float lo, float hi, int32_t bits) {
   return p;
 }
 
+namespace {
+inline float round_even(float v) { return static_cast<float>(qmath::round_half_even(v)); }
+}  // namespace
+
+void fake_quant_activation_train(const float* x, int64_t n, float scale, float zero_point, int32_t bits, float* out) {
+  const float zr = round_even(zero_point), inv = 1.0f / scale;
+  const float lo = static_cast<float>(qmath::qmin(bits)), hi = static_cast<float>(qmath::qmax(bits));
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] * inv;
+    v = std::min(std::max(v, lo - zr), hi - zr);  // clamp before rounding, as the kernel
+    out[i] = scale * round_even(v);
+  }
+}
+
+void fake_quant_activation_backward(const float* x, int64_t n, float scale, float zero_point, int32_t bits,
+                                    const float* dout, double* d_scale, double* d_zero_point) {
+  const float zr = round_even(zero_point), inv = 1.0f / scale;
+  const float lo = static_cast<float>(qmath::qmin(bits)) - zr, hi = static_cast<float>(qmath::qmax(bits)) - zr;
+  double ds = 0.0, dz = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i] * inv;
+    if (v < lo) {
+      ds += double(dout[i]) * lo;
+      dz -= double(dout[i]) * scale;
+    } else if (v > hi) {
+      ds += double(dout[i]) * hi;
+      dz -= double(dout[i]) * scale;
+    } else {
+      ds += double(dout[i]) * (round_even(v) - v);
+    }
+  }
+  *d_scale += ds;
+  *d_zero_point += dz;
+}
+
+void fake_quant_weights_train(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
+                              int32_t bits, float* out) {
+  const float lo = static_cast<float>(qmath::qmin(bits)), hi = static_cast<float>(qmath::qmax(bits));
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = scales[(i / inner) % channels];
+    out[i] = s * round_even(std::min(std::max(w[i] / s, lo), hi));
+  }
+}
+
+void fake_quant_weights_backward(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
+                                 int32_t bits, const float* dout, float* dw, double* d_scales) {
+  const float lo = static_cast<float>(qmath::qmin(bits)), hi = static_cast<float>(qmath::qmax(bits));
+  std::fill(d_scales, d_scales + channels, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t c = static_cast<int32_t>((i / inner) % channels);
+    const float v = w[i] / scales[c];
+    if (v < lo) {
+      dw[i] = 0.0f;
+      d_scales[c] += double(dout[i]) * lo;
+    } else if (v > hi) {
+      dw[i] = 0.0f;
+      d_scales[c] += double(dout[i]) * hi;
+    } else {
+      dw[i] = dout[i];
+      d_scales[c] += double(dout[i]) * (round_even(v) - v);
+    }
+  }
+}
+
 }  // namespace quant
 }  // namespace tinyquant

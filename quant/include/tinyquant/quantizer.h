@@ -134,6 +134,24 @@ Status check_activation_params(const char* name, const ActivationParams& params)
 ActivationParams params_for_range(float lo, float hi, int32_t bits);
 
 // ---------------------------------------------------------------------------------------------
+// Training (AdaQuant): fake quant with a continuous zero point, and its straight-through / LSQ
+// backward. The forward is the integer kernels' arithmetic with z_r = round_half_even(z):
+//   activations  x̂ = s · (clamp(round(x · (1/s)) + z_r, qmin, qmax) − z_r)
+//   weights      ŵ = s_c · clamp(round(w / s_c), qmin, qmax)          (channel c = (i / inner) % channels)
+// Backward (the exact gradient of the "frozen rounding" surrogate round(v) ≈ round(v0) + v − v0):
+//   inside the range   ∂x̂/∂x = 1, ∂x̂/∂s = round(x/s) − x/s, ∂x̂/∂z = 0
+//   clipped to q_b     ∂x̂/∂x = 0, ∂x̂/∂s = q_b − z_r,        ∂x̂/∂z = −s
+void fake_quant_activation_train(const float* x, int64_t n, float scale, float zero_point, int32_t bits, float* out);
+// Adds Σ dout·∂x̂/∂s to *d_scale and Σ dout·∂x̂/∂z to *d_zero_point (x-gradient not needed: x is data).
+void fake_quant_activation_backward(const float* x, int64_t n, float scale, float zero_point, int32_t bits,
+                                    const float* dout, double* d_scale, double* d_zero_point);
+void fake_quant_weights_train(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
+                              int32_t bits, float* out);
+// Overwrites dw (n) and d_scales (channels).
+void fake_quant_weights_backward(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
+                                 int32_t bits, const float* dout, float* dw, double* d_scales);
+
+// ---------------------------------------------------------------------------------------------
 // Simulation of one quantized Conv2D / DepthwiseConv2D / FullyConnected, in integers, from float
 // inputs: quantize the input (quantize_activation), accumulate (q_in − zp_in) · w over the window
 // in int32 starting from the int32 bias, then qmath::requantize with

@@ -22,6 +22,7 @@ enum class StatusCode : uint8_t {
   kIoError,          // reading or writing failed
   kOutOfMemory,      // an arena or allocation was too small
   kInternal,         // a backend (e.g. XNNPACK) failed unexpectedly
+  kCancelled,        // the caller asked a long-running job (calibration) to stop
 };
 
 const char* status_code_name(StatusCode code);

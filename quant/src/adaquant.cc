@@ -1,0 +1,720 @@
+// AdaQuant layer-wise calibration and statistics tuning (contract in tinyquant/adaquant.h).
+#include "tinyquant/adaquant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <random>
+
+#include "rewrite.h"
+#include "tinyquant/layer_kernels.h"
+#include "tinyquant/port.h"
+#include "tinyquant/quantizer.h"
+#include "tinyquant/shape_inference.h"
+
+namespace tinyquant {
+namespace quant {
+
+const char* lr_mode_name(LrMode mode) { return mode == LrMode::kAbsolute ? "absolute" : "relative"; }
+
+int64_t peak_rss_bytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kb = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
+namespace {
+
+// Runs `graph` over the calibration set and copies, for every sample, the values the tensors
+// `tensors` hold when op `op` has run (then stops that batch). One vector per tensor,
+// samples × per-sample elements.
+struct CaptureContext {
+  int32_t op;
+  const std::vector<int32_t>* tensors;
+  std::vector<std::vector<float>>* out;
+  bool seen = false;
+};
+
+bool capture_at_op(void* user, int32_t op, const Interpreter& interp) {
+  CaptureContext& c = *static_cast<CaptureContext*>(user);
+  if (op != c.op) return true;
+  for (size_t k = 0; k < c.tensors->size(); ++k) {
+    const TensorView v = interp.tensor((*c.tensors)[k]);
+    const float* p = v.as<const float>();
+    (*c.out)[k].insert((*c.out)[k].end(), p, p + v.elements());
+  }
+  c.seen = true;
+  return false;
+}
+
+Status capture(const Graph& graph, int32_t op, const std::vector<int32_t>& tensors, const CalibrationData& calib,
+               int64_t per_sample, const RtnOptions& opt, std::vector<std::vector<float>>* out) {
+  out->assign(tensors.size(), {});
+  for (int32_t t : tensors)
+    TQ_ENSURE(graph.tensors[t].dtype == DType::kFloat32, kInternal, "capture: tensor '%s' is not float",
+              graph.tensors[t].name.c_str());
+  Interpreter interp;
+  PrepareOptions prep;
+  prep.backend = opt.backend;
+  prep.threads = opt.threads;
+  CaptureContext ctx{op, &tensors, out};
+  int32_t prepared = 0;
+  for (int32_t first = 0; first < calib.samples;) {
+    const int32_t n = std::min(opt.batch, calib.samples - first);
+    if (n != prepared) {
+      prep.batch = n;
+      TQ_RETURN_IF_ERROR(interp.prepare(graph, prep));
+      interp.set_op_callback(capture_at_op, &ctx);
+      prepared = n;
+    }
+    const float* x = calib.values.data() + first * per_sample;
+    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
+    ctx.seen = false;
+    TQ_RETURN_IF_ERROR(interp.invoke_range(0, op + 1));
+    TQ_ENSURE(ctx.seen, kInternal, "capture: op %d did not run", op);
+    first += n;
+  }
+  return Status::ok();
+}
+
+struct Adam {
+  std::vector<double> m, v;
+  int64_t t = 0;
+  void init(size_t n) {
+    m.assign(n, 0.0);
+    v.assign(n, 0.0);
+  }
+  // p[i] -= lr[i] * mhat / (sqrt(vhat) + eps); step() once per iteration before update().
+  template <typename P, typename G>
+  void update(P* p, const G* g, const float* lr, size_t n, int64_t step, double decay) {
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    const double c1 = 1.0 - std::pow(b1, double(step)), c2 = 1.0 - std::pow(b2, double(step));
+    for (size_t i = 0; i < n; ++i) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * double(g[i]) * g[i];
+      p[i] = static_cast<P>(p[i] - decay * lr[i] * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps));
+    }
+  }
+};
+
+// The weighted layer being optimised: its shape, fixed data and trainable parameters.
+struct LayerProblem {
+  LayerShape shape1;           // at batch 1
+  FusedActivation act;
+  int32_t wbits = 8, abits = 8;
+  int64_t in_per = 0, out_per = 0;  // elements per sample
+  int64_t inner = 1;           // weight elements per channel run (axis 0: all but dim 0; depthwise: 1)
+  int32_t channels = 0;
+  std::vector<float> w, b, sw;  // W', b', s_w
+  float sx = 1.0f, zx = 0.0f;
+  bool learn_input = false;
+};
+
+struct Work {
+  LayerScratch scratch;
+  std::vector<float> xb, yb, xq, wq, z, dz, dxq, dwq, dw, db;
+  std::vector<double> dsw;
+};
+
+LayerShape at_batch(const LayerShape& s1, int32_t n) {
+  LayerShape s = s1;
+  if (s1.type == OpType::kFullyConnected) s.batch = s1.batch * n;
+  else s.batch = n;
+  return s;
+}
+
+// Forward over samples [idx...] of (x, target); returns the MSE; with grads, fills them.
+double layer_step(LayerProblem& p, const float* x_all, const float* y_all, const int32_t* idx, int32_t n, Work* w,
+                  bool grads, int64_t* flops) {
+  const LayerShape s = at_batch(p.shape1, n);
+  w->xb.resize(n * p.in_per);
+  w->yb.resize(n * p.out_per);
+  for (int32_t i = 0; i < n; ++i) {
+    std::memcpy(w->xb.data() + i * p.in_per, x_all + int64_t(idx[i]) * p.in_per, sizeof(float) * p.in_per);
+    std::memcpy(w->yb.data() + i * p.out_per, y_all + int64_t(idx[i]) * p.out_per, sizeof(float) * p.out_per);
+  }
+  w->xq.resize(w->xb.size());
+  fake_quant_activation_train(w->xb.data(), w->xb.size(), p.sx, p.zx, p.abits, w->xq.data());
+  w->wq.resize(p.w.size());
+  fake_quant_weights_train(p.w.data(), p.w.size(), p.inner, p.channels, p.sw.data(), p.wbits, w->wq.data());
+  w->z.resize(w->yb.size());
+  layer_forward(s, w->xq.data(), w->wq.data(), p.b.data(), w->z.data(), &w->scratch);
+  const int64_t m = static_cast<int64_t>(w->z.size());
+  double loss = 0.0;
+  if (grads) w->dz.resize(m);
+  const float lo = p.act.min, hi = p.act.max;
+  for (int64_t i = 0; i < m; ++i) {
+    const float zi = w->z[i];
+    const float y = std::min(std::max(zi, lo), hi);
+    const float d = y - w->yb[i];
+    loss += double(d) * d;
+    if (grads) w->dz[i] = (zi > lo && zi < hi) ? 2.0f * d / float(m) : 0.0f;
+  }
+  loss /= double(m);
+  if (flops) *flops += 2 * s.macs();
+  if (!grads) return loss;
+  w->dwq.resize(p.w.size());
+  w->db.resize(p.b.size());
+  if (p.learn_input) w->dxq.resize(w->xq.size());
+  layer_backward(s, w->xq.data(), w->wq.data(), w->dz.data(), p.learn_input ? w->dxq.data() : nullptr,
+                 w->dwq.data(), w->db.data(), &w->scratch);
+  if (flops) *flops += 2 * s.macs() * (p.learn_input ? 2 : 1);
+  return loss;
+}
+
+double holdout_mse(LayerProblem& p, const float* x, const float* y, int32_t first, int32_t count, int32_t batch,
+                   Work* w) {
+  std::vector<int32_t> idx;
+  double sum = 0.0;
+  int64_t elems = 0;
+  for (int32_t f = first; f < first + count; f += batch) {
+    const int32_t n = std::min(batch, first + count - f);
+    idx.resize(n);
+    for (int32_t i = 0; i < n; ++i) idx[i] = f + i;
+    sum += layer_step(p, x, y, idx.data(), n, w, false, nullptr) * double(n) * p.out_per;
+    elems += int64_t(n) * p.out_per;
+  }
+  return elems ? sum / double(elems) : 0.0;
+}
+
+struct Rates {
+  float w, b, s, sx, z;
+};
+
+Rates default_rates(LrMode mode) {
+  if (mode == LrMode::kAbsolute) return {1e-5f, 1e-3f, 1e-3f, 1e-1f, 1e-1f};
+  return {1e-2f, 1e-2f, 1e-3f, 1e-3f, 1e-2f};
+}
+
+class Pipeline {
+ public:
+  Pipeline(const Graph& fg, const CalibrationData& calib, const AdaQuantOptions& opt)
+      : fg_(fg), calib_(calib), opt_(opt) {}
+
+  Status run(Graph* out, AdaQuantReport* report) {
+    const uint64_t t0 = port::now_us();
+    TQ_RETURN_IF_ERROR(check_quantization_inputs(fg_, calib_, opt_.rtn.weight_bits, opt_.rtn.activation_bits,
+                                                 opt_.rtn.batch, &per_sample_));
+    TQ_ENSURE(opt_.iterations >= 1 && opt_.batch >= 1, kInvalidArgument,
+              "AdaQuant needs iterations >= 1 and batch >= 1 (got %d and %d)", opt_.iterations, opt_.batch);
+    TQ_ENSURE(opt_.holdout > 0.0f && opt_.holdout < 1.0f, kInvalidArgument,
+              "held-out fraction %g must be in (0, 1)", double(opt_.holdout));
+    holdout_ = std::max<int32_t>(1, static_cast<int32_t>(std::lround(calib_.samples * double(opt_.holdout))));
+    train_ = calib_.samples - holdout_;
+    if (opt_.adaquant)
+      TQ_ENSURE(train_ >= opt_.batch, kInvalidArgument,
+                "the calibration set has %d samples: %d held out leave %d to train on, fewer than the AdaQuant batch "
+                "of %d (use more samples or a smaller --batch)",
+                calib_.samples, holdout_, train_, opt_.batch);
+    rates_ = default_rates(opt_.lr_mode);
+    if (opt_.lr_weight >= 0) rates_.w = opt_.lr_weight;
+    if (opt_.lr_bias >= 0) rates_.b = opt_.lr_bias;
+    if (opt_.lr_weight_scale >= 0) rates_.s = opt_.lr_weight_scale;
+    if (opt_.lr_act_scale >= 0) rates_.sx = opt_.lr_act_scale;
+    if (opt_.lr_zero_point >= 0) rates_.z = opt_.lr_zero_point;
+    set_gemm_threads(opt_.gemm_threads);
+
+    RtnReport& rtn = report->rtn;
+    rtn.samples = calib_.samples;
+    std::vector<std::unique_ptr<ActivationObserver>> observers;
+    TQ_RETURN_IF_ERROR(calibrate_activations(fg_, calib_, per_sample_, opt_.rtn, &observers, &rtn));
+    choices_.assign(fg_.tensors.size(), ActivationChoice());
+    params_.assign(fg_.tensors.size(), ActivationParams());
+    for (size_t t = 0; t < observers.size(); ++t)
+      if (observers[t]) {
+        TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(opt_.rtn.activation_bits, &choices_[t]));
+        params_[t] = choices_[t].params;
+      }
+    TQ_RETURN_IF_ERROR(infer_shapes(fg_, 1, &dims_));
+    layers_.assign(fg_.operators.size(), LayerQuant());
+    TQ_RETURN_IF_ERROR(rebuild());
+    // Roots of passthrough chains and the layers to optimise.
+    root_.resize(fg_.tensors.size());
+    for (size_t t = 0; t < root_.size(); ++t) root_[t] = static_cast<int32_t>(t);
+    for (size_t i = 0; i < fg_.operators.size(); ++i) {
+      const Operator& op = fg_.operators[i];
+      if (map_.op_int8[i] && is_passthrough_op(op.type)) root_[op.outputs[0]] = root_[op.inputs[0]];
+      if (map_.op_int8[i] && is_weighted_op(op.type)) targets_.push_back(static_cast<int32_t>(i));
+    }
+    for (int32_t i : targets_) TQ_RETURN_IF_ERROR(init_layer(i));
+    learned_.assign(fg_.tensors.size(), false);
+
+    report->train_samples = opt_.adaquant ? train_ : 0;
+    report->holdout_samples = opt_.adaquant ? holdout_ : 0;
+    report->gemm_engine = gemm_engine();
+    report->layers.resize(targets_.size());
+    const uint64_t ta = port::now_us();
+    if (opt_.adaquant)
+      for (size_t k = 0; k < targets_.size(); ++k) TQ_RETURN_IF_ERROR(optimise_layer(k, report));
+    report->adaquant_seconds = (port::now_us() - ta) / 1e6;
+    const uint64_t ts = port::now_us();
+    if (opt_.stats_tuning)
+      for (size_t k = 0; k < targets_.size(); ++k) TQ_RETURN_IF_ERROR(tune_statistics(k, report));
+    report->stats_seconds = (port::now_us() - ts) / 1e6;
+
+    TQ_RETURN_IF_ERROR(rebuild());
+    for (size_t k = 0; k < targets_.size(); ++k) {
+      AdaQuantLayerReport& l = report->layers[k];
+      const Operator& op = fg_.operators[targets_[k]];
+      l.name = op.name;
+      l.type = op.type;
+      l.weight_bits = layers_[targets_[k]].weight_bits ? layers_[targets_[k]].weight_bits : opt_.rtn.weight_bits;
+      l.activation_bits = opt_.rtn.activation_bits;
+    }
+    report->pipeline = std::string(opt_.adaquant ? (opt_.sequential ? "adaquant-sequential" : "adaquant-parallel")
+                                                 : "rtn") +
+                       (opt_.stats_tuning ? "+stats" : "");
+    rtn.layers = qreport_.layers;
+    finish_quantized_graph(fg_, calib_, opt_.rtn, report->pipeline.c_str(), map_, observers, choices_, &q_, &rtn);
+    TQ_RETURN_IF_ERROR(validate_graph(q_).with_context("quantized graph"));
+    std::vector<Dims> qdims;
+    TQ_RETURN_IF_ERROR(infer_shapes(q_, 1, &qdims).with_context("quantized graph"));
+    double total_flops = double(flops_);
+    report->gflops = report->adaquant_seconds > 0 ? total_flops / report->adaquant_seconds / 1e9 : 0.0;
+    report->seconds = (port::now_us() - t0) / 1e6;
+    rtn.seconds = report->seconds;
+    for (const AdaQuantLayerReport& l : report->layers)
+      report->largest_cache_bytes = std::max(report->largest_cache_bytes, l.cache_bytes);
+    report->peak_rss_bytes = peak_rss_bytes();
+    q_.calibration.report_json = report->json(/*timing=*/false);
+    *out = std::move(q_);
+    return Status::ok();
+  }
+
+ private:
+  Status rebuild() {
+    qreport_ = RtnReport();
+    return build_integer_graph(fg_, opt_.rtn, params_, &layers_, &q_, &map_, &qreport_);
+  }
+
+  // LayerQuant from the RTN graph: float weights, RTN scales, float bias.
+  Status init_layer(int32_t i) {
+    const Operator& op = fg_.operators[i];
+    LayerQuant& lq = layers_[i];
+    lq.present = true;
+    const int32_t w = op.inputs[1];
+    const int64_t n = shape_elements(fg_.tensors[w].shape);
+    const float* fw = fg_.constant_data<float>(w);
+    lq.weights.assign(fw, fw + n);
+    const Tensor& qw = q_.tensors[q_.operators[map_.op[i]].inputs[1]];
+    lq.scales = qw.quant.scale;
+    const int32_t b = op.inputs.size() > 2 ? op.inputs[2] : -1;
+    if (b >= 0) {
+      const float* fb = fg_.constant_data<float>(b);
+      lq.bias.assign(fb, fb + lq.scales.size());
+    } else {
+      lq.bias.assign(lq.scales.size(), 0.0f);
+    }
+    return Status::ok();
+  }
+
+  Status make_problem(int32_t i, LayerProblem* p) {
+    const Operator& op = fg_.operators[i];
+    const Dims& in = dims_[op.inputs[0]];
+    const Dims& wd = dims_[op.inputs[1]];
+    TQ_RETURN_IF_ERROR(LayerShape::of(op, in.d, in.rank, wd.d, 1, &p->shape1));
+    p->act = op.activation;
+    p->wbits = layers_[i].weight_bits ? layers_[i].weight_bits : opt_.rtn.weight_bits;
+    const int32_t r = root_[op.inputs[0]];
+    p->abits = params_[r].bits;
+    p->in_per = dims_[op.inputs[0]].elements();
+    p->out_per = dims_[op.outputs[0]].elements();
+    const int32_t axis = op.type == OpType::kDepthwiseConv2D ? 3 : 0;
+    p->channels = static_cast<int32_t>(layers_[i].scales.size());
+    p->inner = axis == 0 ? shape_elements(fg_.tensors[op.inputs[1]].shape) / p->channels : 1;
+    p->w = layers_[i].weights;
+    p->b = layers_[i].bias;
+    p->sw = layers_[i].scales;
+    p->sx = params_[r].scale;
+    p->zx = static_cast<float>(params_[r].zero_point);
+    return Status::ok();
+  }
+
+  // X_in and the float target for layer i over all calibration samples.
+  Status layer_data(int32_t i, bool sequential, std::vector<float>* x, std::vector<float>* y) {
+    const Operator& op = fg_.operators[i];
+    std::vector<std::vector<float>> got;
+    TQ_RETURN_IF_ERROR(capture(fg_, i, {op.inputs[0], op.outputs[0]}, calib_, per_sample_, opt_.rtn, &got));
+    *y = std::move(got[1]);
+    if (!sequential) {
+      *x = std::move(got[0]);
+      return Status::ok();
+    }
+    got.clear();
+    // The quantized network up to this layer, the input's own quantizer left out (float through).
+    std::vector<bool> through(q_.tensors.size(), false);
+    const int32_t r = root_[op.inputs[0]];
+    for (size_t t = 0; t < fg_.tensors.size(); ++t)
+      if (root_[t] == r && map_.int8_version[t] >= 0) through[map_.int8_version[t]] = true;
+    Graph sim;
+    SimulatedMap smap;
+    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, through, &sim, &smap));
+    const int32_t sop = smap.op[map_.op[i]];
+    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", op.name.c_str());
+    TQ_RETURN_IF_ERROR(capture(sim, sop, {sim.operators[sop].inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
+    *x = std::move(got[0]);
+    return Status::ok();
+  }
+
+  void report_progress(size_t k, const char* stage, int32_t it, int32_t its, double loss, uint64_t t_layer) {
+    if (!opt_.progress) return;
+    AdaQuantProgress pr;
+    pr.layer = static_cast<int32_t>(k);
+    pr.layers = static_cast<int32_t>(targets_.size());
+    pr.name = fg_.operators[targets_[k]].name.c_str();
+    pr.stage = stage;
+    pr.iteration = it;
+    pr.iterations = its;
+    pr.loss = loss;
+    const double now = (port::now_us() - t_start_) / 1e6;
+    pr.elapsed_s = now;
+    // ETA from the cost so far: layers done plus this layer's fraction, by MACs.
+    const double layer_s = (port::now_us() - t_layer) / 1e6;
+    const double frac = its > 0 ? double(it) / its : 1.0;
+    const double done = macs_done_ + frac * double(layer_macs(k));
+    pr.eta_s = done > 0 ? (now - 0.0) * (double(total_macs_) - done) / done : 0.0;
+    (void)layer_s;
+    opt_.progress(opt_.progress_user, pr);
+  }
+
+  int64_t layer_macs(size_t k) const {
+    LayerShape s;
+    const Operator& op = fg_.operators[targets_[k]];
+    const Dims& in = dims_[op.inputs[0]];
+    const Dims& wd = dims_[op.inputs[1]];
+    if (!LayerShape::of(op, in.d, in.rank, wd.d, 1, &s).is_ok()) return 1;
+    return std::max<int64_t>(1, s.macs());
+  }
+
+  Status optimise_layer(size_t k, AdaQuantReport* report) {
+    const int32_t i = targets_[k];
+    const Operator& op = fg_.operators[i];
+    AdaQuantLayerReport& lr = report->layers[k];
+    const uint64_t t_layer = port::now_us();
+    if (k == 0) {
+      t_start_ = t_layer;
+      total_macs_ = 0;
+      for (size_t j = 0; j < targets_.size(); ++j) total_macs_ += layer_macs(j);
+    }
+    if (opt_.sequential) TQ_RETURN_IF_ERROR(rebuild());
+    std::vector<float> x, y;
+    TQ_RETURN_IF_ERROR(layer_data(i, opt_.sequential, &x, &y).with_context("AdaQuant layer '%s'", op.name.c_str()));
+    lr.cache_bytes = static_cast<int64_t>((x.size() + y.size()) * sizeof(float));
+    LayerProblem p;
+    TQ_RETURN_IF_ERROR(make_problem(i, &p));
+    const int32_t r = root_[op.inputs[0]];
+    p.learn_input = !learned_[r];
+    lr.macs = p.shape1.macs();
+    Work work;
+    const LayerProblem initial = p;
+    const int32_t hb = std::max<int32_t>(opt_.batch, 1);
+    lr.mse_before = holdout_mse(p, x.data(), y.data(), train_, holdout_, hb, &work);
+
+    // Per-element learning rates.
+    const int64_t nw = static_cast<int64_t>(p.w.size());
+    std::vector<float> lr_w(nw), lr_b(p.b.size()), lr_s(p.sw.size());
+    const bool rel = opt_.lr_mode == LrMode::kRelative;
+    const float s_out = params_[op.outputs[0]].scale;
+    for (int64_t e = 0; e < nw; ++e) lr_w[e] = rel ? rates_.w * p.sw[(e / p.inner) % p.channels] : rates_.w;
+    for (size_t c = 0; c < p.b.size(); ++c) lr_b[c] = rel ? rates_.b * s_out : rates_.b;
+    for (size_t c = 0; c < p.sw.size(); ++c) lr_s[c] = rel ? rates_.s * p.sw[c] : rates_.s;
+    float lr_act[2] = {rel ? rates_.sx * p.sx : rates_.sx, rates_.z};
+    Adam adam_w, adam_b, adam_s, adam_a;
+    adam_w.init(nw);
+    adam_b.init(p.b.size());
+    adam_s.init(p.sw.size());
+    adam_a.init(2);
+
+    std::mt19937_64 rng(opt_.rtn.seed * 0x9E3779B97F4A7C15ull + 1000003ull * (k + 1));
+    std::vector<int32_t> order(train_);
+    for (int32_t s = 0; s < train_; ++s) order[s] = s;
+    std::vector<float> dw(nw);
+    std::vector<double> dsw(p.sw.size());
+    double running = 0.0;
+    bool diverged = false;
+    int32_t it = 0;
+    double best_check = lr.mse_before;
+    int32_t stale = 0;
+    uint64_t last_progress = 0;
+    LayerProblem best = p;
+    for (it = 1; it <= opt_.iterations; ++it) {
+      if (opt_.cancel && opt_.cancel->load())
+        return Status::error(StatusCode::kCancelled, "cancelled during AdaQuant of layer '%s' (iteration %d); nothing written",
+                             op.name.c_str(), it);
+      for (int32_t s = 0; s < opt_.batch; ++s) {  // a fresh random batch without replacement
+        std::uniform_int_distribution<int32_t> pick(s, train_ - 1);
+        std::swap(order[s], order[pick(rng)]);
+      }
+      const double loss = layer_step(p, x.data(), y.data(), order.data(), opt_.batch, &work, true, &flops_);
+      if (!std::isfinite(loss)) {
+        diverged = true;
+        break;
+      }
+      running = it == 1 ? loss : 0.95 * running + 0.05 * loss;
+      fake_quant_weights_backward(p.w.data(), nw, p.inner, p.channels, p.sw.data(), p.wbits, work.dwq.data(),
+                                  dw.data(), dsw.data());
+      // Cosine decay to 0 over the run: late steps settle instead of hopping across rounding
+      // boundaries (the held-out MSE rose again after ~50 steps on lenet's first conv without it).
+      const double decay = 0.5 * (1.0 + std::cos(3.14159265358979 * double(it - 1) / opt_.iterations));
+      adam_w.update(p.w.data(), dw.data(), lr_w.data(), nw, it, decay);
+      adam_b.update(p.b.data(), work.db.data(), lr_b.data(), p.b.size(), it, decay);
+      adam_s.update(p.sw.data(), dsw.data(), lr_s.data(), p.sw.size(), it, decay);
+      for (float& s : p.sw) s = std::max(s, 1e-12f);
+      if (p.learn_input) {
+        double g[2] = {0.0, 0.0};
+        fake_quant_activation_backward(work.xb.data(), work.xb.size(), p.sx, p.zx, p.abits, work.dxq.data(), &g[0],
+                                       &g[1]);
+        float a[2] = {p.sx, p.zx};
+        adam_a.update(a, g, lr_act, 2, it, decay);
+        p.sx = std::max(a[0], 1e-12f);
+        p.zx = std::min(std::max(a[1], float(qmath::qmin(p.abits))), float(qmath::qmax(p.abits)));
+      }
+      if (opt_.check_every > 0 && it % opt_.check_every == 0) {
+        const double h = holdout_mse(p, x.data(), y.data(), train_, holdout_, hb, &work);
+        if (h < best_check * 0.999) {
+          best_check = h;
+          best = p;
+          stale = 0;
+        } else if (++stale >= opt_.patience) {
+          break;
+        }
+      }
+      const uint64_t now = port::now_us();
+      if (now - last_progress > 250000 || it == opt_.iterations) {
+        report_progress(k, "adaquant", it, opt_.iterations, running, t_layer);
+        last_progress = now;
+      }
+    }
+    lr.iterations = std::min(it, opt_.iterations);
+    if (opt_.check_every > 0 && !diverged) p = best;
+    lr.optimised = true;
+    lr.learned_input_quantizer = p.learn_input;
+    if (diverged) {
+      lr.mse_after = lr.mse_before;
+      lr.reverted = true;
+      lr.note = "loss became NaN/Inf at iteration " + std::to_string(it) + "; kept the range-calibrated layer";
+      p = initial;
+    } else {
+      lr.mse_after = holdout_mse(p, x.data(), y.data(), train_, holdout_, hb, &work);
+      if (!(lr.mse_after < lr.mse_before)) {
+        lr.reverted = true;
+        lr.note = "held-out MSE did not improve; kept the range-calibrated layer";
+        lr.mse_after = lr.mse_before;
+        p = initial;
+      }
+    }
+    LayerQuant& lq = layers_[i];
+    lq.weights = p.w;
+    lq.bias = p.b;
+    lq.scales = p.sw;
+    if (p.learn_input && !lr.reverted) {
+      params_[r].scale = p.sx;
+      params_[r].zero_point = qmath::round_half_even(p.zx);
+    }
+    learned_[r] = true;
+    lr.seconds = (port::now_us() - t_layer) / 1e6;
+    macs_done_ += double(layer_macs(k));
+    return Status::ok();
+  }
+
+  // Statistics tuning of layer k against the float model (ALGORITHMS §4).
+  Status tune_statistics(size_t k, AdaQuantReport* report) {
+    const int32_t i = targets_[k];
+    const Operator& op = fg_.operators[i];
+    AdaQuantLayerReport& lr = report->layers[k];
+    if (opt_.cancel && opt_.cancel->load())
+      return Status::error(StatusCode::kCancelled, "cancelled during statistics tuning of layer '%s'; nothing written",
+                           op.name.c_str());
+    const uint64_t t_layer = port::now_us();
+    TQ_RETURN_IF_ERROR(rebuild());
+    std::vector<std::vector<float>> got;
+    TQ_RETURN_IF_ERROR(capture(fg_, i, {op.inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
+    std::vector<float> xf = std::move(got[0]);
+    Graph sim;
+    SimulatedMap smap;
+    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, {}, &sim, &smap));
+    const int32_t sop = smap.op[map_.op[i]];
+    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", op.name.c_str());
+    TQ_RETURN_IF_ERROR(capture(sim, sop, {sim.operators[sop].inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
+    std::vector<float> xq = std::move(got[0]);  // already on the input's quantization grid
+    lr.cache_bytes = std::max<int64_t>(lr.cache_bytes, static_cast<int64_t>((xf.size() + xq.size()) * sizeof(float)));
+
+    LayerProblem p;
+    TQ_RETURN_IF_ERROR(make_problem(i, &p));
+    const int32_t r = root_[op.inputs[0]];
+    const float s_in = params_[r].scale;
+    // Quantized layer: fake-quant weights and the int32 bias's real value.
+    std::vector<float> wq(p.w.size()), bq(p.b.size());
+    fake_quant_weights_train(p.w.data(), p.w.size(), p.inner, p.channels, p.sw.data(), p.wbits, wq.data());
+    for (size_t c = 0; c < bq.size(); ++c) {
+      const float bs = s_in * p.sw[c];
+      bq[c] = static_cast<float>(std::nearbyint(double(p.b[c]) / bs)) * bs;
+    }
+    const float* fw = fg_.constant_data<float>(op.inputs[1]);
+    std::vector<float> fb(p.b.size(), 0.0f);
+    if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
+      const float* b = fg_.constant_data<float>(op.inputs[2]);
+      fb.assign(b, b + p.b.size());
+    }
+    const int32_t C = p.channels;
+    std::vector<double> sum_q(C, 0), sq_q(C, 0), sum_f(C, 0), sq_f(C, 0), cross_err(C, 0);
+    LayerScratch scratch;
+    std::vector<float> zq, zf;
+    int64_t count = 0;
+    const int32_t chunk = std::max<int32_t>(1, opt_.rtn.batch);
+    double mse_before = 0.0;
+    for (int32_t f = 0; f < calib_.samples; f += chunk) {
+      const int32_t n = std::min(chunk, calib_.samples - f);
+      const LayerShape s = at_batch(p.shape1, n);
+      zq.resize(s.output_elements());
+      zf.resize(s.output_elements());
+      layer_forward(s, xq.data() + int64_t(f) * p.in_per, wq.data(), bq.data(), zq.data(), &scratch);
+      layer_forward(s, xf.data() + int64_t(f) * p.in_per, fw, fb.data(), zf.data(), &scratch);
+      for (size_t e = 0; e < zq.size(); ++e) {
+        const int32_t c = static_cast<int32_t>(e % C);
+        sum_q[c] += zq[e];
+        sq_q[c] += double(zq[e]) * zq[e];
+        sum_f[c] += zf[e];
+        sq_f[c] += double(zf[e]) * zf[e];
+        mse_before += double(zq[e] - zf[e]) * (zq[e] - zf[e]);
+      }
+      count += static_cast<int64_t>(zq.size()) / C;
+    }
+    lr.stats_gamma_min = 1e9;
+    lr.stats_gamma_max = -1e9;
+    double mse_after = 0.0;
+    for (int32_t c = 0; c < C; ++c) {
+      const double mq = sum_q[c] / count, mf = sum_f[c] / count;
+      const double vq = std::max(0.0, sq_q[c] / count - mq * mq), vf = std::max(0.0, sq_f[c] / count - mf * mf);
+      double g = (vq > 1e-20 && vf > 0) ? std::sqrt(vf / vq) : 1.0;
+      g = std::min(std::max(g, 0.5), 2.0);
+      lr.stats_gamma_min = std::min(lr.stats_gamma_min, g);
+      lr.stats_gamma_max = std::max(lr.stats_gamma_max, g);
+      // Output = g·(conv(x, W_q) + b_q − mq) + mf: the integers stay, s_w scales by g.
+      p.sw[c] = static_cast<float>(p.sw[c] * g);
+      p.b[c] = static_cast<float>(mf - g * (mq - bq[c]));
+    }
+    // W' scales with s_w so the stored integers round(W'/s_w) do not change.
+    for (size_t e = 0; e < p.w.size(); ++e) {
+      const int32_t c = static_cast<int32_t>((e / p.inner) % p.channels);
+      const double g = double(p.sw[c]) / double(layers_[i].scales[c]);
+      p.w[e] = static_cast<float>(p.w[e] * g);
+    }
+    lr.stats_mse_before = mse_before / double(count * C);
+    (void)mse_after;
+    LayerQuant& lq = layers_[i];
+    lq.weights = p.w;
+    lq.scales = p.sw;
+    lq.bias = p.b;
+    lr.seconds += (port::now_us() - t_layer) / 1e6;
+    report_progress(k, "stats tuning", 1, 1, lr.stats_mse_before, t_layer);
+    return Status::ok();
+  }
+
+  const Graph& fg_;
+  const CalibrationData& calib_;
+  const AdaQuantOptions& opt_;
+  int64_t per_sample_ = 0;
+  int32_t holdout_ = 0, train_ = 0;
+  Rates rates_{};
+  std::vector<Dims> dims_;
+  std::vector<ActivationChoice> choices_;
+  std::vector<ActivationParams> params_;
+  std::vector<LayerQuant> layers_;
+  std::vector<int32_t> root_, targets_;
+  std::vector<bool> learned_;
+  Graph q_;
+  RewriteMap map_;
+  RtnReport qreport_;
+  int64_t flops_ = 0;
+  uint64_t t_start_ = 0;
+  int64_t total_macs_ = 0;
+  double macs_done_ = 0.0;
+};
+
+void append_json_string(std::string* out, const std::string& s) {
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      *out += buf;
+    } else {
+      out->push_back(c);
+    }
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+std::string AdaQuantReport::json(bool timing) const {
+  std::string j = "{\"pipeline\": ";
+  append_json_string(&j, pipeline);
+  char buf[512];
+  std::snprintf(buf, sizeof(buf), ", \"samples\": %d, \"train_samples\": %d, \"holdout_samples\": %d",
+                rtn.samples, train_samples, holdout_samples);
+  j += buf;
+  if (timing) {
+    std::snprintf(buf, sizeof(buf),
+                  ", \"seconds\": %.3f, \"adaquant_seconds\": %.3f, \"stats_seconds\": %.3f, \"gflops\": %.2f, "
+                  "\"peak_rss_bytes\": %lld, \"gemm\": \"%s\"",
+                  seconds, adaquant_seconds, stats_seconds, gflops, static_cast<long long>(peak_rss_bytes),
+                  gemm_engine.c_str());
+    j += buf;
+  }
+  std::snprintf(buf, sizeof(buf), ", \"largest_cache_bytes\": %lld", static_cast<long long>(largest_cache_bytes));
+  j += buf;
+  j += ", \"layers\": [";
+  for (size_t k = 0; k < layers.size(); ++k) {
+    const AdaQuantLayerReport& l = layers[k];
+    j += k ? ", {\"name\": " : "{\"name\": ";
+    append_json_string(&j, l.name);
+    std::snprintf(buf, sizeof(buf),
+                  ", \"op\": \"%s\", \"wbits\": %d, \"abits\": %d, \"optimised\": %s, \"reverted\": %s, "
+                  "\"mse_before\": %.6g, \"mse_after\": %.6g, \"iterations\": %d, \"learned_input_quantizer\": %s, "
+                  "\"stats_gamma_min\": %.5g, \"stats_gamma_max\": %.5g, \"stats_mse_before\": %.6g, "
+                  "\"cache_bytes\": %lld",
+                  op_name(l.type), l.weight_bits, l.activation_bits, l.optimised ? "true" : "false",
+                  l.reverted ? "true" : "false", l.mse_before, l.mse_after, l.iterations,
+                  l.learned_input_quantizer ? "true" : "false", l.stats_gamma_min, l.stats_gamma_max,
+                  l.stats_mse_before, static_cast<long long>(l.cache_bytes));
+    j += buf;
+    if (timing) {
+      std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", l.seconds);
+      j += buf;
+    }
+    if (!l.note.empty()) {
+      j += ", \"note\": ";
+      append_json_string(&j, l.note);
+    }
+    j += "}";
+  }
+  j += "], \"rtn\": " + rtn.json(timing) + "}";
+  return j;
+}
+
+Status quantize_graph_adaquant(const Graph& float_graph, const CalibrationData& calibration,
+                               const AdaQuantOptions& options, Graph* quantized, AdaQuantReport* report) {
+  AdaQuantReport local;
+  AdaQuantReport& r = report ? *report : local;
+  r = AdaQuantReport();
+  Graph q;
+  Pipeline pipeline(float_graph, calibration, options);
+  TQ_RETURN_IF_ERROR(pipeline.run(&q, &r));
+  *quantized = std::move(q);
+  return Status::ok();
+}
+
+}  // namespace quant
+}  // namespace tinyquant
