@@ -163,6 +163,7 @@ double layer_step(LayerProblem& p, const float* x_all, const float* y_all, const
   w->dwq.resize(p.w.size());
   w->db.resize(p.b.size());
   if (p.learn_input) w->dxq.resize(w->xq.size());
+  w->scratch.col_valid = true;  // col still holds im2col(xq) from the forward above
   layer_backward(s, w->xq.data(), w->wq.data(), w->dz.data(), p.learn_input ? w->dxq.data() : nullptr,
                  w->dwq.data(), w->db.data(), &w->scratch);
   if (flops) *flops += 2 * s.macs() * (p.learn_input ? 2 : 1);
@@ -202,7 +203,7 @@ class Pipeline {
     const uint64_t t0 = port::now_us();
     TQ_RETURN_IF_ERROR(check_quantization_inputs(fg_, calib_, opt_.rtn.weight_bits, opt_.rtn.activation_bits,
                                                  opt_.rtn.batch, &per_sample_));
-    TQ_ENSURE(opt_.iterations >= 1 && opt_.batch >= 1, kInvalidArgument,
+    TQ_ENSURE(!opt_.adaquant || (opt_.iterations >= 1 && opt_.batch >= 1), kInvalidArgument,
               "AdaQuant needs iterations >= 1 and batch >= 1 (got %d and %d)", opt_.iterations, opt_.batch);
     TQ_ENSURE(opt_.holdout > 0.0f && opt_.holdout < 1.0f, kInvalidArgument,
               "held-out fraction %g must be in (0, 1)", double(opt_.holdout));
@@ -243,7 +244,11 @@ class Pipeline {
       if (map_.op_int8[i] && is_passthrough_op(op.type)) root_[op.outputs[0]] = root_[op.inputs[0]];
       if (map_.op_int8[i] && is_weighted_op(op.type)) targets_.push_back(static_cast<int32_t>(i));
     }
-    for (int32_t i : targets_) TQ_RETURN_IF_ERROR(init_layer(i));
+    for (int32_t i : targets_) {
+      TQ_RETURN_IF_ERROR(init_layer(i));
+      initial_scales_.push_back(layers_[i].scales);
+    }
+    initial_params_ = params_;
     learned_.assign(fg_.tensors.size(), false);
 
     report->train_samples = opt_.adaquant ? train_ : 0;
@@ -263,6 +268,15 @@ class Pipeline {
     for (size_t k = 0; k < targets_.size(); ++k) {
       AdaQuantLayerReport& l = report->layers[k];
       const Operator& op = fg_.operators[targets_[k]];
+      const ActivationParams& in = params_[root_[op.inputs[0]]];
+      l.final_input_scale = in.scale;
+      l.final_input_zero_point = in.zero_point;
+      l.final_weight_scales = layers_[targets_[k]].scales;
+      if (l.init_weight_scales.empty()) {  // no AdaQuant pass: range calibration's values
+        l.init_weight_scales = initial_scales_[k];
+        l.init_input_scale = initial_params_[root_[op.inputs[0]]].scale;
+        l.init_input_zero_point = initial_params_[root_[op.inputs[0]]].zero_point;
+      }
       l.name = op.name;
       l.type = op.type;
       l.weight_bits = layers_[targets_[k]].weight_bits ? layers_[targets_[k]].weight_bits : opt_.rtn.weight_bits;
@@ -411,6 +425,9 @@ class Pipeline {
     TQ_RETURN_IF_ERROR(make_problem(i, &p));
     const int32_t r = root_[op.inputs[0]];
     p.learn_input = !learned_[r];
+    lr.init_input_scale = p.sx;
+    lr.init_input_zero_point = static_cast<int32_t>(p.zx);
+    lr.init_weight_scales = p.sw;
     lr.macs = p.shape1.macs();
     Work work;
     const LayerProblem initial = p;
@@ -630,6 +647,8 @@ class Pipeline {
   std::vector<LayerQuant> layers_;
   std::vector<int32_t> root_, targets_;
   std::vector<bool> learned_;
+  std::vector<std::vector<float>> initial_scales_;
+  std::vector<ActivationParams> initial_params_;
   Graph q_;
   RewriteMap map_;
   RtnReport qreport_;
@@ -691,8 +710,21 @@ std::string AdaQuantReport::json(bool timing) const {
                   l.stats_mse_before, static_cast<long long>(l.cache_bytes));
     j += buf;
     if (timing) {
-      std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", l.seconds);
+      std::snprintf(buf, sizeof(buf),
+                    ", \"seconds\": %.3f, \"init_input_scale\": %.9g, \"init_input_zero_point\": %d, "
+                    "\"final_input_scale\": %.9g, \"final_input_zero_point\": %d",
+                    l.seconds, l.init_input_scale, l.init_input_zero_point, l.final_input_scale,
+                    l.final_input_zero_point);
       j += buf;
+      for (int f = 0; f < 2; ++f) {
+        j += f ? ", \"final_weight_scales\": [" : ", \"init_weight_scales\": [";
+        const std::vector<float>& v = f ? l.final_weight_scales : l.init_weight_scales;
+        for (size_t c = 0; c < v.size(); ++c) {
+          std::snprintf(buf, sizeof(buf), c ? ", %.9g" : "%.9g", v[c]);
+          j += buf;
+        }
+        j += "]";
+      }
     }
     if (!l.note.empty()) {
       j += ", \"note\": ";

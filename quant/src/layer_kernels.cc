@@ -224,6 +224,7 @@ void layer_forward(const LayerShape& s, const float* x, const float* w, const fl
     const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
     const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
     scratch->col.resize(static_cast<size_t>(rows * kdim));
+    scratch->col_valid = false;  // the caller vouches for it (same x) before a backward
     for (int32_t g = 0; g < groups; ++g) {
       im2col(s, g, x, scratch->col.data());
       sgemm(false, true, rows, gout, kdim, 1.0f, scratch->col.data(), kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f,
@@ -255,13 +256,14 @@ void layer_backward(const LayerShape& s, const float* x, const float* w, const f
   }
   const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
   const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+  if (scratch->col.size() != static_cast<size_t>(rows * kdim)) scratch->col_valid = false;
   if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
   scratch->col.resize(static_cast<size_t>(rows * kdim));
   if (dx) scratch->dcol.resize(static_cast<size_t>(rows * kdim));
   for (int32_t g = 0; g < groups; ++g) {
     const float* dyg = dy + int64_t(g) * gout;
     if (dw) {
-      im2col(s, g, x, scratch->col.data());
+      if (!(scratch->col_valid && groups == 1)) im2col(s, g, x, scratch->col.data());
       sgemm(true, false, gout, kdim, rows, 1.0f, dyg, s.out_c, scratch->col.data(), kdim, 0.0f,
             dw + int64_t(g) * gout * kdim, kdim);
     }

@@ -100,6 +100,11 @@ struct AdaQuantLayerReport {
   double seconds = 0.0;
   int64_t cache_bytes = 0;  // the layer's calibration inputs + targets held
   int64_t macs = 0;         // one forward pass over one sample
+  // The starting quantizers (range calibration) and where AdaQuant / stats tuning left them:
+  // the input's scale / zero point and the per-channel weight scales. In json(timing=true) only.
+  float init_input_scale = 0.0f, final_input_scale = 0.0f;
+  int32_t init_input_zero_point = 0, final_input_zero_point = 0;
+  std::vector<float> init_weight_scales, final_weight_scales;
 };
 
 struct AdaQuantReport {

@@ -50,9 +50,12 @@ struct LayerShape {
                    LayerShape* out);
 };
 
-// Reusable buffers (im2col); grow on first use, then no allocation per call.
+// Reusable buffers (im2col); grow on first use, then no allocation per call. After
+// layer_forward of a single-group convolution, `col` holds im2col(x); a caller that then runs
+// layer_backward on the same x may set col_valid to skip rebuilding it (forward clears it).
 struct LayerScratch {
   std::vector<float> col, dcol;
+  bool col_valid = false;
 };
 
 void layer_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y,
