@@ -10,6 +10,7 @@
 
 #include "rewrite.h"
 #include "tinyquant/layer_kernels.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/port.h"
 #include "tinyquant/quantizer.h"
 #include "tinyquant/shape_inference.h"
@@ -241,8 +242,8 @@ class Pipeline {
     for (size_t t = 0; t < root_.size(); ++t) root_[t] = static_cast<int32_t>(t);
     for (size_t i = 0; i < fg_.operators.size(); ++i) {
       const Operator& op = fg_.operators[i];
-      if (map_.op_int8[i] && is_passthrough_op(op.type)) root_[op.outputs[0]] = root_[op.inputs[0]];
-      if (map_.op_int8[i] && is_weighted_op(op.type)) targets_.push_back(static_cast<int32_t>(i));
+      if (map_.op_int8[i] && op_info(op.type).int8_role == Int8Role::kPassthrough) root_[op.outputs[0]] = root_[op.inputs[0]];
+      if (map_.op_int8[i] && op_info(op.type).weighted) targets_.push_back(static_cast<int32_t>(i));
     }
     for (int32_t i : targets_) {
       TQ_RETURN_IF_ERROR(init_layer(i));

@@ -12,10 +12,6 @@
 namespace tinyquant {
 namespace quant {
 
-bool is_weighted_op(OpType t);
-// Int8 in, int8 out with the input's quantization (values moved or clamped, never rescaled).
-bool is_passthrough_op(OpType t);
-
 // A weighted layer's quantized parameters where they differ from round-to-nearest: float
 // weights W' quantized with the given per-channel scales (no clip search), and a float bias b'.
 struct LayerQuant {

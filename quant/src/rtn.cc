@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "rewrite.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/port.h"
 #include "tinyquant/quantizer.h"
@@ -15,23 +16,13 @@
 namespace tinyquant {
 namespace quant {
 
-bool is_weighted_op(OpType t) {
-  return t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
-}
-bool is_passthrough_op(OpType t) {
-  return t == OpType::kMaxPool2D || t == OpType::kReshape || t == OpType::kTranspose || t == OpType::kClamp;
-}
-
 namespace {
 
-bool is_weighted(OpType t) { return is_weighted_op(t); }
-bool is_passthrough(OpType t) { return is_passthrough_op(t); }
-// Int8 kernels that requantize to their own output params.
-bool is_requantizing(OpType t) {
-  return t == OpType::kConcat || t == OpType::kAdd || t == OpType::kMul || t == OpType::kAveragePool2D ||
-         t == OpType::kGlobalAveragePool;
-}
-bool has_float_kernel(OpType t) { return static_cast<uint8_t>(t) < static_cast<uint8_t>(OpType::kQuantize); }
+// The op facts this pipeline decides by (tinyquant/op_info.h).
+bool is_weighted(OpType t) { return op_info(t).weighted; }
+bool is_passthrough(OpType t) { return op_info(t).int8_role == Int8Role::kPassthrough; }
+bool is_requantizing(OpType t) { return op_info(t).int8_role == Int8Role::kRequantizing; }
+bool has_float_kernel(OpType t) { return op_info(t).has_float_kernel; }
 
 // Same predicate as the int8 Add kernels (XNNPACK's QS8 add range).
 bool add_scales_supported(float a, float b, float out) {

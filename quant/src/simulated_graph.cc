@@ -1,5 +1,6 @@
 // The fake-quant float twin of a quantized graph (contract in tinyquant/pipeline.h).
 #include "rewrite.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/qmath.h"
 
@@ -7,10 +8,6 @@ namespace tinyquant {
 namespace quant {
 
 namespace {
-
-bool is_weighted(OpType t) {
-  return t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
-}
 
 class SimulatedGraphBuilder {
  public:
@@ -144,7 +141,8 @@ class SimulatedGraphBuilder {
       return Status::ok();
     }
     Operator nop = op;
-    const bool weighted_int8 = is_weighted(op.type) && op.inputs[1] >= 0 && q_.tensors[op.inputs[1]].dtype == DType::kInt8;
+    const bool weighted_int8 =
+        op_info(op.type).weighted && op.inputs[1] >= 0 && q_.tensors[op.inputs[1]].dtype == DType::kInt8;
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       if (weighted_int8 && k >= 1) continue;
       TQ_RETURN_IF_ERROR(float_input(op.inputs[k], &nop.inputs[k]));

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tinyquant/op_info.h"
+
 namespace tinyquant {
 
 const char* dtype_name(DType dtype) {
@@ -24,28 +26,6 @@ size_t dtype_size(DType dtype) {
     case DType::kUInt8: return 1;
   }
   return 0;
-}
-
-const char* op_name(OpType type) {
-  switch (type) {
-    case OpType::kConv2D: return "Conv2D";
-    case OpType::kDepthwiseConv2D: return "DepthwiseConv2D";
-    case OpType::kFullyConnected: return "FullyConnected";
-    case OpType::kAdd: return "Add";
-    case OpType::kMul: return "Mul";
-    case OpType::kClamp: return "Clamp";
-    case OpType::kMaxPool2D: return "MaxPool2D";
-    case OpType::kAveragePool2D: return "AveragePool2D";
-    case OpType::kGlobalAveragePool: return "GlobalAveragePool";
-    case OpType::kReshape: return "Reshape";
-    case OpType::kConcat: return "Concat";
-    case OpType::kSoftmax: return "Softmax";
-    case OpType::kTranspose: return "Transpose";
-    case OpType::kQuantize: return "Quantize";
-    case OpType::kDequantize: return "Dequantize";
-    case OpType::kCount: break;
-  }
-  return "?";
 }
 
 const char* activation_name(Activation act) {
@@ -113,23 +93,6 @@ int32_t Graph::add_operator(Operator op) {
 }
 
 namespace {
-
-// Inputs: {min, max} count (including optional ones), outputs: exact count.
-struct Arity {
-  int min_inputs, max_inputs, outputs;
-};
-
-Arity arity(OpType type) {
-  switch (type) {
-    case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D:
-    case OpType::kFullyConnected: return {2, 3, 1};
-    case OpType::kAdd:
-    case OpType::kMul: return {2, 2, 1};
-    case OpType::kConcat: return {1, 64, 1};
-    default: return {1, 1, 1};
-  }
-}
 
 Status check_window(const Operator& op, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t dh, int32_t dw,
                     const Padding& p) {
@@ -256,19 +219,17 @@ Status validate_graph(const Graph& g) {
     const Operator& op = g.operators[i];
     TQ_ENSURE(static_cast<uint8_t>(op.type) < static_cast<uint8_t>(OpType::kCount), kInvalidModel,
               "operator %d '%s': unknown op type %d", i, op.name.c_str(), static_cast<int>(op.type));
-    const Arity a = arity(op.type);
+    const OpInfo& info = op_info(op.type);
     const int n_in = static_cast<int>(op.inputs.size());
-    TQ_ENSURE(n_in >= a.min_inputs && n_in <= a.max_inputs, kInvalidModel,
+    TQ_ENSURE(n_in >= info.min_inputs && n_in <= info.max_inputs, kInvalidModel,
               "%s '%s' (operator %d): %d inputs, expected %d..%d", op_name(op.type), op.name.c_str(), i, n_in,
-              a.min_inputs, a.max_inputs);
-    TQ_ENSURE(static_cast<int>(op.outputs.size()) == a.outputs, kInvalidModel,
+              info.min_inputs, info.max_inputs);
+    TQ_ENSURE(static_cast<int>(op.outputs.size()) == info.num_outputs, kInvalidModel,
               "%s '%s' (operator %d): %zu outputs, expected %d", op_name(op.type), op.name.c_str(), i,
-              op.outputs.size(), a.outputs);
+              op.outputs.size(), info.num_outputs);
     for (int k = 0; k < n_in; ++k) {
       const int32_t t = op.inputs[k];
-      const bool optional = t == -1 && k == 2 &&
-                            (op.type == OpType::kConv2D || op.type == OpType::kDepthwiseConv2D ||
-                             op.type == OpType::kFullyConnected);
+      const bool optional = t == -1 && k == kBiasInput && info.weighted;
       if (optional) continue;
       TQ_ENSURE(t >= 0 && t < num_tensors, kInvalidModel, "%s '%s' (operator %d): input %d is tensor %d, out of range",
                 op_name(op.type), op.name.c_str(), i, k, t);
@@ -291,15 +252,14 @@ Status validate_graph(const Graph& g) {
     for (int k = 0; k < n_in; ++k) {
       const int32_t t = op.inputs[k];
       if (t < 0 || !g.tensors[t].is_constant() || g.tensors[t].quant.bits >= 8) continue;
-      const bool weight_slot = k == 1 && (op.type == OpType::kConv2D || op.type == OpType::kDepthwiseConv2D ||
-                                          op.type == OpType::kFullyConnected);
+      const bool weight_slot = k == kWeightInput && info.weighted;
       TQ_ENSURE(weight_slot, kInvalidModel,
                 "%s '%s' (operator %d): input %d '%s' is bit-packed (%d bits); only conv / fully connected "
                 "weights may be",
                 op_name(op.type), op.name.c_str(), i, k, g.tensors[t].name.c_str(), g.tensors[t].quant.bits);
     }
     // Data movement copies bytes: every input and the output share one dtype.
-    if (op.type == OpType::kReshape || op.type == OpType::kTranspose || op.type == OpType::kConcat) {
+    if (info.data_movement) {
       const DType out_dtype = g.tensors[op.outputs[0]].dtype;
       for (int32_t t : op.inputs)
         TQ_ENSURE(g.tensors[t].dtype == out_dtype, kInvalidModel,

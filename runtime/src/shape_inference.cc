@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "tinyquant/op_info.h"
 #include "tinyquant/qmath.h"
 
 namespace tinyquant {
@@ -282,13 +283,6 @@ Status check_quantized_weights(const Ctx& c, int32_t out_channels) {
 }
 
 Status check_dtypes(const Ctx& c, const Dims& out) {
-  // Int8 activations select the integer kernels (int8 weights alone do not: float activations
-  // with int8 weights are left to the backend to reject).
-  const bool weighted = c.op.type == OpType::kConv2D || c.op.type == OpType::kDepthwiseConv2D ||
-                        c.op.type == OpType::kFullyConnected;
-  bool int8 = out_tensor(c).dtype == DType::kInt8;
-  for (int k = 0; k < static_cast<int>(c.op.inputs.size()); ++k)
-    if (c.has(k) && !(weighted && k > 0) && in_tensor(c, k).dtype == DType::kInt8) int8 = true;
   switch (c.op.type) {
     case OpType::kQuantize:
       if (in_tensor(c, 0).dtype != DType::kFloat32)
@@ -302,19 +296,15 @@ Status check_dtypes(const Ctx& c, const Dims& out) {
       return require_s8_activation(c, in_tensor(c, 0), "input");
     default: break;
   }
-  if (!int8) return Status::ok();
-  switch (c.op.type) {
-    case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D:
-    case OpType::kFullyConnected: return check_quantized_weights(c, out[out.rank - 1]);
-    case OpType::kMaxPool2D:
-    case OpType::kClamp:
-    case OpType::kReshape:
-    case OpType::kTranspose:
+  // Float activations with int8 weights do not select the integer kernel; the backend rejects them.
+  if (!runs_int8(c.op, c.g)) return Status::ok();
+  switch (op_info(c.op.type).int8_role) {
+    case Int8Role::kWeighted: return check_quantized_weights(c, out[out.rank - 1]);
+    case Int8Role::kPassthrough:
       TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, 0), "input"));
       TQ_RETURN_IF_ERROR(require_s8_activation(c, out_tensor(c), "output"));
       return require_same_quantization(c, in_tensor(c, 0), out_tensor(c));
-    default:
+    default:  // kRequantizing, kFixedOutput (the kernel checks the fixed params)
       for (int k = 0; k < static_cast<int>(c.op.inputs.size()); ++k)
         TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, k), "input"));
       return require_s8_activation(c, out_tensor(c), "output");

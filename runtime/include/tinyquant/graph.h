@@ -49,7 +49,7 @@ enum class OpType : uint8_t {
   kDequantize,  // int8 -> float32 (per-tensor scale / zero point of the input)
   kCount,  // number of op types; keep last
 };
-const char* op_name(OpType type);
+const char* op_name(OpType type);  // op_info(type).name, "?" when out of range; per-op facts: op_info.h
 
 enum class Activation : uint8_t { kNone = 0, kRelu, kRelu6, kClip };
 const char* activation_name(Activation act);

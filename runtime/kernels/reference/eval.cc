@@ -2,6 +2,7 @@
 #include "common.h"
 #include "common_s8.h"
 #include "reference_kernels.h"
+#include "tinyquant/op_info.h"
 
 namespace tinyquant {
 namespace reference {
@@ -14,18 +15,6 @@ bool all_float(const TensorView* inputs, int n, const TensorView* outputs, int m
     if (outputs[i].dtype != DType::kFloat32) return false;
   return true;
 }
-// Int8 activations select the integer kernels (as in infer_shapes' dtype checks); int8 weights
-// under float activations do not.
-bool int8_activations(const Operator& op, const TensorView* inputs, int n, const TensorView* outputs, int m) {
-  const bool weighted = op.type == OpType::kConv2D || op.type == OpType::kDepthwiseConv2D ||
-                        op.type == OpType::kFullyConnected;
-  for (int i = 0; i < (weighted ? 1 : n); ++i)
-    if (inputs[i].data && inputs[i].dtype == DType::kInt8) return true;
-  for (int i = 0; i < m; ++i)
-    if (outputs[i].dtype == DType::kInt8) return true;
-  return false;
-}
-
 // Integer paths. Dtypes and quantization parameters were checked by infer_shapes().
 Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const TensorView* out) {
   const TensorView* bias = num_inputs > 2 && in[2].data ? &in[2] : nullptr;
@@ -75,10 +64,8 @@ Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const T
 }  // namespace
 
 Status eval(const Operator& op, const TensorView* in, int num_inputs, const TensorView* out, int num_outputs) {
-  if (int8_activations(op, in, num_inputs, out, num_outputs) || op.type == OpType::kQuantize || op.type == OpType::kDequantize)
-    return eval_s8(op, in, num_inputs, out);
-  const bool data_movement = op.type == OpType::kReshape || op.type == OpType::kConcat || op.type == OpType::kTranspose;
-  if (!data_movement && !all_float(in, num_inputs, out, num_outputs))
+  if (runs_int8(op.type, in, num_inputs, out, num_outputs)) return eval_s8(op, in, num_inputs, out);
+  if (!op_info(op.type).data_movement && !all_float(in, num_inputs, out, num_outputs))
     return Status::error(StatusCode::kUnsupported, "%s '%s': the reference backend runs this op on float32 only (got %s)",
                          op_name(op.type), op.name.c_str(), dtype_name(in[0].dtype));
   const TensorView* bias = num_inputs > 2 && in[2].data ? &in[2] : nullptr;

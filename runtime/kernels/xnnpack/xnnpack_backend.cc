@@ -6,6 +6,7 @@
 
 #include "kernels/reference/common_s8.h"
 #include "kernels/xnnpack/xnnpack_internal.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/qmath.h"
 
 namespace tinyquant {
@@ -105,19 +106,9 @@ bool has_empty_view(const TensorView* inputs, int num_inputs, const TensorView* 
   return false;
 }
 
-// As the reference backend decides: int8 activations (not int8 weights alone) select the integer
-// kernels.
-bool int8_activations(const OpContext& ctx) {
-  const OpType t = ctx.op.type;
-  const bool weighted = t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected;
-  for (int i = 0; i < (weighted ? 1 : ctx.num_inputs); ++i)
-    if (ctx.in(i).data != nullptr && ctx.in(i).dtype == DType::kInt8) return true;
-  return ctx.output.dtype == DType::kInt8;
-}
-
 // The one switch: each op to its float or int8 prepare function.
 Status dispatch(OpContext* ctx, bool* handled) {
-  const bool s8 = int8_activations(*ctx);
+  const bool s8 = runs_int8(ctx->op.type, ctx->inputs, ctx->num_inputs, &ctx->output, 1);
   switch (ctx->op.type) {
     case OpType::kConv2D:
     case OpType::kDepthwiseConv2D: return s8 ? prepare_conv2d_s8(ctx, handled) : prepare_conv2d(ctx, handled);
