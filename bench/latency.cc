@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tinyquant/port.h"
+#include "toolkit/json.h"
 #include "toolkit/toolkit.h"
 
 using namespace tinyquant;
@@ -85,11 +86,17 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::sort(ms.begin(), ms.end());
-      std::printf("{\"model\": \"%s\", \"engine\": \"tinyquant-%s\", \"batch\": %d, \"threads\": %d, "
-                  "\"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"runs\": %zu, \"arena_bytes\": %zu, "
-                  "\"packed_weight_bytes\": %zu}\n",
-                  model.c_str(), b.c_str(), opt.batch, threads, ms[ms.size() / 2], ms[ms.size() / 10],
-                  ms[ms.size() * 9 / 10], ms.size(), interp.arena_bytes(), interp.backend_weight_bytes());
+      const Json row = {{"model", model},
+                        {"engine", "tinyquant-" + b},
+                        {"batch", opt.batch},
+                        {"threads", threads},
+                        {"median_ms", json_round(ms[ms.size() / 2], 4)},
+                        {"p10_ms", json_round(ms[ms.size() / 10], 4)},
+                        {"p90_ms", json_round(ms[ms.size() * 9 / 10], 4)},
+                        {"runs", ms.size()},
+                        {"arena_bytes", interp.arena_bytes()},
+                        {"packed_weight_bytes", interp.backend_weight_bytes()}};
+      std::printf("%s\n", json_line(row).c_str());
       std::fflush(stdout);
     }
   }

@@ -22,6 +22,7 @@
 #include "tinyquant/port.h"
 #include "tinyquant/qmath.h"
 #include "tinyquant/shape_inference.h"
+#include "toolkit/json.h"
 #include "toolkit/toolkit.h"
 
 using namespace tinyquant;
@@ -303,11 +304,17 @@ int main(int argc, char** argv) {
       break;
     }
     std::sort(ms.begin(), ms.end());
-    std::printf("{\"model\": \"%s\", \"engine\": \"raw-xnnpack\", \"batch\": %d, \"threads\": %d, "
-                "\"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"runs\": %zu, \"xnn_operators\": %zu, "
-                "\"bit_exact_vs_tinyquant_xnnpack\": %s}\n",
-                model.c_str(), batch, threads, ms[ms.size() / 2], ms[ms.size() / 10], ms[ms.size() * 9 / 10],
-                ms.size(), chain.num_operators(), bit_exact ? "true" : "false");
+    const Json row = {{"model", model},
+                      {"engine", "raw-xnnpack"},
+                      {"batch", batch},
+                      {"threads", threads},
+                      {"median_ms", json_round(ms[ms.size() / 2], 4)},
+                      {"p10_ms", json_round(ms[ms.size() / 10], 4)},
+                      {"p90_ms", json_round(ms[ms.size() * 9 / 10], 4)},
+                      {"runs", ms.size()},
+                      {"xnn_operators", chain.num_operators()},
+                      {"bit_exact_vs_tinyquant_xnnpack", bit_exact}};
+    std::printf("%s\n", json_line(row).c_str());
     std::fflush(stdout);
   }
   if (pool != nullptr) pthreadpool_destroy(pool);

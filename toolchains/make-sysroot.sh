@@ -4,7 +4,8 @@
 #   bash toolchains/make-sysroot.sh aarch64|armhf [DEST]
 #
 # Downloads the Debian arm64/armhf packages of XNNPACK, pthreadpool, cpuinfo, lp_solve,
-# FlatBuffers, protobuf, ONNX, zlib and doctest with `apt-get download PKG:ARCH`, and unpacks each
+# FlatBuffers, protobuf, ONNX and zlib with `apt-get download PKG:ARCH` (and the header-only,
+# Architecture: all doctest and nlohmann-json without the suffix), and unpacks each
 # with `dpkg -x` into DEST (default: build-sysroot/<triple> in the source tree). Nothing is
 # installed: `apt-get install` of a foreign-architecture -dev package would remove the host's own
 # (the -dev packages are not Multi-Arch: same). The C library, libstdc++ and the compiler come from
@@ -31,7 +32,7 @@ pkgs=(
   zlib1g-dev zlib1g
 )
 # Architecture-independent headers are the same for every target.
-indep=(doctest-dev)
+indep=(doctest-dev nlohmann-json3-dev)
 
 stamp="$dest/.tq-sysroot"
 want="$(printf '%s\n' "$debarch" "${pkgs[@]}" "${indep[@]}")"
@@ -73,7 +74,8 @@ find "$dest" -type l | while read -r link; do
     /*) ln -sfn "$dest$target" "$link" ;;
   esac
 done
-for f in usr/include/xnnpack.h usr/lib/$triple/libXNNPACK.so usr/include/onnx/onnx_pb.h; do
+for f in usr/include/xnnpack.h usr/lib/$triple/libXNNPACK.so usr/include/onnx/onnx_pb.h \
+         usr/include/nlohmann/json.hpp; do
   [ -e "$dest/$f" ] || { echo "make-sysroot: $dest/$f missing after unpacking" >&2; exit 1; }
 done
 echo "$want" > "$stamp"

@@ -8,6 +8,7 @@
 
 #include "data/npy.h"
 #include "tinyquant/model_io.h"
+#include "toolkit/json.h"
 #include "toolkit/toolkit.h"
 #if TQ_WITH_QUANT
 #include "toolkit/quantize.h"
@@ -191,19 +192,29 @@ int cmd_eval(const Args& args) {
   EvalResult r;
   s = evaluate_classifier(graph, ds, opt, &r);
   if (!s.is_ok()) return fail(s.with_context("%s", args.model.c_str()));
+  char checksum[24];
+  std::snprintf(checksum, sizeof(checksum), "0x%016llx", static_cast<unsigned long long>(r.checksum));
   if (json) {
-    std::printf(
-        "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"top1\": %.4f, \"correct\": %d, \"samples\": %d, "
-        "\"backend\": \"%s\", \"threads\": %d, \"batch\": %d, \"seconds\": %.3f, \"arena_bytes\": %zu, "
-        "\"backend_weight_bytes\": %zu, \"fallback_ops\": %d, \"simulated\": %s, \"checksum\": \"0x%016llx\"}\n",
-        args.model.c_str(), data.c_str(), split.c_str(), r.top1, r.correct, r.samples, backend_name(opt.backend),
-        opt.threads, opt.batch, r.seconds, r.arena_bytes, r.backend_weight_bytes, r.fallback_ops, simulate ? "true" : "false",
-        static_cast<unsigned long long>(r.checksum));
+    const Json j = {{"model", args.model},
+                    {"data", data},
+                    {"split", split},
+                    {"top1", json_round(r.top1, 4)},
+                    {"correct", r.correct},
+                    {"samples", r.samples},
+                    {"backend", backend_name(opt.backend)},
+                    {"threads", opt.threads},
+                    {"batch", opt.batch},
+                    {"seconds", json_round(r.seconds, 3)},
+                    {"arena_bytes", r.arena_bytes},
+                    {"backend_weight_bytes", r.backend_weight_bytes},
+                    {"fallback_ops", r.fallback_ops},
+                    {"simulated", simulate},
+                    {"checksum", checksum}};
+    std::printf("%s\n", json_line(j).c_str());
   } else {
-    std::printf("%s%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s, checksum 0x%016llx\n",
+    std::printf("%s%s: top-1 %.2f%% (%d/%d) on %s %s, backend %s, %d thread(s), %.2f s, checksum %s\n",
                 args.model.c_str(), simulate ? " (simulated)" : "", r.top1, r.correct, r.samples, data.c_str(),
-                split.c_str(), backend_name(opt.backend), opt.threads, r.seconds,
-                static_cast<unsigned long long>(r.checksum));
+                split.c_str(), backend_name(opt.backend), opt.threads, r.seconds, checksum);
   }
   return 0;
 }
@@ -252,11 +263,21 @@ int cmd_quantize(const Args& args) {
   quant::RtnReport report;
   s = quant::quantize_graph_rtn(graph, calib, opt, &quantized, nullptr, &report);
   if (!s.is_ok()) return fail(s.with_context("%s", args.model.c_str()));
+  std::string report_json;
+  if (json) {
+    // RtnReport::json() writes its JSON by hand: re-read it, so that what we print is valid JSON or
+    // an error (before the model is written), never a broken object.
+    const Json j = Json::parse(report.json(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded())
+      return fail(Status::error(StatusCode::kInternal, "%s: the quantize report is not valid JSON",
+                                args.model.c_str()));
+    report_json = json_line(j);
+  }
   quantized.producer = "tinyquant quantize --method rtn " + args.model;
   s = save_model_file(quantized, out);
   if (!s.is_ok()) return fail(s);
   if (json)
-    std::printf("%s\n", report.json().c_str());
+    std::printf("%s\n", report_json.c_str());
   else
     print_rtn_report(report, stderr);
   std::fprintf(stderr, "tq: wrote %s (%zu operators, %zu tensors)\n", out, quantized.operators.size(),
