@@ -5,7 +5,7 @@
 #
 # Downloads the Debian arm64/armhf packages of XNNPACK, pthreadpool, cpuinfo, lp_solve,
 # FlatBuffers, protobuf, ONNX and zlib with `apt-get download PKG:ARCH` (and the header-only,
-# Architecture: all doctest and nlohmann-json without the suffix), and unpacks each
+# Architecture: all doctest, CLI11 and nlohmann-json without the suffix), and unpacks each
 # with `dpkg -x` into DEST (default: build-sysroot/<triple> in the source tree). Nothing is
 # installed: `apt-get install` of a foreign-architecture -dev package would remove the host's own
 # (the -dev packages are not Multi-Arch: same). The C library, libstdc++ and the compiler come from
@@ -32,7 +32,7 @@ pkgs=(
   zlib1g-dev zlib1g
 )
 # Architecture-independent headers are the same for every target.
-indep=(doctest-dev nlohmann-json3-dev)
+indep=(doctest-dev libcli11-dev nlohmann-json3-dev)
 
 stamp="$dest/.tq-sysroot"
 want="$(printf '%s\n' "$debarch" "${pkgs[@]}" "${indep[@]}")"
@@ -75,7 +75,7 @@ find "$dest" -type l | while read -r link; do
   esac
 done
 for f in usr/include/xnnpack.h usr/lib/$triple/libXNNPACK.so usr/include/onnx/onnx_pb.h \
-         usr/include/nlohmann/json.hpp; do
+         usr/include/CLI/CLI.hpp usr/include/nlohmann/json.hpp; do
   [ -e "$dest/$f" ] || { echo "make-sysroot: $dest/$f missing after unpacking" >&2; exit 1; }
 done
 echo "$want" > "$stamp"
