@@ -287,6 +287,8 @@ class Pipeline {
                                                  : "rtn") +
                        (opt_.stats_tuning ? "+stats" : "");
     rtn.layers = qreport_.layers;
+    rtn.quantize_ops = qreport_.quantize_ops;
+    rtn.dequantize_ops = qreport_.dequantize_ops;
     finish_quantized_graph(fg_, calib_, opt_.rtn, report->pipeline.c_str(), map_, observers, choices_, &q_, &rtn);
     TQ_RETURN_IF_ERROR(validate_graph(q_).with_context("quantized graph"));
     std::vector<Dims> qdims;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <unistd.h>
 
 #include "data/npy.h"
 #include "tinyquant/shape_inference.h"
@@ -75,6 +76,39 @@ void print_rtn_report(const quant::RtnReport& report, std::FILE* out) {
   std::fprintf(out, "weights+bias %lld -> %lld bytes; %d Quantize, %d Dequantize ops; %d calibration samples, "
                "%.2f s\n", static_cast<long long>(fbytes), static_cast<long long>(qbytes), report.quantize_ops,
                report.dequantize_ops, report.samples, report.seconds);
+}
+
+void print_adaquant_report(const quant::AdaQuantReport& report, std::FILE* out) {
+  std::fprintf(out, "%-4s %-16s %-30s %5s %5s %12s %12s %-8s %6s %7s  %s\n", "#", "op", "name", "wbits", "abits",
+               "MSE before", "MSE after", "result", "iters", "s", "stats gamma");
+  for (size_t i = 0; i < report.layers.size(); ++i) {
+    const quant::AdaQuantLayerReport& l = report.layers[i];
+    const std::string name = l.name.size() > 30 ? l.name.substr(0, 27) + "..." : l.name;
+    const char* result = !l.optimised ? "-" : l.reverted ? "reverted" : "improved";
+    std::fprintf(out, "%-4zu %-16s %-30s %5d %5d %12.4g %12.4g %-8s %6d %7.2f  [%.3f, %.3f]\n", i, op_name(l.type),
+                 name.c_str(), l.weight_bits, l.activation_bits, l.mse_before, l.mse_after, result, l.iterations,
+                 l.seconds, l.stats_gamma_min, l.stats_gamma_max);
+    if (!l.note.empty() && l.reverted) std::fprintf(out, "     %s\n", l.note.c_str());
+  }
+  std::fprintf(out, "pipeline %s: %d calibration samples (%d train, %d held out), %.1f s (AdaQuant %.1f s at %.1f "
+               "GFLOP/s on %s GEMM, statistics tuning %.1f s), peak RSS %.1f MiB, largest layer cache %.1f MiB\n",
+               report.pipeline.c_str(), report.rtn.samples, report.train_samples, report.holdout_samples,
+               report.seconds, report.adaquant_seconds, report.gflops, report.gemm_engine.c_str(),
+               report.stats_seconds, report.peak_rss_bytes / 1048576.0, report.largest_cache_bytes / 1048576.0);
+}
+
+void print_adaquant_progress(void* user, const quant::AdaQuantProgress& p) {
+  std::FILE* out = static_cast<std::FILE*>(user);
+  static const bool tty = isatty(fileno(out));
+  if (tty) {
+    std::fprintf(out, "\r  layer %d/%d %-28.28s %-12s iter %5d/%-5d loss %-10.4g ETA %5.0f s ", p.layer + 1,
+                 p.layers, p.name, p.stage, p.iteration, p.iterations, p.loss, p.eta_s);
+    if (p.layer + 1 == p.layers && p.iteration == p.iterations) std::fputc('\n', out);
+    std::fflush(out);
+  } else if (p.iteration == p.iterations) {
+    std::fprintf(out, "  layer %d/%d %s: %s done, loss %.4g, %.1f s elapsed, ETA %.0f s\n", p.layer + 1, p.layers,
+                 p.name, p.stage, p.loss, p.elapsed_s, p.eta_s);
+  }
 }
 
 }  // namespace tinyquant

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tinyquant/adaquant.h"
 #include "tinyquant/graph.h"
 #include "tinyquant/pipeline.h"
 #include "toolkit/toolkit.h"
@@ -23,5 +24,14 @@ Status load_calibration_set(const std::string& spec, const std::string& data_dir
 
 // One line per layer of a quantize report: name, op, bits, float bytes -> quantized bytes; totals.
 void print_rtn_report(const quant::RtnReport& report, std::FILE* out);
+
+// Per optimised layer: held-out MSE before -> after, kept or reverted, iterations, seconds, the
+// statistics-tuning corrections; then totals (time, GFLOP/s, peak RSS, largest layer cache).
+void print_adaquant_report(const quant::AdaQuantReport& report, std::FILE* out);
+
+// A progress printer for quant::AdaQuantOptions::progress: on a terminal one live line
+// (layer i/N, stage, iteration, loss, ETA) rewritten in place; when piped, a plain line per layer
+// and stage. `user` is the FILE* to print to.
+void print_adaquant_progress(void* user, const quant::AdaQuantProgress& progress);
 
 }  // namespace tinyquant

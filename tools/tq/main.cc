@@ -11,7 +11,13 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <csignal>
+
 #include "data/npy.h"
+#include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
 #include "toolkit/json.h"
 #include "toolkit/toolkit.h"
@@ -188,62 +194,132 @@ int cmd_eval(EvalArgs& a) {
 #if TQ_WITH_QUANT
 struct QuantizeArgs {
   std::string model, output, method = "rtn", calib = "fashion-mnist:train", data_dir = kDefaultFashionMnistDir;
+  std::string lr_mode = "relative", report;
   int32_t calib_size = 1000;
   float mean = kFashionMnistMean, std = kFashionMnistStd;
   bool json = false;
-  quant::RtnOptions rtn;
+  quant::AdaQuantOptions aq;  // aq.rtn: the range-calibration options every method uses
+  QuantizeArgs() { aq.gemm_threads = std::max(1u, std::thread::hardware_concurrency()); }
 };
 
 CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
+  quant::RtnOptions& rtn = a.aq.rtn;
   CLI::App* cmd = tq.add_subcommand("quantize", "post-training quantization");
   add_model(cmd, &a.model, "MODEL.(onnx|tqm)");
   cmd->add_option("-o,--output", a.output, "OUT.tqm")->required();
-  cmd->add_option("--method", a.method, "round-to-nearest after range calibration")
-      ->check(because(CLI::IsMember({"rtn"}), "only rtn is implemented"));
-  cmd->add_option("--wbits", a.rtn.weight_bits, "weight bits")->check(CLI::Range(2, 8));
-  cmd->add_option("--abits", a.rtn.activation_bits, "activation bits")->check(CLI::Range(2, 8));
+  cmd->add_option("--method", a.method,
+                  "rtn: round-to-nearest after range calibration; adaquant: layer-wise calibration (AdaQuant)")
+      ->check(because(CLI::IsMember({"rtn", "adaquant"}), "expected rtn or adaquant"));
+  cmd->add_option("--wbits", rtn.weight_bits, "weight bits")->check(CLI::Range(2, 8));
+  cmd->add_option("--abits", rtn.activation_bits, "activation bits")->check(CLI::Range(2, 8));
   cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")
       ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));
-  cmd->add_option("--seed", a.rtn.seed, "seed of the calibration subset")->check(CLI::Range(0, 0x7fffffff));
-  add_backend(cmd, &a.rtn.backend, &a.rtn.threads, "float kernels for calibration");
-  cmd->add_option("--batch", a.rtn.batch, "calibration samples per invoke")->check(CLI::Range(1, 4096));
+  cmd->add_option("--seed", rtn.seed, "seed of the calibration subset and of AdaQuant's batches")
+      ->check(CLI::Range(0, 0x7fffffff));
+  add_backend(cmd, &rtn.backend, &rtn.threads, "float kernels for calibration");
+  cmd->add_option("--calib-batch", rtn.batch, "calibration samples per float invoke")->check(CLI::Range(1, 4096));
+  cmd->add_option("--batch", a.aq.batch, "AdaQuant samples per Adam step (rtn: samples per float invoke)")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_flag("--sequential", a.aq.sequential,
+                "adaquant: each layer's input comes from the already quantized layers before it (default: parallel)");
+  cmd->add_flag("--stats-tuning", a.aq.stats_tuning,
+                "per-channel mean/std correction against the float model after quantization (rtn or adaquant)");
+  cmd->add_option("--iters", a.aq.iterations, "adaquant: Adam steps per layer")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--lr-mode", a.lr_mode, "adaquant: learning rates relative to each tensor's scale, or absolute")
+      ->check(because(CLI::IsMember({"relative", "absolute"}), "expected relative or absolute"));
+  cmd->add_option("--lr-weight", a.aq.lr_weight, "adaquant: weights' rate (default 1e-2 relative, 1e-5 absolute)");
+  cmd->add_option("--lr-bias", a.aq.lr_bias, "adaquant: biases' rate (default 1e-2 relative, 1e-3 absolute)");
+  cmd->add_option("--lr-weight-scale", a.aq.lr_weight_scale, "adaquant: weight scales' rate (1e-3 / 1e-3)");
+  cmd->add_option("--lr-act-scale", a.aq.lr_act_scale, "adaquant: input scale's rate (1e-3 / 1e-1)");
+  cmd->add_option("--lr-zero-point", a.aq.lr_zero_point, "adaquant: input zero point's rate (1e-2 / 1e-1)");
+  cmd->add_option("--holdout", a.aq.holdout, "adaquant: fraction of samples held out to judge each layer")
+      ->check(CLI::Range(0.01f, 0.9f));
+  cmd->add_option("--early-stop", a.aq.check_every,
+                  "adaquant: check the held-out MSE every N steps, stop a layer after 3 checks without gain (0: off)")
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--gemm-threads", a.aq.gemm_threads, "adaquant: GEMM threads (results do not depend on it)")->check(CLI::Range(1, 256));
+  cmd->add_option("--report", a.report, "write the full report (per layer, timing, memory) as JSON to R.json");
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
   cmd->add_flag("--json", a.json, "the per-layer report as JSON on stdout");
   return cmd;
 }
 
+std::atomic<bool> g_cancel{false};
+extern "C" void on_interrupt(int) { g_cancel.store(true); }
+
+int print_checked_json(const std::string& text, const std::string& model, std::string* out) {
+  // The reports write their JSON by hand: re-read it, so that what we print is valid JSON or an
+  // error (before the model is written), never a broken object.
+  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded())
+    return fail(Status::error(StatusCode::kInternal, "%s: the quantize report is not valid JSON", model.c_str()));
+  *out = json_line(j);
+  return 0;
+}
+
 int cmd_quantize(QuantizeArgs& a) {
-  a.rtn.progress = true;
+  quant::RtnOptions& rtn = a.aq.rtn;
+  rtn.progress = true;
+  const bool adaquant = a.method == "adaquant";
+  if (!adaquant) rtn.batch = a.aq.batch == 50 ? rtn.batch : a.aq.batch;  // rtn: --batch is the invoke batch
+  if (!adaquant && a.aq.sequential)
+    return usage_error("--sequential: only with --method adaquant");
+  a.aq.adaquant = adaquant;
+  a.aq.lr_mode = a.lr_mode == "absolute" ? quant::LrMode::kAbsolute : quant::LrMode::kRelative;
   Graph graph;
   Status s = load_any_model(a.model, &graph);
   if (!s.is_ok()) return fail(s);
   quant::CalibrationData calib;
-  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, a.rtn.seed, a.mean, a.std, graph, &calib);
+  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, rtn.seed, a.mean, a.std, graph, &calib);
   if (!s.is_ok()) return fail(s);
-  std::fprintf(stderr, "tq: calibrating %s on %d samples of %s (rtn, W%dA%d)\n", a.model.c_str(), calib.samples,
-               a.calib.c_str(), a.rtn.weight_bits, a.rtn.activation_bits);
+  std::string what = a.method;
+  if (adaquant) what += a.aq.sequential ? " sequential" : " parallel";
+  if (a.aq.stats_tuning) what += " + stats tuning";
+  std::fprintf(stderr, "tq: calibrating %s on %d samples of %s (%s, W%dA%d)\n", a.model.c_str(), calib.samples,
+               a.calib.c_str(), what.c_str(), rtn.weight_bits, rtn.activation_bits);
   Graph quantized;
-  quant::RtnReport report;
-  s = quant::quantize_graph_rtn(graph, calib, a.rtn, &quantized, nullptr, &report);
-  if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
-  std::string report_json;
-  if (a.json) {
-    // RtnReport::json() writes its JSON by hand: re-read it, so that what we print is valid JSON or
-    // an error (before the model is written), never a broken object.
-    const Json j = Json::parse(report.json(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded())
-      return fail(Status::error(StatusCode::kInternal, "%s: the quantize report is not valid JSON",
-                                a.model.c_str()));
-    report_json = json_line(j);
+  std::string report_json, full_report;
+  if (!adaquant && !a.aq.stats_tuning) {
+    quant::RtnReport report;
+    s = quant::quantize_graph_rtn(graph, calib, rtn, &quantized, nullptr, &report);
+    if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
+    if (a.json)
+      if (int rc = print_checked_json(report.json(), a.model, &report_json)) return rc;
+    full_report = report.json();
+    if (!a.json) print_rtn_report(report, stderr);
+  } else {
+    // Ctrl-C stops at the next step: nothing is written (the model file is written atomically
+    // after success only).
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
+    a.aq.cancel = &g_cancel;
+    a.aq.progress = print_adaquant_progress;
+    a.aq.progress_user = stderr;
+    quant::AdaQuantReport report;
+    s = quant::quantize_graph_adaquant(graph, calib, a.aq, &quantized, &report);
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
+    full_report = report.json();
+    if (a.json)
+      if (int rc = print_checked_json(full_report, a.model, &report_json)) return rc;
+    if (!a.json) {
+      print_rtn_report(report.rtn, stderr);
+      print_adaquant_report(report, stderr);
+    }
   }
-  quantized.producer = "tinyquant quantize --method rtn " + a.model;
+  quantized.producer = "tinyquant quantize --method " + what + " " + a.model;
   s = save_model_file(quantized, a.output.c_str());
   if (!s.is_ok()) return fail(s);
-  if (a.json)
-    std::printf("%s\n", report_json.c_str());
-  else
-    print_rtn_report(report, stderr);
+  if (!a.report.empty()) {
+    std::string checked;
+    if (int rc = print_checked_json(full_report, a.model, &checked)) return rc;
+    checked += "\n";
+    s = write_file_atomic(a.report.c_str(), checked.data(), checked.size());
+    if (!s.is_ok()) return fail(s);
+  }
+  if (a.json) std::printf("%s\n", report_json.c_str());
   std::fprintf(stderr, "tq: wrote %s (%zu operators, %zu tensors)\n", a.output.c_str(), quantized.operators.size(),
                quantized.tensors.size());
   return 0;
