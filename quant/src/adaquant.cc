@@ -231,7 +231,8 @@ class Pipeline {
     params_.assign(fg_.tensors.size(), ActivationParams());
     for (size_t t = 0; t < observers.size(); ++t)
       if (observers[t]) {
-        TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(opt_.rtn.activation_bits, &choices_[t]));
+        TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(
+            activation_bits_for(fg_, static_cast<int32_t>(t), opt_.rtn), &choices_[t]));
         params_[t] = choices_[t].params;
       }
     TQ_RETURN_IF_ERROR(infer_shapes(fg_, 1, &dims_));

@@ -41,6 +41,9 @@ Status calibrate_activations(const Graph& float_graph, const CalibrationData& ca
                              const RtnOptions& options, std::vector<std::unique_ptr<ActivationObserver>>* observers,
                              RtnReport* report);
 
+// The bits activation t is quantized to (RtnOptions::activation_bits / output_activation_bits).
+int32_t activation_bits_for(const Graph& float_graph, int32_t t, const RtnOptions& options);
+
 // The checks quantize_graph_rtn makes on its inputs; per_sample is the model input's size.
 Status check_quantization_inputs(const Graph& float_graph, const CalibrationData& calibration, int32_t weight_bits,
                                  int32_t activation_bits, int32_t batch, int64_t* per_sample);

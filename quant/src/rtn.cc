@@ -193,7 +193,7 @@ class IntegerGraphBuilder {
       return Status::ok();
     }
     layer->int8 = true;
-    layer->activation_bits = opt_.activation_bits;
+    layer->activation_bits = is_passthrough(op.type) ? int8_params(op.inputs[0]).bits : params_[out].bits;
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       const int32_t t = op.inputs[k];
       if (t >= 0 && !fg_.tensors[t].is_constant()) nop.inputs[k] = int8_version(t);
@@ -440,6 +440,14 @@ Status check_quantization_inputs(const Graph& float_graph, const CalibrationData
   return Status::ok();
 }
 
+int32_t activation_bits_for(const Graph& fg, int32_t t, const RtnOptions& options) {
+  if (options.output_activation_bits <= 0) return options.activation_bits;
+  bool leaves = std::find(fg.outputs.begin(), fg.outputs.end(), t) != fg.outputs.end();
+  for (const Operator& op : fg.operators)
+    if (op.type == OpType::kSoftmax && op.inputs[0] == t) leaves = true;
+  return leaves ? std::max(options.activation_bits, options.output_activation_bits) : options.activation_bits;
+}
+
 Status calibrate_activations(const Graph& float_graph, const CalibrationData& calibration, int64_t per_sample,
                              const RtnOptions& options, std::vector<std::unique_ptr<ActivationObserver>>* observers,
                              RtnReport* report) {
@@ -479,7 +487,8 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
   std::vector<ActivationChoice> choices(float_graph.tensors.size());
   for (size_t t = 0; t < observers.size(); ++t)
     if (observers[t]) {
-      TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(options.activation_bits, &choices[t]));
+      TQ_RETURN_IF_ERROR(observers[t]->choose_activation_params(
+          activation_bits_for(float_graph, static_cast<int32_t>(t), options), &choices[t]));
       params[t] = choices[t].params;
     }
 

@@ -16,6 +16,7 @@
 #include "data/npy.h"
 #include "tools/cli_util.h"
 #include "tinyquant/interpreter.h"
+#include "toolkit/json.h"
 #include "toolkit/quantize.h"
 
 using namespace tinyquant;
@@ -128,9 +129,19 @@ TEST_CASE("tq quantize rejects bad options and bad calibration data, writing not
   Run a1 = tq("quantize " + kLenet + " --abits 1 -o " + out);
   CHECK(a1.code == 2);
   CHECK(contains(a1.out, "--abits"));
-  Run m = tq("quantize " + kLenet + " --method adaquant -o " + out);
+  Run m = tq("quantize " + kLenet + " --method gptq -o " + out);
   CHECK(m.code == 2);
-  CHECK(contains(m.out, "only rtn"));
+  CHECK_MESSAGE(contains(m.out, "expected rtn or adaquant"), m.out);
+  Run seq = tq("quantize " + kLenet + " --method rtn --sequential -o " + out);
+  CHECK(seq.code == 2);
+  CHECK_MESSAGE(contains(seq.out, "--sequential: only with --method adaquant"), seq.out);
+  Run few = tq("quantize " + kLenet + " --method adaquant --calib-size 40 -o " + out);
+  CHECK(few.code == 1);
+  CHECK_MESSAGE(contains(few.out, "40 samples"), few.out);
+  CHECK_MESSAGE(contains(few.out, "batch of 50"), few.out);
+  Run lr = tq("quantize " + kLenet + " --method adaquant --lr-mode fast -o " + out);
+  CHECK(lr.code == 2);
+  CHECK_MESSAGE(contains(lr.out, "--lr-mode"), lr.out);
   Run no_out = tq("quantize " + kLenet);
   CHECK(no_out.code == 2);
   Run empty = tq("quantize " + kLenet + " --calib-size 0 -o " + out);
@@ -192,6 +203,58 @@ TEST_CASE("rtn W4A4 lenet: integer and simulated predictions agree sample by sam
   MESSAGE("W4A4 lenet on ", ri.samples, " test images (", std::string(backend_name(eo.backend)), "): integer ", ri.top1,
           "%, simulated ", rs.top1, "%, ", disagree, " disagreements");
   CHECK(disagree <= std::max(1, ri.samples / 1000));
+}
+
+// The fast accuracy regression CI keeps (few samples and steps): a broken optimiser either stops
+// lowering the layers' held-out error (the revert guard would then hide it in the accuracy) or
+// loses accuracy; both fail here.
+TEST_CASE("tq quantize --method adaquant: W4A4 lenet, every layer improves, the model beats round-to-nearest") {
+  const std::string dir = temp_dir();
+  const std::string aq = dir + "/aq.tqm", rtn = dir + "/rtn.tqm", report = dir + "/aq.json";
+  const std::string common = " --wbits 4 --abits 4 --calib-size 300 --seed 0 ";
+  Run r = tq("quantize " + kLenet + " --method rtn" + common + "-o " + rtn);
+  REQUIRE_MESSAGE(r.code == 0, r.out);
+  Run a = tq("quantize " + kLenet + " --method adaquant --sequential --stats-tuning --iters 40" + common + "-o " + aq +
+             " --report " + report);
+  REQUIRE_MESSAGE(a.code == 0, a.out);
+  CHECK_MESSAGE(contains(a.out, "pipeline adaquant-sequential+stats"), a.out);
+  CHECK_MESSAGE(contains(a.out, "layer 4/4 /fc2/Gemm: adaquant done"), a.out);  // piped: plain progress lines
+  std::FILE* f = std::fopen(report.c_str(), "rb");
+  REQUIRE(f);
+  std::string text;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+  std::fclose(f);
+  const Json j = Json::parse(text, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  CHECK(j["pipeline"] == "adaquant-sequential+stats");
+  CHECK(j["train_samples"] == 270);
+  CHECK(j["peak_rss_bytes"].get<double>() > 0);
+  REQUIRE(j["layers"].size() == 4u);
+  double ratio = 0;
+  for (const Json& l : j["layers"]) {
+    INFO(l["name"].get<std::string>(), ": ", l["mse_before"].get<double>(), " -> ", l["mse_after"].get<double>());
+    CHECK(l["reverted"] == false);
+    CHECK(l["mse_after"].get<double>() < 0.85 * l["mse_before"].get<double>());
+    ratio += l["mse_after"].get<double>() / l["mse_before"].get<double>() / 4;
+  }
+  MESSAGE("AdaQuant W4A4 lenet (300 samples, 40 steps): mean held-out MSE after/before ", ratio);
+  CHECK(ratio < 0.7);
+  Graph gq, gr;
+  REQUIRE(load_any_model(aq, &gq).is_ok());
+  REQUIRE(load_any_model(rtn, &gr).is_ok());
+  CHECK(gq.calibration.pipeline == "adaquant-sequential+stats");
+  ImageDataset test;
+  REQUIRE(load_fashion_mnist(kDefaultFashionMnistDir, "test", &test).is_ok());
+  EvalOptions eo;
+  eo.backend = backend_available(Backend::kXnnpack) ? Backend::kXnnpack : Backend::kReference;
+  eo.limit = 2000;
+  EvalResult ra, rr;
+  REQUIRE(evaluate_classifier(gq, test, eo, &ra).is_ok());
+  REQUIRE(evaluate_classifier(gr, test, eo, &rr).is_ok());
+  MESSAGE("W4A4 lenet on 2000 test images: rtn ", rr.top1, "%, adaquant sequential + stats ", ra.top1, "%");
+  CHECK(ra.top1 >= rr.top1);
+  CHECK(ra.top1 >= 89.5);
 }
 
 #endif  // TQ_WITH_QUANT

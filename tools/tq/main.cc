@@ -212,6 +212,9 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
       ->check(because(CLI::IsMember({"rtn", "adaquant"}), "expected rtn or adaquant"));
   cmd->add_option("--wbits", rtn.weight_bits, "weight bits")->check(CLI::Range(2, 8));
   cmd->add_option("--abits", rtn.activation_bits, "activation bits")->check(CLI::Range(2, 8));
+  cmd->add_option("--output-abits", rtn.output_activation_bits,
+                  "bits of int8 activations that feed no other layer (the logits); 0: --abits")
+      ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
   cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")
       ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));

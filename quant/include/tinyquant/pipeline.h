@@ -65,6 +65,11 @@ struct RtnOptions {
   Backend backend = Backend::kReference;  // float kernels for calibration
   int32_t threads = 1;
   bool progress = false;        // a line to the log every few batches
+  // Bits of the int8 activations that leave the integer region and feed no other layer: graph
+  // outputs (the logits before their Dequantize) and Softmax inputs. Their quantizer is no
+  // layer's input quantizer, so AdaQuant cannot learn it, and 4-bit logits tie the arg-max on
+  // many samples (lenet W4A4: 16 distinct logit values). 0: activation_bits like every other.
+  int32_t output_activation_bits = 8;
 };
 
 struct RtnLayerReport {
