@@ -8,7 +8,7 @@ PKGS=(
   libflatbuffers-dev flatbuffers-compiler
   liblpsolve55-dev doctest-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev
+  dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev libopenblas-dev
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
 )
 # --cross: also the ARM cross compilers and QEMU (toolchains/, examples/mcu_inference, .ci/run).

@@ -11,6 +11,28 @@
 namespace tinyquant {
 namespace quant {
 
+// Portable: C rows in blocks, op(B) copied once into a [K, N] panel so the inner loop is a
+// contiguous axpy the compiler vectorises. Always built (bench/gemm.cc measures it).
+void sgemm_portable(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  std::vector<float> panel(static_cast<size_t>(k * n));
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t j = 0; j < n; ++j) panel[p * n + j] = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+  std::vector<float> row(static_cast<size_t>(n));
+  for (int64_t i = 0; i < m; ++i) {
+    std::fill(row.begin(), row.end(), 0.0f);
+    for (int64_t p = 0; p < k; ++p) {
+      const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
+      const float* bp = panel.data() + p * n;
+      float* rp = row.data();
+      for (int64_t j = 0; j < n; ++j) rp[j] += av * bp[j];
+    }
+    float* cp = c + i * ldc;
+    for (int64_t j = 0; j < n; ++j) cp[j] = alpha * row[j] + (beta == 0.0f ? 0.0f : beta * cp[j]);
+  }
+}
+
 #if TQ_WITH_OPENBLAS
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
@@ -22,27 +44,9 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
 const char* gemm_engine() { return "openblas"; }
 void set_gemm_threads(int32_t threads) { openblas_set_num_threads(std::max(1, threads)); }
 #else
-// Portable: C rows in blocks, op(B) copied once into a [K, N] panel so the inner loop is a
-// contiguous axpy the compiler vectorises.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  std::vector<float> panel(static_cast<size_t>(k * n));
-  for (int64_t p = 0; p < k; ++p)
-    for (int64_t j = 0; j < n; ++j) panel[p * n + j] = trans_b ? b[j * ldb + p] : b[p * ldb + j];
-  std::vector<float> row(static_cast<size_t>(n));
-  for (int64_t i = 0; i < m; ++i) {
-    std::fill(row.begin(), row.end(), 0.0f);
-    for (int64_t p = 0; p < k; ++p) {
-      const float av = trans_a ? a[p * lda + i] : a[i * lda + p];
-      if (av == 0.0f) continue;
-      const float* bp = panel.data() + p * n;
-      float* rp = row.data();
-      for (int64_t j = 0; j < n; ++j) rp[j] += av * bp[j];
-    }
-    float* cp = c + i * ldc;
-    for (int64_t j = 0; j < n; ++j) cp[j] = alpha * row[j] + (beta == 0.0f ? 0.0f : beta * cp[j]);
-  }
+  sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 const char* gemm_engine() { return "portable"; }
 void set_gemm_threads(int32_t) {}
