@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "kernels/reference/reference_kernels.h"
 #include "tinyquant/quantizer.h"
 
 namespace tinyquant {
@@ -58,67 +59,50 @@ Status simulate_layer_s8(const QuantizedLayer& l, const float* input, const Dims
   for (int64_t i = 0; i < in_n; ++i)
     xq[i] = quantize_activation(input[i], inv_scale, l.input.zero_point, l.input.bits) - l.input.zero_point;
 
-  const Dims& wd = l.weight_dims;
-  const int64_t w_n = wd.elements();
-  std::vector<int32_t> w(static_cast<size_t>(w_n));
-  for (int64_t i = 0; i < w_n; ++i) w[i] = qmath::unpack_weight(l.packed_weights, i, l.weight_bits);
-
-  std::vector<float> multiplier(out_c);
-  for (int32_t c = 0; c < out_c; ++c)
-    multiplier[c] = qmath::requant_scale(l.input.scale, l.weight_scales[c], l.output.scale);
-  int32_t lo = 0, hi = 0;
-  qmath::activation_bounds(l.activation, l.output.bits, l.output.scale, l.output.zero_point, &lo, &hi);
-
+  // Then the reference int8 kernels themselves (one implementation of the integer arithmetic).
+  std::vector<int8_t> x8(static_cast<size_t>(in_n));
+  for (int64_t i = 0; i < in_n; ++i) x8[i] = static_cast<int8_t>(xq[i] + l.input.zero_point);
+  Quantization qin, qw, qb, qout;
+  qin.scale = {l.input.scale};
+  qin.zero_point = {l.input.zero_point};
+  qin.bits = l.input.bits;
+  qw.scale.assign(l.weight_scales, l.weight_scales + out_c);
+  qw.axis = l.type == OpType::kDepthwiseConv2D ? 3 : 0;
+  qw.bits = l.weight_bits;
+  qb.axis = 0;
+  for (int32_t c = 0; c < out_c; ++c) qb.scale.push_back(l.input.scale * l.weight_scales[c]);
+  qout.scale = {l.output.scale};
+  qout.zero_point = {l.output.zero_point};
+  qout.bits = l.output.bits;
   out->assign(static_cast<size_t>(out_dims.elements()), 0);
-  int8_t* y = out->data();
-  auto emit = [&](int64_t index, int32_t c, int32_t acc) {
-    y[index] = static_cast<int8_t>(qmath::requantize(acc, multiplier[c], l.output.zero_point, lo, hi));
-  };
-  auto bias = [&](int32_t c) { return l.bias ? l.bias[c] : 0; };
-
-  if (l.type == OpType::kFullyConnected) {
-    const int32_t in_f = wd[1];
-    const int64_t rows = in_n / in_f;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int32_t o = 0; o < out_c; ++o) {
-        int32_t acc = bias(o);
-        for (int32_t i = 0; i < in_f; ++i) acc += xq[r * in_f + i] * w[int64_t(o) * in_f + i];
-        emit(r * out_c + o, o, acc);
-      }
-    return Status::ok();
+  TensorView vin, vw, vb, vout;
+  vin.dtype = DType::kInt8;
+  vin.dims = in;
+  vin.data = x8.data();
+  vin.quant = &qin;
+  vw.dtype = DType::kInt8;
+  vw.dims = l.weight_dims;
+  vw.data = const_cast<uint8_t*>(l.packed_weights);
+  vw.quant = &qw;
+  vb.dtype = DType::kInt32;
+  vb.dims = Dims::of({out_c});
+  vb.data = const_cast<int32_t*>(l.bias);
+  vb.quant = &qb;
+  vout.dtype = DType::kInt8;
+  vout.dims = out_dims;
+  vout.data = out->data();
+  vout.quant = &qout;
+  const TensorView* bias = l.bias ? &vb : nullptr;
+  switch (l.type) {
+    case OpType::kConv2D: reference::conv2d_s8(l.conv, l.activation, vin, vw, bias, vout); break;
+    case OpType::kDepthwiseConv2D: reference::depthwise_conv2d_s8(l.conv, l.activation, vin, vw, bias, vout); break;
+    default: {
+      // The FC kernel reads rows x features: give it the input as [rows, I].
+      vin.dims = Dims::of({static_cast<int32_t>(in_n / l.weight_dims[1]), l.weight_dims[1]});
+      vout.dims = Dims::of({static_cast<int32_t>(in_n / l.weight_dims[1]), out_c});
+      reference::fully_connected_s8(l.activation, vin, vw, bias, vout);
+    }
   }
-
-  const ConvOptions& opt = l.conv;
-  const bool depthwise = l.type == OpType::kDepthwiseConv2D;
-  const int32_t batch = in[0], in_h = in[1], in_w = in[2], in_c = in[3];
-  const int32_t out_h = out_dims[1], out_w = out_dims[2];
-  const int32_t k_h = wd[1], k_w = wd[2];
-  const int32_t group_in = depthwise ? 1 : wd[3];
-  const int32_t group_out = depthwise ? 1 : out_c / opt.groups;
-  for (int32_t n = 0; n < batch; ++n)
-    for (int32_t oy = 0; oy < out_h; ++oy)
-      for (int32_t ox = 0; ox < out_w; ++ox)
-        for (int32_t oc = 0; oc < out_c; ++oc) {
-          // Depthwise output channel oc reads input channel oc / multiplier.
-          const int32_t ic0 = depthwise ? oc / opt.depth_multiplier : (oc / group_out) * group_in;
-          int32_t acc = bias(oc);
-          for (int32_t ky = 0; ky < k_h; ++ky) {
-            const int32_t iy = oy * opt.stride_h - opt.padding.top + ky * opt.dilation_h;
-            if (iy < 0 || iy >= in_h) continue;
-            for (int32_t kx = 0; kx < k_w; ++kx) {
-              const int32_t ix = ox * opt.stride_w - opt.padding.left + kx * opt.dilation_w;
-              if (ix < 0 || ix >= in_w) continue;
-              const int32_t* xp = xq.data() + ((int64_t(n) * in_h + iy) * in_w + ix) * in_c + ic0;
-              if (depthwise) {
-                acc += xp[0] * w[(int64_t(ky) * k_w + kx) * out_c + oc];
-              } else {
-                const int32_t* wp = w.data() + ((int64_t(oc) * k_h + ky) * k_w + kx) * group_in;
-                for (int32_t ic = 0; ic < group_in; ++ic) acc += xp[ic] * wp[ic];
-              }
-            }
-          }
-          emit(((int64_t(n) * out_h + oy) * out_w + ox) * out_c + oc, oc, acc);
-        }
   return Status::ok();
 }
 

@@ -173,6 +173,8 @@ TEST_CASE("quantize_activation / dequantize_activation match the reference quant
   }
 }
 
+// simulate_layer_s8 now calls the reference kernels: this checks its input quantization and the
+// views it builds (layouts, per-channel scales, bias, FC rows), not a second implementation.
 TEST_CASE("simulate_layer_s8 equals the reference s8 kernels bit for bit") {
   std::mt19937 rng(41);
   for (OpType type : {OpType::kConv2D, OpType::kDepthwiseConv2D, OpType::kFullyConnected}) {

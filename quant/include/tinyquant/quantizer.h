@@ -153,12 +153,10 @@ void fake_quant_weights_backward(const float* w, int64_t n, int64_t inner, int32
 
 // ---------------------------------------------------------------------------------------------
 // Simulation of one quantized Conv2D / DepthwiseConv2D / FullyConnected, in integers, from float
-// inputs: quantize the input (quantize_activation), accumulate (q_in − zp_in) · w over the window
-// in int32 starting from the int32 bias, then qmath::requantize with
-// qmath::requant_scale(s_in, s_w[c], s_out) and the clamp of qmath::activation_bounds. Padding
-// contributes nothing (a padded input is real 0, i.e. q = zp_in). This is the integer output the
-// reference s8 kernels produce; calibration uses it to score a layer, and tests compare it with
-// the kernels.
+// inputs: quantize the input (quantize_activation), then run the reference s8 kernel itself
+// (accumulate (q_in − zp_in) · w over the window in int32 from the int32 bias, qmath::requantize
+// with qmath::requant_scale(s_in, s_w[c], s_out), the clamp of qmath::activation_bounds; padding
+// contributes nothing). One implementation of the integer arithmetic, not a copy of it.
 struct QuantizedLayer {
   OpType type = OpType::kConv2D;  // kConv2D, kDepthwiseConv2D or kFullyConnected
   ConvOptions conv;               // convolutions only
