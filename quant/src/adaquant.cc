@@ -707,11 +707,11 @@ std::string AdaQuantReport::json(bool timing) const {
                   ", \"op\": \"%s\", \"wbits\": %d, \"abits\": %d, \"optimised\": %s, \"reverted\": %s, "
                   "\"mse_before\": %.6g, \"mse_after\": %.6g, \"iterations\": %d, \"learned_input_quantizer\": %s, "
                   "\"stats_gamma_min\": %.5g, \"stats_gamma_max\": %.5g, \"stats_mse_before\": %.6g, "
-                  "\"cache_bytes\": %lld",
+                  "\"cache_bytes\": %lld, \"macs\": %lld",
                   op_name(l.type), l.weight_bits, l.activation_bits, l.optimised ? "true" : "false",
                   l.reverted ? "true" : "false", l.mse_before, l.mse_after, l.iterations,
                   l.learned_input_quantizer ? "true" : "false", l.stats_gamma_min, l.stats_gamma_max,
-                  l.stats_mse_before, static_cast<long long>(l.cache_bytes));
+                  l.stats_mse_before, static_cast<long long>(l.cache_bytes), static_cast<long long>(l.macs));
     j += buf;
     if (timing) {
       std::snprintf(buf, sizeof(buf),

@@ -514,18 +514,26 @@ void finish_quantized_graph(const Graph& float_graph, const CalibrationData& cal
                             const char* pipeline, const RewriteMap& map,
                             const std::vector<std::unique_ptr<ActivationObserver>>& observers,
                             const std::vector<ActivationChoice>& choices, Graph* q, RtnReport* report) {
-  (void)float_graph;
-  // The int8 activations with their own params, in quantized-tensor order.
+  // The int8 activations with their own params (not a passthrough op's copy of its input's), in
+  // quantized-tensor order, with the params the graph ended up with (AdaQuant moves some) and
+  // the range method range calibration chose them by.
   std::vector<int32_t> source(q->tensors.size(), -1);
   for (size_t f = 0; f < map.int8_version.size(); ++f)
     if (map.int8_version[f] >= 0) source[map.int8_version[f]] = static_cast<int32_t>(f);
+  std::vector<bool> copied(float_graph.tensors.size(), false);
+  for (size_t i = 0; i < float_graph.operators.size(); ++i)
+    if (map.op_int8[i] && is_passthrough(float_graph.operators[i].type))
+      copied[float_graph.operators[i].outputs[0]] = true;
   report->activations.clear();
   for (size_t t = 0; t < q->tensors.size(); ++t) {
     const int32_t f = source[t];
-    if (f < 0 || !observers[f]) continue;
+    if (f < 0 || !observers[f] || copied[f]) continue;
     const Tensor& qt = q->tensors[t];
-    if (qt.quant.scale[0] == choices[f].params.scale && qt.quant.zero_point[0] == choices[f].params.zero_point)
-      report->activations.push_back({qt.name, choices[f]});
+    ActivationChoice c = choices[f];
+    c.params.scale = qt.quant.scale[0];
+    c.params.zero_point = qt.quant.zero_point[0];
+    c.params.bits = qt.quant.bits;
+    report->activations.push_back({qt.name, c});
   }
   CalibrationRecord& rec = q->calibration;
   rec = CalibrationRecord();

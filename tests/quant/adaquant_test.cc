@@ -241,6 +241,12 @@ TEST_CASE("adaquant lowers each layer's held-out error clearly below round-to-ne
       CHECK(l.mse_after < 0.8 * l.mse_before);
     }
     CHECK(r.layers[0].learned_input_quantizer);
+    // The report lists every int8 activation with its own quantizer as the graph holds it: the
+    // input's learned scale, conv_out (pool_out and flat only copy it), the logits.
+    REQUIRE(r.rtn.activations.size() == 3u);
+    CHECK(r.rtn.activations[0].tensor == "input:q");
+    CHECK(r.rtn.activations[0].choice.params.scale == r.layers[0].final_input_scale);
+    CHECK(r.layers[0].final_input_scale != r.layers[0].init_input_scale);
     CHECK(q.calibration.pipeline == r.pipeline);
     CHECK(q.calibration.report_json.find("\"mse_after\"") != std::string::npos);
     // The integer model runs and stays close to the float model.
