@@ -201,15 +201,20 @@ void depthwise_backward(const LayerShape& s, const float* x, const float* w, con
             if (ix < 0 || ix >= s.in_w) continue;
             const int64_t xo = ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c;
             const int64_t wo = (int64_t(ky) * s.k_w + kx) * C;
-            if (dw) {
-              float* dwp = dw + wo;
-              const float* xp = x + xo;
-              for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc / mult];
-            }
-            if (dx) {
-              float* dxp = dx + xo;
-              const float* wp = w + wo;
-              for (int32_t oc = 0; oc < C; ++oc) dxp[oc / mult] += g[oc] * wp[oc];
+            float* __restrict__ dwp = dw ? dw + wo : nullptr;
+            float* __restrict__ dxp = dx ? dx + xo : nullptr;
+            const float* __restrict__ xp = x + xo;
+            const float* __restrict__ wp = w + wo;
+            if (mult == 1) {  // the common case: contiguous, vectorised loops
+              if (dwp)
+                for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc];
+              if (dxp)
+                for (int32_t oc = 0; oc < C; ++oc) dxp[oc] += g[oc] * wp[oc];
+            } else {
+              if (dwp)
+                for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc / mult];
+              if (dxp)
+                for (int32_t oc = 0; oc < C; ++oc) dxp[oc / mult] += g[oc] * wp[oc];
             }
           }
         }
