@@ -339,6 +339,28 @@ TEST_CASE("statistics tuning: the quantized layer's per-channel output mean equa
   CHECK(err_after < err_before);
 }
 
+TEST_CASE("adaquant early stopping: layers stop once the held-out MSE stalls, keeping their best state") {
+  const Graph g = conv_pool_fc_graph();
+  const quant::CalibrationData calib = smooth_calibration(160, 8, 8, 3, 3);
+  quant::AdaQuantOptions o = small_options(4, 8);
+  o.iterations = 2000;
+  o.check_every = 20;
+  o.patience = 2;
+  quant::AdaQuantReport r;
+  Graph q;
+  REQUIRE(quant::quantize_graph_adaquant(g, calib, o, &q, &r).is_ok());
+  int stopped = 0;
+  for (const quant::AdaQuantLayerReport& l : r.layers) {
+    INFO(l.name, ": ", l.iterations, " steps, ", l.mse_before, " -> ", l.mse_after);
+    CHECK(l.iterations >= 40);
+    CHECK(l.iterations <= 2000);
+    CHECK(l.iterations % 20 == 0);
+    CHECK(l.mse_after <= l.mse_before);
+    stopped += l.iterations < 2000;
+  }
+  CHECK(stopped >= 1);
+}
+
 TEST_CASE("adaquant: the same seed gives the same model bytes; GEMM threads do not change them") {
   const Graph g = conv_pool_fc_graph(7);
   const quant::CalibrationData calib = random_calibration(g, 80, 8);
