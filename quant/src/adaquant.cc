@@ -34,13 +34,12 @@ int64_t peak_rss_bytes() {
 namespace {
 
 // Runs `graph` over the calibration set and copies, for every sample, the values the tensors
-// `tensors` hold when op `op` has run (then stops that batch). One vector per tensor,
+// `tensors` hold when op `op` has run (the rest of the graph is not run). One vector per tensor,
 // samples × per-sample elements.
 struct CaptureContext {
   int32_t op;
   const std::vector<int32_t>* tensors;
   std::vector<std::vector<float>>* out;
-  bool seen = false;
 };
 
 bool capture_at_op(void* user, int32_t op, const Interpreter& interp) {
@@ -51,7 +50,6 @@ bool capture_at_op(void* user, int32_t op, const Interpreter& interp) {
     const float* p = v.as<const float>();
     (*c.out)[k].insert((*c.out)[k].end(), p, p + v.elements());
   }
-  c.seen = true;
   return false;
 }
 
@@ -61,38 +59,18 @@ Status capture(const Graph& graph, int32_t op, const std::vector<int32_t>& tenso
   for (int32_t t : tensors)
     TQ_ENSURE(graph.tensors[t].dtype == DType::kFloat32, kInternal, "capture: tensor '%s' is not float",
               graph.tensors[t].name.c_str());
-  Interpreter interp;
-  PrepareOptions prep;
-  prep.backend = opt.backend;
-  prep.threads = opt.threads;
   CaptureContext ctx{op, &tensors, out};
-  int32_t prepared = 0;
-  for (int32_t first = 0; first < calib.samples;) {
-    const int32_t n = std::min(opt.batch, calib.samples - first);
-    if (n != prepared) {
-      prep.batch = n;
-      TQ_RETURN_IF_ERROR(interp.prepare(graph, prep));
-      interp.set_op_callback(capture_at_op, &ctx);
-      prepared = n;
-    }
-    const float* x = calib.values.data() + first * per_sample;
-    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
-    ctx.seen = false;
-    TQ_RETURN_IF_ERROR(interp.invoke_range(0, op + 1));
-    TQ_ENSURE(ctx.seen, kInternal, "capture: op %d did not run", op);
-    first += n;
-  }
-  return Status::ok();
+  return run_calibration_batches(graph, calib, per_sample, opt, op + 1, capture_at_op, &ctx,
+                                 [](int32_t, int32_t) { return Status::ok(); });
 }
 
 struct Adam {
   std::vector<double> m, v;
-  int64_t t = 0;
   void init(size_t n) {
     m.assign(n, 0.0);
     v.assign(n, 0.0);
   }
-  // p[i] -= lr[i] * mhat / (sqrt(vhat) + eps); step() once per iteration before update().
+  // p[i] -= decay · lr[i] · m̂ / (sqrt(v̂) + eps), bias-corrected for step `step` (1-based).
   template <typename P, typename G>
   void update(P* p, const G* g, const float* lr, size_t n, int64_t step, double decay) {
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
@@ -120,8 +98,7 @@ struct LayerProblem {
 
 struct Work {
   LayerScratch scratch;
-  std::vector<float> xb, yb, xq, wq, z, dz, dxq, dwq, dw, db;
-  std::vector<double> dsw;
+  std::vector<float> xb, yb, xq, wq, z, dz, dxq, dwq, db;
 };
 
 LayerShape at_batch(const LayerShape& s1, int32_t n) {
@@ -252,12 +229,19 @@ class Pipeline {
     }
     initial_params_ = params_;
     learned_.assign(fg_.tensors.size(), false);
+    for (int32_t i : targets_) {
+      LayerProblem p;
+      TQ_RETURN_IF_ERROR(make_problem(i, &p));
+      macs_.push_back(std::max<int64_t>(1, p.shape1.macs()));
+      total_macs_ += double(macs_.back());
+    }
 
     report->train_samples = opt_.adaquant ? train_ : 0;
     report->holdout_samples = opt_.adaquant ? holdout_ : 0;
     report->gemm_engine = gemm_engine();
     report->layers.resize(targets_.size());
     const uint64_t ta = port::now_us();
+    t_start_ = ta;
     if (opt_.adaquant)
       for (size_t k = 0; k < targets_.size(); ++k) TQ_RETURN_IF_ERROR(optimise_layer(k, report));
     report->adaquant_seconds = (port::now_us() - ta) / 1e6;
@@ -365,23 +349,30 @@ class Pipeline {
       *x = std::move(got[0]);
       return Status::ok();
     }
-    got.clear();
     // The quantized network up to this layer, the input's own quantizer left out (float through).
     std::vector<bool> through(q_.tensors.size(), false);
     const int32_t r = root_[op.inputs[0]];
     for (size_t t = 0; t < fg_.tensors.size(); ++t)
       if (root_[t] == r && map_.int8_version[t] >= 0) through[map_.int8_version[t]] = true;
+    return capture_quantized_input(i, through, x);
+  }
+
+  // Layer i's input as the current quantized network computes it, over all calibration samples
+  // (the simulated twin of q_; the int8 tensors marked in `through` are left unquantized).
+  Status capture_quantized_input(int32_t i, const std::vector<bool>& through, std::vector<float>* x) {
     Graph sim;
     SimulatedMap smap;
     TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, through, &sim, &smap));
     const int32_t sop = smap.op[map_.op[i]];
-    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", op.name.c_str());
+    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", fg_.operators[i].name.c_str());
+    std::vector<std::vector<float>> got;
     TQ_RETURN_IF_ERROR(capture(sim, sop, {sim.operators[sop].inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
     *x = std::move(got[0]);
     return Status::ok();
   }
 
-  void report_progress(size_t k, const char* stage, int32_t it, int32_t its, double loss, uint64_t t_layer) {
+  // ETA from the cost so far: the layers done plus this one's fraction, weighted by their MACs.
+  void report_progress(size_t k, const char* stage, int32_t it, int32_t its, double loss) {
     if (!opt_.progress) return;
     AdaQuantProgress pr;
     pr.layer = static_cast<int32_t>(k);
@@ -391,24 +382,10 @@ class Pipeline {
     pr.iteration = it;
     pr.iterations = its;
     pr.loss = loss;
-    const double now = (port::now_us() - t_start_) / 1e6;
-    pr.elapsed_s = now;
-    // ETA from the cost so far: layers done plus this layer's fraction, by MACs.
-    const double layer_s = (port::now_us() - t_layer) / 1e6;
-    const double frac = its > 0 ? double(it) / its : 1.0;
-    const double done = macs_done_ + frac * double(layer_macs(k));
-    pr.eta_s = done > 0 ? (now - 0.0) * (double(total_macs_) - done) / done : 0.0;
-    (void)layer_s;
+    pr.elapsed_s = (port::now_us() - t_start_) / 1e6;
+    const double done = macs_done_ + (its > 0 ? double(it) / its : 1.0) * double(macs_[k]);
+    pr.eta_s = done > 0 ? pr.elapsed_s * (total_macs_ - done) / done : 0.0;
     opt_.progress(opt_.progress_user, pr);
-  }
-
-  int64_t layer_macs(size_t k) const {
-    LayerShape s;
-    const Operator& op = fg_.operators[targets_[k]];
-    const Dims& in = dims_[op.inputs[0]];
-    const Dims& wd = dims_[op.inputs[1]];
-    if (!LayerShape::of(op, in.d, in.rank, wd.d, 1, &s).is_ok()) return 1;
-    return std::max<int64_t>(1, s.macs());
   }
 
   Status optimise_layer(size_t k, AdaQuantReport* report) {
@@ -416,11 +393,6 @@ class Pipeline {
     const Operator& op = fg_.operators[i];
     AdaQuantLayerReport& lr = report->layers[k];
     const uint64_t t_layer = port::now_us();
-    if (k == 0) {
-      t_start_ = t_layer;
-      total_macs_ = 0;
-      for (size_t j = 0; j < targets_.size(); ++j) total_macs_ += layer_macs(j);
-    }
     if (opt_.sequential) TQ_RETURN_IF_ERROR(rebuild());
     std::vector<float> x, y;
     TQ_RETURN_IF_ERROR(layer_data(i, opt_.sequential, &x, &y).with_context("AdaQuant layer '%s'", op.name.c_str()));
@@ -432,7 +404,7 @@ class Pipeline {
     lr.init_input_scale = p.sx;
     lr.init_input_zero_point = static_cast<int32_t>(p.zx);
     lr.init_weight_scales = p.sw;
-    lr.macs = p.shape1.macs();
+    lr.macs = macs_[k];
     Work work;
     const LayerProblem initial = p;
     const int32_t hb = std::max<int32_t>(opt_.batch, 1);
@@ -509,7 +481,7 @@ class Pipeline {
       }
       const uint64_t now = port::now_us();
       if (now - last_progress > 250000 || it == opt_.iterations) {
-        report_progress(k, "adaquant", it, opt_.iterations, running, t_layer);
+        report_progress(k, "adaquant", it, opt_.iterations, running);
         last_progress = now;
       }
     }
@@ -541,7 +513,7 @@ class Pipeline {
     }
     learned_[r] = true;
     lr.seconds = (port::now_us() - t_layer) / 1e6;
-    macs_done_ += double(layer_macs(k));
+    macs_done_ += double(macs_[k]);
     return Status::ok();
   }
 
@@ -558,26 +530,20 @@ class Pipeline {
     std::vector<std::vector<float>> got;
     TQ_RETURN_IF_ERROR(capture(fg_, i, {op.inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
     std::vector<float> xf = std::move(got[0]);
-    Graph sim;
-    SimulatedMap smap;
-    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, {}, &sim, &smap));
-    const int32_t sop = smap.op[map_.op[i]];
-    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", op.name.c_str());
-    TQ_RETURN_IF_ERROR(capture(sim, sop, {sim.operators[sop].inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
-    std::vector<float> xq = std::move(got[0]);  // already on the input's quantization grid
+    std::vector<float> xq;  // already on the input's quantization grid
+    TQ_RETURN_IF_ERROR(capture_quantized_input(i, {}, &xq));
     lr.cache_bytes = std::max<int64_t>(lr.cache_bytes, static_cast<int64_t>((xf.size() + xq.size()) * sizeof(float)));
 
     LayerProblem p;
     TQ_RETURN_IF_ERROR(make_problem(i, &p));
     const int32_t r = root_[op.inputs[0]];
     const float s_in = params_[r].scale;
-    // Quantized layer: fake-quant weights and the int32 bias's real value.
-    std::vector<float> wq(p.w.size()), bq(p.b.size());
+    // Quantized layer: fake-quant weights and the real value of the int32 bias the file stores.
+    std::vector<float> wq(p.w.size());
     fake_quant_weights_train(p.w.data(), p.w.size(), p.inner, p.channels, p.sw.data(), p.wbits, wq.data());
-    for (size_t c = 0; c < bq.size(); ++c) {
-      const float bs = s_in * p.sw[c];
-      bq[c] = static_cast<float>(std::nearbyint(double(p.b[c]) / bs)) * bs;
-    }
+    QuantizedBias qb;
+    TQ_RETURN_IF_ERROR(quantize_bias(op.name.c_str(), p.b.data(), p.channels, s_in, p.sw.data(), &qb));
+    const std::vector<float>& bq = qb.fake_quant;
     const float* fw = fg_.constant_data<float>(op.inputs[1]);
     std::vector<float> fb(p.b.size(), 0.0f);
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) {
@@ -585,7 +551,7 @@ class Pipeline {
       fb.assign(b, b + p.b.size());
     }
     const int32_t C = p.channels;
-    std::vector<double> sum_q(C, 0), sq_q(C, 0), sum_f(C, 0), sq_f(C, 0), cross_err(C, 0);
+    std::vector<double> sum_q(C, 0), sq_q(C, 0), sum_f(C, 0), sq_f(C, 0);
     LayerScratch scratch;
     std::vector<float> zq, zf;
     int64_t count = 0;
@@ -610,7 +576,6 @@ class Pipeline {
     }
     lr.stats_gamma_min = 1e9;
     lr.stats_gamma_max = -1e9;
-    double mse_after = 0.0;
     for (int32_t c = 0; c < C; ++c) {
       const double mq = sum_q[c] / count, mf = sum_f[c] / count;
       const double vq = std::max(0.0, sq_q[c] / count - mq * mq), vf = std::max(0.0, sq_f[c] / count - mf * mf);
@@ -629,13 +594,12 @@ class Pipeline {
       p.w[e] = static_cast<float>(p.w[e] * g);
     }
     lr.stats_mse_before = mse_before / double(count * C);
-    (void)mse_after;
     LayerQuant& lq = layers_[i];
     lq.weights = p.w;
     lq.scales = p.sw;
     lq.bias = p.b;
     lr.seconds += (port::now_us() - t_layer) / 1e6;
-    report_progress(k, "stats tuning", 1, 1, lr.stats_mse_before, t_layer);
+    report_progress(k, "stats tuning", 1, 1, lr.stats_mse_before);
     return Status::ok();
   }
 
@@ -658,26 +622,10 @@ class Pipeline {
   RtnReport qreport_;
   int64_t flops_ = 0;
   uint64_t t_start_ = 0;
-  int64_t total_macs_ = 0;
-  double macs_done_ = 0.0;
+  std::vector<int64_t> macs_;  // per target: one sample's forward
+  double total_macs_ = 0.0, macs_done_ = 0.0;
 };
 
-void append_json_string(std::string* out, const std::string& s) {
-  out->push_back('"');
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out->push_back('\\');
-      out->push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      *out += buf;
-    } else {
-      out->push_back(c);
-    }
-  }
-  out->push_back('"');
-}
 
 }  // namespace
 

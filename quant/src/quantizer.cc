@@ -30,21 +30,31 @@ double channel_error(const float* w, int64_t outer, int64_t inner, int64_t strid
 
 }  // namespace
 
-Status quantize_weights(const char* name, const float* weights, const std::vector<int32_t>& shape, int32_t axis,
-                        int32_t bits, QuantizedWeights* out, const WeightQuantOptions& options) {
+// The checks every weight quantizer makes: bits, channel axis, a non-empty static shape, data,
+// every value finite. *n is the element count.
+static Status check_weight_tensor(const char* name, const float* weights, const std::vector<int32_t>& shape, int32_t axis,
+                                  int32_t bits, int64_t* n) {
   TQ_RETURN_IF_ERROR(check_bits(name, bits));
   const int rank = static_cast<int>(shape.size());
   TQ_ENSURE(rank >= 1 && axis >= 0 && axis < rank, kInvalidArgument,
             "tensor '%s': channel axis %d is out of range for a rank-%d weight", name, axis, rank);
-  const int64_t n = shape_elements(shape);
-  TQ_ENSURE(n > 0, kInvalidArgument, "tensor '%s': weight is empty or has a negative dimension", name);
+  *n = shape_elements(shape);
+  TQ_ENSURE(*n > 0, kInvalidArgument, "tensor '%s': weight is empty or has a negative dimension", name);
   TQ_ENSURE(weights != nullptr, kInvalidArgument, "tensor '%s': no weight data", name);
+  for (int64_t i = 0; i < *n; ++i)
+    TQ_ENSURE(std::isfinite(weights[i]), kInvalidArgument, "tensor '%s': weight %lld is %s", name,
+              static_cast<long long>(i), std::isnan(weights[i]) ? "NaN" : "infinite");
+  return Status::ok();
+}
+
+Status quantize_weights(const char* name, const float* weights, const std::vector<int32_t>& shape, int32_t axis,
+                        int32_t bits, QuantizedWeights* out, const WeightQuantOptions& options) {
+  int64_t n = 0;
+  TQ_RETURN_IF_ERROR(check_weight_tensor(name, weights, shape, axis, bits, &n));
+  const int rank = static_cast<int>(shape.size());
   TQ_ENSURE(options.grid_steps >= 1 && options.min_ratio > 0.0f && options.min_ratio <= 1.0f, kInvalidArgument,
             "tensor '%s': clip grid of %d steps down to %g is invalid", name, options.grid_steps,
             static_cast<double>(options.min_ratio));
-  for (int64_t i = 0; i < n; ++i)
-    TQ_ENSURE(std::isfinite(weights[i]), kInvalidArgument, "tensor '%s': weight %lld is %s", name,
-              static_cast<long long>(i), std::isnan(weights[i]) ? "NaN" : "infinite");
 
   const int32_t channels = shape[axis];
   int64_t inner = 1, outer = 1;
@@ -109,12 +119,9 @@ Status quantize_weights(const char* name, const float* weights, const std::vecto
 Status quantize_weights_with_scales(const char* name, const float* weights, const std::vector<int32_t>& shape,
                                     int32_t axis, int32_t bits, const std::vector<float>& scales,
                                     QuantizedWeights* out) {
-  TQ_RETURN_IF_ERROR(check_bits(name, bits));
+  int64_t n = 0;
+  TQ_RETURN_IF_ERROR(check_weight_tensor(name, weights, shape, axis, bits, &n));
   const int rank = static_cast<int>(shape.size());
-  TQ_ENSURE(rank >= 1 && axis >= 0 && axis < rank, kInvalidArgument,
-            "tensor '%s': channel axis %d is out of range for a rank-%d weight", name, axis, rank);
-  const int64_t n = shape_elements(shape);
-  TQ_ENSURE(n > 0 && weights, kInvalidArgument, "tensor '%s': weight is empty", name);
   const int32_t channels = shape[axis];
   TQ_ENSURE(static_cast<int64_t>(scales.size()) == channels, kInvalidArgument,
             "tensor '%s': %zu scales for %d channels", name, scales.size(), channels);
@@ -133,8 +140,6 @@ Status quantize_weights_with_scales(const char* name, const float* weights, cons
   out->channel_sq_error.assign(channels, 0.0);
   out->sq_error = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    TQ_ENSURE(std::isfinite(weights[i]), kInvalidArgument, "tensor '%s': weight %lld is %s", name,
-              static_cast<long long>(i), std::isnan(weights[i]) ? "NaN" : "infinite");
     const int32_t c = static_cast<int32_t>((i / inner) % channels);
     const int32_t q = quantize_weight(weights[i], scales[c], bits);
     out->values[i] = static_cast<int8_t>(q);

@@ -3,7 +3,9 @@
 // rediscovers them by name.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tinyquant/observer.h"
@@ -35,6 +37,17 @@ struct RewriteMap {
 Status build_integer_graph(const Graph& float_graph, const RtnOptions& options,
                            const std::vector<ActivationParams>& params, const std::vector<LayerQuant>* layers,
                            Graph* quantized, RewriteMap* map, RtnReport* report);
+
+// Runs `graph` over the calibration set in batches of options.batch samples (re-preparing only
+// when the batch size changes): ops [0, end_op) (end_op < 0: all) with `callback` after each op,
+// then after_batch(first, n). Errors carry the batch's sample range.
+Status run_calibration_batches(const Graph& graph, const CalibrationData& calibration, int64_t per_sample,
+                               const RtnOptions& options, int32_t end_op, Interpreter::OpCallback callback,
+                               void* user, const std::function<Status(int32_t first, int32_t n)>& after_batch,
+                               size_t* arena_bytes = nullptr);
+
+// A JSON string literal of s: quotes, backslashes and control characters escaped.
+void append_json_string(std::string* out, const std::string& s);
 
 // Range calibration: observers over every activation of the float graph (RTN's first step).
 Status calibrate_activations(const Graph& float_graph, const CalibrationData& calibration, int64_t per_sample,

@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include "rewrite.h"
@@ -314,44 +315,64 @@ bool observe_op_outputs(void* user, int32_t op, const Interpreter& interp) {
   return true;
 }
 
-Status calibrate(const Graph& fg, const CalibrationData& calib, int64_t per_sample, const RtnOptions& opt,
-                 std::vector<std::unique_ptr<ActivationObserver>>* observers, RtnReport* report) {
+}  // namespace
+
+Status run_calibration_batches(const Graph& graph, const CalibrationData& calib, int64_t per_sample,
+                               const RtnOptions& opt, int32_t end_op, Interpreter::OpCallback callback, void* user,
+                               const std::function<Status(int32_t first, int32_t n)>& after_batch,
+                               size_t* arena_bytes) {
+  Interpreter interp;
+  PrepareOptions prep;
+  prep.backend = opt.backend;
+  prep.threads = opt.threads;
+  const int32_t end = end_op < 0 ? static_cast<int32_t>(graph.operators.size()) : end_op;
+  int32_t prepared = 0;
+  for (int32_t first = 0; first < calib.samples;) {
+    const int32_t n = std::min(opt.batch, calib.samples - first);
+    if (n != prepared) {
+      prep.batch = n;
+      TQ_RETURN_IF_ERROR(interp.prepare(graph, prep));
+      interp.set_op_callback(callback, user);
+      prepared = n;
+      if (arena_bytes) *arena_bytes = std::max(*arena_bytes, interp.arena_bytes());
+    }
+    const float* x = calib.values.data() + first * per_sample;
+    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
+    Status s = interp.invoke_range(0, end);
+    if (s.is_ok()) s = after_batch(first, n);
+    if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
+    first += n;
+  }
+  return Status::ok();
+}
+
+Status calibrate_activations(const Graph& fg, const CalibrationData& calib, int64_t per_sample,
+                             const RtnOptions& opt, std::vector<std::unique_ptr<ActivationObserver>>* observers,
+                             RtnReport* report) {
   observers->clear();
   observers->resize(fg.tensors.size());
   for (const Operator& op : fg.operators)
     for (int32_t t : op.outputs) (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
   for (int32_t t : fg.inputs) (*observers)[t].reset(new ActivationObserver(fg.tensors[t].name));
 
-  Interpreter interp;
-  PrepareOptions prep;
-  prep.backend = opt.backend;
-  prep.threads = opt.threads;
   ObserveContext ctx{observers, &fg, Status::ok()};
-  int32_t prepared = 0;
   const uint64_t t0 = port::now_us();
   uint64_t last_report = t0;
-  for (int32_t first = 0; first < calib.samples;) {
-    const int32_t n = std::min(opt.batch, calib.samples - first);
-    if (n != prepared) {
-      prep.batch = n;
-      TQ_RETURN_IF_ERROR(interp.prepare(fg, prep));
-      interp.set_op_callback(observe_op_outputs, &ctx);
-      prepared = n;
-      report->arena_bytes = std::max(report->arena_bytes, interp.arena_bytes());
-    }
-    const float* x = calib.values.data() + first * per_sample;
-    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
-    Status s = (*observers)[fg.inputs[0]]->observe(x, n * per_sample);
-    if (s.is_ok()) s = interp.invoke();
-    if (s.is_ok()) s = ctx.status;
-    if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
-    first += n;
-    const uint64_t now = port::now_us();
-    if (opt.progress && (now - last_report > 2000000 || first == calib.samples)) {
-      port::log("  calibration: %d/%d samples, %.1f s", first, calib.samples, (now - t0) / 1e6);
-      last_report = now;
-    }
-  }
+  TQ_RETURN_IF_ERROR(run_calibration_batches(
+      fg, calib, per_sample, opt, -1, observe_op_outputs, &ctx,
+      [&](int32_t first, int32_t n) -> Status {
+        TQ_RETURN_IF_ERROR(ctx.status);
+        // The input's arena bytes may be reused once its last reader ran: observe the samples.
+        TQ_RETURN_IF_ERROR((*observers)[fg.inputs[0]]->observe(calib.values.data() + first * per_sample,
+                                                              n * per_sample));
+        const uint64_t now = port::now_us();
+        if (opt.progress && (now - last_report > 2000000 || first + n == calib.samples)) {
+          port::log("  calibration: %d/%d samples, %.1f s", first + n, calib.samples, (now - t0) / 1e6);
+          last_report = now;
+        }
+        return Status::ok();
+      },
+      &report->arena_bytes));
   for (auto& o : *observers)
     if (o) report->observer_bytes += o->memory_bytes();
   return Status::ok();
@@ -360,14 +381,19 @@ Status calibrate(const Graph& fg, const CalibrationData& calib, int64_t per_samp
 void append_json_string(std::string* out, const std::string& s) {
   out->push_back('"');
   for (char c : s) {
-    if (c == '"' || c == '\\') out->push_back('\\');
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    out->push_back(c);
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned char>(c));
+      *out += buf;
+    } else {
+      out->push_back(c);
+    }
   }
   out->push_back('"');
 }
-
-}  // namespace
 
 std::string RtnReport::json(bool timing) const {
   std::string j = "{\"pipeline\": \"rtn\", \"samples\": " + std::to_string(samples);
@@ -448,12 +474,6 @@ int32_t activation_bits_for(const Graph& fg, int32_t t, const RtnOptions& option
   return leaves ? std::max(options.activation_bits, options.output_activation_bits) : options.activation_bits;
 }
 
-Status calibrate_activations(const Graph& float_graph, const CalibrationData& calibration, int64_t per_sample,
-                             const RtnOptions& options, std::vector<std::unique_ptr<ActivationObserver>>* observers,
-                             RtnReport* report) {
-  return calibrate(float_graph, calibration, per_sample, options, observers, report);
-}
-
 Status build_integer_graph(const Graph& float_graph, const RtnOptions& options,
                            const std::vector<ActivationParams>& params, const std::vector<LayerQuant>* layers,
                            Graph* quantized, RewriteMap* map, RtnReport* report) {
@@ -480,7 +500,7 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
   RtnReport report;
   report.samples = calibration.samples;
   std::vector<std::unique_ptr<ActivationObserver>> observers;
-  TQ_RETURN_IF_ERROR(calibrate(float_graph, calibration, per_sample, options, &observers, &report));
+  TQ_RETURN_IF_ERROR(calibrate_activations(float_graph, calibration, per_sample, options, &observers, &report));
 
   // Params for every observed activation (a few ms each); only the int8 ones end up used.
   std::vector<ActivationParams> params(float_graph.tensors.size());

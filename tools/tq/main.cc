@@ -199,6 +199,7 @@ struct QuantizeArgs {
   float mean = kFashionMnistMean, std = kFashionMnistStd;
   bool json = false;
   quant::AdaQuantOptions aq;  // aq.rtn: the range-calibration options every method uses
+  CLI::Option* batch = nullptr;  // --batch: Adam's batch (adaquant) or the invoke batch (rtn)
   QuantizeArgs() { aq.gemm_threads = std::max(1u, std::thread::hardware_concurrency()); }
 };
 
@@ -222,8 +223,8 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
       ->check(CLI::Range(0, 0x7fffffff));
   add_backend(cmd, &rtn.backend, &rtn.threads, "float kernels for calibration");
   cmd->add_option("--calib-batch", rtn.batch, "calibration samples per float invoke")->check(CLI::Range(1, 4096));
-  cmd->add_option("--batch", a.aq.batch, "AdaQuant samples per Adam step (rtn: samples per float invoke)")
-      ->check(CLI::Range(1, 4096));
+  a.batch = cmd->add_option("--batch", a.aq.batch, "AdaQuant samples per Adam step (rtn: samples per float invoke)")
+                ->check(CLI::Range(1, 4096));
   cmd->add_flag("--sequential", a.aq.sequential,
                 "adaquant: each layer's input comes from the already quantized layers before it (default: parallel)");
   cmd->add_flag("--stats-tuning", a.aq.stats_tuning,
@@ -265,7 +266,7 @@ int cmd_quantize(QuantizeArgs& a) {
   quant::RtnOptions& rtn = a.aq.rtn;
   rtn.progress = true;
   const bool adaquant = a.method == "adaquant";
-  if (!adaquant) rtn.batch = a.aq.batch == 50 ? rtn.batch : a.aq.batch;  // rtn: --batch is the invoke batch
+  if (!adaquant && a.batch->count() > 0) rtn.batch = a.aq.batch;  // rtn: --batch is the invoke batch
   if (!adaquant && a.aq.sequential)
     return usage_error("--sequential: only with --method adaquant");
   a.aq.adaquant = adaquant;

@@ -96,7 +96,7 @@ struct AdaQuantLayerReport {
   bool learned_input_quantizer = false;
   int32_t iterations = 0;  // steps actually run (early stopping)
   double stats_gamma_min = 1.0, stats_gamma_max = 1.0;  // statistics tuning's scale corrections
-  double stats_mse_before = 0.0, stats_mse_after = 0.0;  // pre-activation output MSE vs float (all samples)
+  double stats_mse_before = 0.0;  // before statistics tuning: pre-activation output MSE vs float (all samples)
   double seconds = 0.0;
   int64_t cache_bytes = 0;  // the layer's calibration inputs + targets held
   int64_t macs = 0;         // one forward pass over one sample
