@@ -117,7 +117,16 @@ int main(int argc, char** argv) {
   (void)xnn;
   // The layer kernels AdaQuant calls, per step at batch 50: forward, then backward (dX and dW).
   std::printf("\nlayer kernels (GFLOP/s; forward 2·MACs, backward 4·MACs)\n");
-  std::printf("%-26s %10s %10s\n", "layer", "forward", "backward");
+  const int64_t tiles[] = {0, 64, 256, 1024, 4096, 1 << 30};
+  std::printf("%-26s %10s %10s", "layer", "forward", "backward");
+  for (int64_t t : tiles) {
+    char name[32];
+    if (t == 0) std::snprintf(name, sizeof(name), "step-auto");
+    else if (t == (1 << 30)) std::snprintf(name, sizeof(name), "step-untiled");
+    else std::snprintf(name, sizeof(name), "step-%lld", static_cast<long long>(t));
+    std::printf(" %12s", name);
+  }
+  std::printf("\n");
   struct L {
     const char* what;
     OpType type;
@@ -148,7 +157,17 @@ int main(int argc, char** argv) {
     const double tb = median_seconds(
         [&] { quant::layer_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data(), &scratch); },
         seconds);
-    std::printf("%-26s %10.1f %10.1f\n", l.what, 2.0 * s.macs() / tf / 1e9, 4.0 * s.macs() / tb / 1e9);
+    std::printf("%-26s %10.1f %10.1f", l.what, 2.0 * s.macs() / tf / 1e9, 4.0 * s.macs() / tb / 1e9);
+    for (int64_t t : tiles) {  // the fused reconstruction step (forward + loss + dx, dw, db)
+      const double ts = median_seconds(
+          [&] {
+            quant::layer_mse_step(s, x.data(), w.data(), bias.data(), dy.data(), -1.0f, 1.0f, 1e-6f, dx.data(),
+                                  dw.data(), db.data(), &scratch, t);
+          },
+          seconds);
+      std::printf(" %12.1f", 6.0 * s.macs() / ts / 1e9);
+    }
+    std::printf("\n");
   }
   return 0;
 }

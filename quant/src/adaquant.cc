@@ -98,7 +98,7 @@ struct LayerProblem {
 
 struct Work {
   LayerScratch scratch;
-  std::vector<float> xb, yb, xq, wq, z, dz, dxq, dwq, db;
+  std::vector<float> yb, xq, wq, dxq, dwq, db;
 };
 
 LayerShape at_batch(const LayerShape& s1, int32_t n) {
@@ -112,40 +112,26 @@ LayerShape at_batch(const LayerShape& s1, int32_t n) {
 double layer_step(LayerProblem& p, const float* x_all, const float* y_all, const int32_t* idx, int32_t n, Work* w,
                   bool grads, int64_t* flops) {
   const LayerShape s = at_batch(p.shape1, n);
-  w->xb.resize(n * p.in_per);
+  w->xq.resize(n * p.in_per);
   w->yb.resize(n * p.out_per);
-  for (int32_t i = 0; i < n; ++i) {
-    std::memcpy(w->xb.data() + i * p.in_per, x_all + int64_t(idx[i]) * p.in_per, sizeof(float) * p.in_per);
+  for (int32_t i = 0; i < n; ++i) {  // gather and fake-quantize in one pass
+    fake_quant_activation_train(x_all + int64_t(idx[i]) * p.in_per, p.in_per, p.sx, p.zx, p.abits,
+                                w->xq.data() + i * p.in_per);
     std::memcpy(w->yb.data() + i * p.out_per, y_all + int64_t(idx[i]) * p.out_per, sizeof(float) * p.out_per);
   }
-  w->xq.resize(w->xb.size());
-  fake_quant_activation_train(w->xb.data(), w->xb.size(), p.sx, p.zx, p.abits, w->xq.data());
   w->wq.resize(p.w.size());
   fake_quant_weights_train(p.w.data(), p.w.size(), p.inner, p.channels, p.sw.data(), p.wbits, w->wq.data());
-  w->z.resize(w->yb.size());
-  layer_forward(s, w->xq.data(), w->wq.data(), p.b.data(), w->z.data(), &w->scratch);
-  const int64_t m = static_cast<int64_t>(w->z.size());
-  double loss = 0.0;
-  if (grads) w->dz.resize(m);
-  const float lo = p.act.min, hi = p.act.max;
-  for (int64_t i = 0; i < m; ++i) {
-    const float zi = w->z[i];
-    const float y = std::min(std::max(zi, lo), hi);
-    const float d = y - w->yb[i];
-    loss += double(d) * d;
-    if (grads) w->dz[i] = (zi > lo && zi < hi) ? 2.0f * d / float(m) : 0.0f;
+  const int64_t m = static_cast<int64_t>(w->yb.size());
+  if (grads) {
+    w->dwq.resize(p.w.size());
+    w->db.resize(p.b.size());
+    if (p.learn_input) w->dxq.resize(w->xq.size());
   }
-  loss /= double(m);
-  if (flops) *flops += 2 * s.macs();
-  if (!grads) return loss;
-  w->dwq.resize(p.w.size());
-  w->db.resize(p.b.size());
-  if (p.learn_input) w->dxq.resize(w->xq.size());
-  w->scratch.col_valid = true;  // col still holds im2col(xq) from the forward above
-  layer_backward(s, w->xq.data(), w->wq.data(), w->dz.data(), p.learn_input ? w->dxq.data() : nullptr,
-                 w->dwq.data(), w->db.data(), &w->scratch);
-  if (flops) *flops += 2 * s.macs() * (p.learn_input ? 2 : 1);
-  return loss;
+  const double sum = layer_mse_step(s, w->xq.data(), w->wq.data(), p.b.data(), w->yb.data(), p.act.min, p.act.max,
+                                    1.0f / float(m), grads && p.learn_input ? w->dxq.data() : nullptr,
+                                    grads ? w->dwq.data() : nullptr, grads ? w->db.data() : nullptr, &w->scratch);
+  if (flops) *flops += 2 * s.macs() * (grads ? (p.learn_input ? 3 : 2) : 1);
+  return sum / double(m);
 }
 
 double holdout_mse(LayerProblem& p, const float* x, const float* y, int32_t first, int32_t count, int32_t batch,
@@ -396,6 +382,8 @@ class Pipeline {
     if (opt_.sequential) TQ_RETURN_IF_ERROR(rebuild());
     std::vector<float> x, y;
     TQ_RETURN_IF_ERROR(layer_data(i, opt_.sequential, &x, &y).with_context("AdaQuant layer '%s'", op.name.c_str()));
+    lr.capture_seconds = (port::now_us() - t_layer) / 1e6;
+    report->capture_seconds += lr.capture_seconds;
     lr.cache_bytes = static_cast<int64_t>((x.size() + y.size()) * sizeof(float));
     LayerProblem p;
     TQ_RETURN_IF_ERROR(make_problem(i, &p));
@@ -462,8 +450,9 @@ class Pipeline {
       for (float& s : p.sw) s = std::max(s, 1e-12f);
       if (p.learn_input) {
         double g[2] = {0.0, 0.0};
-        fake_quant_activation_backward(work.xb.data(), work.xb.size(), p.sx, p.zx, p.abits, work.dxq.data(), &g[0],
-                                       &g[1]);
+        for (int32_t s = 0; s < opt_.batch; ++s)  // the batch's rows of X, read in place
+          fake_quant_activation_backward(x.data() + int64_t(order[s]) * p.in_per, p.in_per, p.sx, p.zx, p.abits,
+                                         work.dxq.data() + int64_t(s) * p.in_per, &g[0], &g[1]);
         float a[2] = {p.sx, p.zx};
         adam_a.update(a, g, lr_act, 2, it, decay);
         p.sx = std::max(a[0], 1e-12f);
@@ -532,6 +521,9 @@ class Pipeline {
     std::vector<float> xf = std::move(got[0]);
     std::vector<float> xq;  // already on the input's quantization grid
     TQ_RETURN_IF_ERROR(capture_quantized_input(i, {}, &xq));
+    const double captured = (port::now_us() - t_layer) / 1e6;
+    lr.capture_seconds += captured;
+    report->capture_seconds += captured;
     lr.cache_bytes = std::max<int64_t>(lr.cache_bytes, static_cast<int64_t>((xf.size() + xq.size()) * sizeof(float)));
 
     LayerProblem p;
@@ -638,9 +630,9 @@ std::string AdaQuantReport::json(bool timing) const {
   j += buf;
   if (timing) {
     std::snprintf(buf, sizeof(buf),
-                  ", \"seconds\": %.3f, \"adaquant_seconds\": %.3f, \"stats_seconds\": %.3f, \"gflops\": %.2f, "
+                  ", \"seconds\": %.3f, \"adaquant_seconds\": %.3f, \"stats_seconds\": %.3f, \"capture_seconds\": %.3f, \"gflops\": %.2f, "
                   "\"peak_rss_bytes\": %lld, \"gemm\": \"%s\"",
-                  seconds, adaquant_seconds, stats_seconds, gflops, static_cast<long long>(peak_rss_bytes),
+                  seconds, adaquant_seconds, stats_seconds, capture_seconds, gflops, static_cast<long long>(peak_rss_bytes),
                   gemm_engine.c_str());
     j += buf;
   }
@@ -663,9 +655,9 @@ std::string AdaQuantReport::json(bool timing) const {
     j += buf;
     if (timing) {
       std::snprintf(buf, sizeof(buf),
-                    ", \"seconds\": %.3f, \"init_input_scale\": %.9g, \"init_input_zero_point\": %d, "
+                    ", \"seconds\": %.3f, \"capture_seconds\": %.3f, \"init_input_scale\": %.9g, \"init_input_zero_point\": %d, "
                     "\"final_input_scale\": %.9g, \"final_input_zero_point\": %d",
-                    l.seconds, l.init_input_scale, l.init_input_zero_point, l.final_input_scale,
+                    l.seconds, l.capture_seconds, l.init_input_scale, l.init_input_zero_point, l.final_input_scale,
                     l.final_input_zero_point);
       j += buf;
       for (int f = 0; f < 2; ++f) {

@@ -106,119 +106,136 @@ bool is_pointwise(const LayerShape& s) {
 }
 }  // namespace
 
-void im2col(const LayerShape& s, int32_t group, const float* x, float* col) {
+namespace {
+
+// Rows [r0, r1) of im2col (row r = output pixel r of the batch, all images in order).
+void im2col_rows(const LayerShape& s, int32_t group, const float* x, int64_t r0, int64_t r1, float* col) {
   const int32_t gin = s.in_c / s.conv.groups;
   const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
   const ConvOptions& c = s.conv;
-  for (int32_t n = 0; n < s.batch; ++n)
-    for (int32_t oy = 0; oy < s.out_h; ++oy)
-      for (int32_t ox = 0; ox < s.out_w; ++ox) {
-        float* row = col + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * kdim;
-        for (int32_t ky = 0; ky < s.k_h; ++ky) {
-          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
-          for (int32_t kx = 0; kx < s.k_w; ++kx) {
-            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
-            float* dst = row + (int64_t(ky) * s.k_w + kx) * gin;
-            if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) {
-              std::memset(dst, 0, sizeof(float) * gin);
-            } else {
-              std::memcpy(dst, x + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin,
-                          sizeof(float) * gin);
-            }
-          }
-        }
+  const int64_t plane = int64_t(s.out_h) * s.out_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / plane;
+    const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
+    float* row = col + (r - r0) * kdim;
+    for (int32_t ky = 0; ky < s.k_h; ++ky) {
+      const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+      for (int32_t kx = 0; kx < s.k_w; ++kx) {
+        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+        float* dst = row + (int64_t(ky) * s.k_w + kx) * gin;
+        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
+          std::memset(dst, 0, sizeof(float) * gin);
+        else
+          std::memcpy(dst, x + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin, sizeof(float) * gin);
       }
+    }
+  }
+}
+
+// The adjoint of im2col_rows: accumulates rows [r0, r1) of col into dx.
+void col2im_rows(const LayerShape& s, int32_t group, const float* col, int64_t r0, int64_t r1, float* dx) {
+  const int32_t gin = s.in_c / s.conv.groups;
+  const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
+  const ConvOptions& c = s.conv;
+  const int64_t plane = int64_t(s.out_h) * s.out_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / plane;
+    const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
+    const float* row = col + (r - r0) * kdim;
+    for (int32_t ky = 0; ky < s.k_h; ++ky) {
+      const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+      if (iy < 0 || iy >= s.in_h) continue;
+      for (int32_t kx = 0; kx < s.k_w; ++kx) {
+        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+        if (ix < 0 || ix >= s.in_w) continue;
+        const float* __restrict__ src = row + (int64_t(ky) * s.k_w + kx) * gin;
+        float* __restrict__ dst = dx + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin;
+        for (int32_t i = 0; i < gin; ++i) dst[i] += src[i];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void im2col(const LayerShape& s, int32_t group, const float* x, float* col) {
+  im2col_rows(s, group, x, 0, int64_t(s.batch) * s.out_h * s.out_w, col);
 }
 
 void col2im(const LayerShape& s, int32_t group, const float* col, float* dx) {
-  const int32_t gin = s.in_c / s.conv.groups;
-  const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
-  const ConvOptions& c = s.conv;
-  for (int32_t n = 0; n < s.batch; ++n)
-    for (int32_t oy = 0; oy < s.out_h; ++oy)
-      for (int32_t ox = 0; ox < s.out_w; ++ox) {
-        const float* row = col + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * kdim;
-        for (int32_t ky = 0; ky < s.k_h; ++ky) {
-          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
-          if (iy < 0 || iy >= s.in_h) continue;
-          for (int32_t kx = 0; kx < s.k_w; ++kx) {
-            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
-            if (ix < 0 || ix >= s.in_w) continue;
-            const float* src = row + (int64_t(ky) * s.k_w + kx) * gin;
-            float* dst = dx + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin;
-            for (int32_t i = 0; i < gin; ++i) dst[i] += src[i];
-          }
-        }
-      }
+  col2im_rows(s, group, col, 0, int64_t(s.batch) * s.out_h * s.out_w, dx);
 }
 
 namespace {
 
-void depthwise_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y) {
+// Output rows [r0, r1) (row = output pixel of the batch) of the depthwise conv; y points at row r0.
+void depthwise_forward(const LayerShape& s, const float* x, const float* w, const float* b, int64_t r0, int64_t r1,
+                       float* y) {
   const int32_t mult = s.conv.depth_multiplier, C = s.out_c;
   const ConvOptions& c = s.conv;
-  for (int32_t n = 0; n < s.batch; ++n)
-    for (int32_t oy = 0; oy < s.out_h; ++oy)
-      for (int32_t ox = 0; ox < s.out_w; ++ox) {
-        float* out = y + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * C;
-        for (int32_t oc = 0; oc < C; ++oc) out[oc] = b ? b[oc] : 0.0f;
-        for (int32_t ky = 0; ky < s.k_h; ++ky) {
-          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
-          if (iy < 0 || iy >= s.in_h) continue;
-          for (int32_t kx = 0; kx < s.k_w; ++kx) {
-            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
-            if (ix < 0 || ix >= s.in_w) continue;
-            const float* xp = x + ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c;
-            const float* wp = w + (int64_t(ky) * s.k_w + kx) * C;
-            if (mult == 1) {
-              for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc] * wp[oc];
-            } else {
-              for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc / mult] * wp[oc];
-            }
-          }
+  const int64_t plane = int64_t(s.out_h) * s.out_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / plane;
+    const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
+    float* __restrict__ out = y + (r - r0) * C;
+    for (int32_t oc = 0; oc < C; ++oc) out[oc] = b ? b[oc] : 0.0f;
+    for (int32_t ky = 0; ky < s.k_h; ++ky) {
+      const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+      if (iy < 0 || iy >= s.in_h) continue;
+      for (int32_t kx = 0; kx < s.k_w; ++kx) {
+        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+        if (ix < 0 || ix >= s.in_w) continue;
+        const float* __restrict__ xp = x + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c;
+        const float* __restrict__ wp = w + (int64_t(ky) * s.k_w + kx) * C;
+        if (mult == 1) {
+          for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc] * wp[oc];
+        } else {
+          for (int32_t oc = 0; oc < C; ++oc) out[oc] += xp[oc / mult] * wp[oc];
         }
       }
+    }
+  }
 }
 
-void depthwise_backward(const LayerShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
-                        float* db) {
+// Rows [r0, r1) of dy (dy points at row r0) accumulated into dx, dw, db (each optional; the caller
+// zeroed them).
+void depthwise_backward(const LayerShape& s, const float* x, const float* w, const float* dy, int64_t r0, int64_t r1,
+                        float* dx, float* dw, float* db) {
   const int32_t mult = s.conv.depth_multiplier, C = s.out_c;
   const ConvOptions& c = s.conv;
-  if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
-  if (dw) std::fill(dw, dw + s.weight_elements(), 0.0f);
-  if (db) std::fill(db, db + C, 0.0f);
-  for (int32_t n = 0; n < s.batch; ++n)
-    for (int32_t oy = 0; oy < s.out_h; ++oy)
-      for (int32_t ox = 0; ox < s.out_w; ++ox) {
-        const float* g = dy + ((int64_t(n) * s.out_h + oy) * s.out_w + ox) * C;
-        if (db)
-          for (int32_t oc = 0; oc < C; ++oc) db[oc] += g[oc];
-        for (int32_t ky = 0; ky < s.k_h; ++ky) {
-          const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
-          if (iy < 0 || iy >= s.in_h) continue;
-          for (int32_t kx = 0; kx < s.k_w; ++kx) {
-            const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
-            if (ix < 0 || ix >= s.in_w) continue;
-            const int64_t xo = ((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c;
-            const int64_t wo = (int64_t(ky) * s.k_w + kx) * C;
-            float* __restrict__ dwp = dw ? dw + wo : nullptr;
-            float* __restrict__ dxp = dx ? dx + xo : nullptr;
-            const float* __restrict__ xp = x + xo;
-            const float* __restrict__ wp = w + wo;
-            if (mult == 1) {  // the common case: contiguous, vectorised loops
-              if (dwp)
-                for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc];
-              if (dxp)
-                for (int32_t oc = 0; oc < C; ++oc) dxp[oc] += g[oc] * wp[oc];
-            } else {
-              if (dwp)
-                for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc / mult];
-              if (dxp)
-                for (int32_t oc = 0; oc < C; ++oc) dxp[oc / mult] += g[oc] * wp[oc];
-            }
-          }
+  const int64_t plane = int64_t(s.out_h) * s.out_w;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t n = r / plane;
+    const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
+    const float* g = dy + (r - r0) * C;
+    if (db)
+      for (int32_t oc = 0; oc < C; ++oc) db[oc] += g[oc];
+    for (int32_t ky = 0; ky < s.k_h; ++ky) {
+      const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+      if (iy < 0 || iy >= s.in_h) continue;
+      for (int32_t kx = 0; kx < s.k_w; ++kx) {
+        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+        if (ix < 0 || ix >= s.in_w) continue;
+        const int64_t xo = ((n * s.in_h + iy) * s.in_w + ix) * s.in_c;
+        const int64_t wo = (int64_t(ky) * s.k_w + kx) * C;
+        float* __restrict__ dwp = dw ? dw + wo : nullptr;
+        float* __restrict__ dxp = dx ? dx + xo : nullptr;
+        const float* __restrict__ xp = x + xo;
+        const float* __restrict__ wp = w + wo;
+        if (mult == 1) {  // the common case: contiguous, vectorised loops
+          if (dwp)
+            for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc];
+          if (dxp)
+            for (int32_t oc = 0; oc < C; ++oc) dxp[oc] += g[oc] * wp[oc];
+        } else {
+          if (dwp)
+            for (int32_t oc = 0; oc < C; ++oc) dwp[oc] += g[oc] * xp[oc / mult];
+          if (dxp)
+            for (int32_t oc = 0; oc < C; ++oc) dxp[oc / mult] += g[oc] * wp[oc];
         }
       }
+    }
+  }
 }
 
 }  // namespace
@@ -226,14 +243,13 @@ void depthwise_backward(const LayerShape& s, const float* x, const float* w, con
 void layer_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y,
                    LayerScratch* scratch) {
   const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
-  if (s.type == OpType::kDepthwiseConv2D) return depthwise_forward(s, x, w, b, y);
+  if (s.type == OpType::kDepthwiseConv2D) return depthwise_forward(s, x, w, b, 0, rows, y);
   if (s.type == OpType::kFullyConnected || is_pointwise(s)) {
     sgemm(false, true, rows, s.out_c, s.in_c, 1.0f, x, s.in_c, w, s.in_c, 0.0f, y, s.out_c);
   } else {
     const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
     const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
     scratch->col.resize(static_cast<size_t>(rows * kdim));
-    scratch->col_valid = false;  // the caller vouches for it (same x) before a backward
     for (int32_t g = 0; g < groups; ++g) {
       im2col(s, g, x, scratch->col.data());
       sgemm(false, true, rows, gout, kdim, 1.0f, scratch->col.data(), kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f,
@@ -249,8 +265,13 @@ void layer_forward(const LayerShape& s, const float* x, const float* w, const fl
 
 void layer_backward(const LayerShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db, LayerScratch* scratch) {
-  if (s.type == OpType::kDepthwiseConv2D) return depthwise_backward(s, x, w, dy, dx, dw, db);
   const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
+  if (s.type == OpType::kDepthwiseConv2D) {
+    if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
+    if (dw) std::fill(dw, dw + s.weight_elements(), 0.0f);
+    if (db) std::fill(db, db + s.out_c, 0.0f);
+    return depthwise_backward(s, x, w, dy, 0, rows, dx, dw, db);
+  }
   if (db) {
     std::fill(db, db + s.out_c, 0.0f);
     for (int64_t r = 0; r < rows; ++r) {
@@ -265,14 +286,13 @@ void layer_backward(const LayerShape& s, const float* x, const float* w, const f
   }
   const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
   const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
-  if (scratch->col.size() != static_cast<size_t>(rows * kdim)) scratch->col_valid = false;
   if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
   scratch->col.resize(static_cast<size_t>(rows * kdim));
   if (dx) scratch->dcol.resize(static_cast<size_t>(rows * kdim));
   for (int32_t g = 0; g < groups; ++g) {
     const float* dyg = dy + int64_t(g) * gout;
     if (dw) {
-      if (!(scratch->col_valid && groups == 1)) im2col(s, g, x, scratch->col.data());
+      im2col(s, g, x, scratch->col.data());
       sgemm(true, false, gout, kdim, rows, 1.0f, dyg, s.out_c, scratch->col.data(), kdim, 0.0f,
             dw + int64_t(g) * gout * kdim, kdim);
     }
@@ -282,6 +302,104 @@ void layer_backward(const LayerShape& s, const float* x, const float* w, const f
       col2im(s, g, scratch->dcol.data(), dx);
     }
   }
+}
+
+double layer_mse_step(const LayerShape& s, const float* x, const float* w, const float* b, const float* target,
+                      float lo, float hi, float grad_scale, float* dx, float* dw, float* db, LayerScratch* scratch,
+                      int64_t tile_rows) {
+  const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
+  const int32_t C = s.out_c;
+  const bool depthwise = s.type == OpType::kDepthwiseConv2D;
+  const bool direct = s.type == OpType::kFullyConnected || is_pointwise(s);  // GEMM straight on x's rows
+  const int32_t groups = depthwise || direct ? 1 : s.conv.groups;
+  const int32_t gin = s.in_c / groups, gout = C / groups;
+  const int64_t kdim = depthwise ? 0 : direct ? s.in_c : int64_t(s.k_h) * s.k_w * gin;
+  const bool grads = dx || dw || db;
+  if (tile_rows <= 0) tile_rows = kLayerStepTileBytes / int64_t(sizeof(float) * std::max<int64_t>(kdim, C));
+  const int64_t tile = std::max<int64_t>(1, std::min(tile_rows, rows));
+  scratch->z.resize(static_cast<size_t>(tile * C));
+  scratch->dz.resize(static_cast<size_t>(tile * C));
+  if (!depthwise && !direct) {
+    scratch->col.resize(static_cast<size_t>(tile * kdim));
+    if (dx) scratch->dcol.resize(static_cast<size_t>(tile * kdim));
+  }
+  if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
+  if (db) std::fill(db, db + C, 0.0f);
+  if (dw && depthwise) std::fill(dw, dw + s.weight_elements(), 0.0f);
+  float* z = scratch->z.data();
+  float* dz = scratch->dz.data();
+  double loss = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+    const int64_t r1 = std::min(rows, r0 + tile), nr = r1 - r0;
+    // Forward for the tile.
+    if (depthwise) {
+      depthwise_forward(s, x, w, b, r0, r1, z);
+    } else {
+      for (int32_t g = 0; g < groups; ++g) {
+        const float* a = direct ? x + r0 * s.in_c : scratch->col.data();
+        if (!direct) im2col_rows(s, g, x, r0, r1, scratch->col.data());
+        sgemm(false, true, nr, gout, kdim, 1.0f, a, kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f, z + g * gout, C);
+      }
+      if (b)
+        for (int64_t r = 0; r < nr; ++r)
+          for (int32_t c = 0; c < C; ++c) z[r * C + c] += b[c];
+    }
+    // Clamp, squared error and its gradient (zero where the clamp is active).
+    // Eight float partial sums per block of 512 (independent chains the compiler vectorises; a
+    // single double chain cost more than the GEMMs on pointwise layers), summed in double.
+    const float* t = target + r0 * C;
+    const int64_t m = nr * C;
+    const float g2 = 2.0f * grad_scale;
+    for (int64_t e0 = 0; e0 < m; e0 += 512) {
+      const int64_t e1 = std::min(m, e0 + 512);
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t e = e0;
+      for (; e + 8 <= e1; e += 8)
+        for (int k = 0; k < 8; ++k) {  // branch-free: the clamp mask as a 0/1 factor
+          const float ze = z[e + k];
+          const float yc = ze < lo ? lo : (ze > hi ? hi : ze);
+          const float d = yc - t[e + k];
+          acc[k] += d * d;
+          dz[e + k] = g2 * d * (float(ze > lo) * float(ze < hi));
+        }
+      for (; e < e1; ++e) {
+        const float ze = z[e];
+        const float d = std::min(std::max(ze, lo), hi) - t[e];
+        acc[0] += d * d;
+        dz[e] = (ze > lo && ze < hi) ? g2 * d : 0.0f;
+      }
+      double part = 0.0;
+      for (int k = 0; k < 8; ++k) part += acc[k];
+      loss += part;
+    }
+    if (!grads) continue;
+    if (db)
+      for (int64_t r = 0; r < nr; ++r)
+        for (int32_t c = 0; c < C; ++c) db[c] += dz[r * C + c];
+    if (depthwise) {
+      depthwise_backward(s, x, w, dz, r0, r1, dx, dw, nullptr);
+      continue;
+    }
+    for (int32_t g = 0; g < groups; ++g) {
+      const float* dzg = dz + g * gout;
+      const float* wg = w + int64_t(g) * gout * kdim;
+      if (dw) {
+        const float* a = direct ? x + r0 * s.in_c : scratch->col.data();
+        if (!direct && groups > 1) im2col_rows(s, g, x, r0, r1, scratch->col.data());  // col holds the last group
+        sgemm(true, false, gout, kdim, nr, 1.0f, dzg, C, a, kdim, r0 == 0 ? 0.0f : 1.0f, dw + int64_t(g) * gout * kdim,
+              kdim);
+      }
+      if (dx) {
+        if (direct) {
+          sgemm(false, false, nr, kdim, gout, 1.0f, dzg, C, wg, kdim, 0.0f, dx + r0 * s.in_c, s.in_c);
+        } else {
+          sgemm(false, false, nr, kdim, gout, 1.0f, dzg, C, wg, kdim, 0.0f, scratch->dcol.data(), kdim);
+          col2im_rows(s, g, scratch->dcol.data(), r0, r1, dx);
+        }
+      }
+    }
+  }
+  return loss;
 }
 
 }  // namespace quant

@@ -98,6 +98,7 @@ struct AdaQuantLayerReport {
   double stats_gamma_min = 1.0, stats_gamma_max = 1.0;  // statistics tuning's scale corrections
   double stats_mse_before = 0.0;  // before statistics tuning: pre-activation output MSE vs float (all samples)
   double seconds = 0.0;
+  double capture_seconds = 0.0;  // of `seconds`: running the network to this layer's data
   int64_t cache_bytes = 0;  // the layer's calibration inputs + targets held
   int64_t macs = 0;         // one forward pass over one sample
   // The starting quantizers (range calibration) and where AdaQuant / stats tuning left them:
@@ -113,6 +114,7 @@ struct AdaQuantReport {
   std::string pipeline;
   int32_t train_samples = 0, holdout_samples = 0;
   double seconds = 0.0, adaquant_seconds = 0.0, stats_seconds = 0.0;
+  double capture_seconds = 0.0;  // of adaquant + stats: running the network to the layers' data
   double gflops = 0.0;               // achieved by the optimisation's forward + backward GEMM work
   int64_t largest_cache_bytes = 0;
   int64_t peak_rss_bytes = 0;        // the process's peak resident set (VmHWM) at the end

@@ -53,18 +53,28 @@ struct LayerShape {
                    LayerShape* out);
 };
 
-// Reusable buffers (im2col); grow on first use, then no allocation per call. After
-// layer_forward of a single-group convolution, `col` holds im2col(x); a caller that then runs
-// layer_backward on the same x may set col_valid to skip rebuilding it (forward clears it).
+// Reusable buffers (im2col, a tile's output and gradient); grow on first use, then no allocation
+// per call.
 struct LayerScratch {
-  std::vector<float> col, dcol;
-  bool col_valid = false;
+  std::vector<float> col, dcol, z, dz;
 };
 
 void layer_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y,
                    LayerScratch* scratch);
 void layer_backward(const LayerShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db, LayerScratch* scratch);
+
+// One reconstruction step of a layer against a target, fused and tiled over output rows so the
+// im2col matrix, the output and its gradient stay in cache (one pass over x instead of five over
+// a batch-sized im2col matrix):
+//   z = conv(x, w) + b,  y = clamp(z, lo, hi),  returns Σ (y − target)²  (over all outputs)
+//   dz = grad_scale · 2 (y − target) where lo < z < hi, else 0; then dx, dw, db from dz as
+//   layer_backward (each optional, overwritten). With all three null it is a forward + loss.
+// tile_rows: output rows per tile (≤ 0: about kLayerStepTileBytes of im2col per tile).
+constexpr int64_t kLayerStepTileBytes = 256 * 1024;
+double layer_mse_step(const LayerShape& s, const float* x, const float* w, const float* b, const float* target,
+                      float lo, float hi, float grad_scale, float* dx, float* dw, float* db, LayerScratch* scratch,
+                      int64_t tile_rows = 0);
 
 // [N,H,W,C] -> [N·OH·OW, KH·KW·(C/groups)] for channel group g (zeros where the window is padding).
 void im2col(const LayerShape& s, int32_t group, const float* x, float* col);
