@@ -65,8 +65,10 @@ void check_layer_gradients(quant::LayerShape s, uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("layer backward kernels match finite differences (conv any stride/pad/dilation/groups, depthwise, FC)") {
-  std::mt19937 rng(11);
+namespace {
+// Conv at every stride / pad / dilation / groups mix, pointwise, depthwise ×1 and ×2, FC.
+std::vector<quant::LayerShape> layer_test_shapes() {
+  std::vector<quant::LayerShape> shapes;
   for (int trial = 0; trial < 6; ++trial) {
     quant::LayerShape s;
     s.type = OpType::kConv2D;
@@ -90,7 +92,7 @@ TEST_CASE("layer backward kernels match finite differences (conv any stride/pad/
                   s.conv.stride_h + 1;
     s.out_w = (s.in_w + s.conv.padding.left + s.conv.padding.right - s.conv.dilation_w * (s.k_w - 1) - 1) /
                   s.conv.stride_w + 1;
-    check_layer_gradients(s, 100 + trial);
+    shapes.push_back(s);
   }
   for (int mult = 1; mult <= 2; ++mult) {
     quant::LayerShape s;
@@ -105,15 +107,68 @@ TEST_CASE("layer backward kernels match finite differences (conv any stride/pad/
     s.k_h = s.k_w = 3;
     s.out_h = (6 + 2 - 3) / mult + 1;
     s.out_w = 6;
-    check_layer_gradients(s, 200 + mult);
+    shapes.push_back(s);
   }
   quant::LayerShape fc;
   fc.type = OpType::kFullyConnected;
   fc.batch = 3;
   fc.in_c = 7;
   fc.out_c = 5;
-  check_layer_gradients(fc, 300);
-  (void)rng;
+  shapes.push_back(fc);
+  return shapes;
+}
+
+}  // namespace
+
+TEST_CASE("layer backward kernels match finite differences (conv any stride/pad/dilation/groups, depthwise, FC)") {
+  const std::vector<quant::LayerShape> shapes = layer_test_shapes();
+  for (size_t k = 0; k < shapes.size(); ++k) check_layer_gradients(shapes[k], 100 + static_cast<uint32_t>(k));
+}
+
+TEST_CASE("the fused, tiled reconstruction step equals forward + clamped squared error + backward at any tile size") {
+  std::mt19937 rng(17);
+  for (const quant::LayerShape& s : layer_test_shapes()) {
+    const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
+    std::vector<float> x = random_floats(rng, s.input_elements());
+    std::vector<float> w = random_floats(rng, s.weight_elements());
+    std::vector<float> b = random_floats(rng, s.out_c);
+    std::vector<float> t = random_floats(rng, s.output_elements());
+    const float lo = -0.5f, hi = 0.7f, scale = 0.25f;
+    // Reference: the separate kernels.
+    std::vector<float> z(s.output_elements()), dz(z.size()), rdx(x.size()), rdw(w.size()), rdb(b.size());
+    quant::LayerScratch scratch;
+    quant::layer_forward(s, x.data(), w.data(), b.data(), z.data(), &scratch);
+    double loss = 0.0;
+    int clamped = 0;
+    for (size_t e = 0; e < z.size(); ++e) {
+      const float y = std::min(std::max(z[e], lo), hi), d = y - t[e];
+      loss += double(d) * d;
+      dz[e] = (z[e] > lo && z[e] < hi) ? 2.0f * scale * d : 0.0f;
+      clamped += !(z[e] > lo && z[e] < hi);
+    }
+    REQUIRE(clamped > 0);  // the clamp's zero gradient is exercised
+    quant::layer_backward(s, x.data(), w.data(), dz.data(), rdx.data(), rdw.data(), rdb.data(), &scratch);
+    for (int64_t tile : {int64_t(1), int64_t(3), rows / 2 + 1, rows, int64_t(0)}) {
+      std::vector<float> dx(x.size(), 9.0f), dw(w.size(), 9.0f), db(b.size(), 9.0f);  // overwritten, not added to
+      quant::LayerScratch fused;
+      const double got = quant::layer_mse_step(s, x.data(), w.data(), b.data(), t.data(), lo, hi, scale, dx.data(),
+                                               dw.data(), db.data(), &fused, tile);
+      INFO(op_name(s.type), " groups ", s.conv.groups, " k ", s.k_h, "x", s.k_w, " tile ", tile);
+      CHECK(got == doctest::Approx(loss).epsilon(1e-5));
+      auto close = [](const std::vector<float>& a, const std::vector<float>& r) {
+        float worst = 0.0f;
+        for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - r[i]) / (1.0f + std::fabs(r[i])));
+        return worst;
+      };
+      CHECK(close(dx, rdx) < 1e-5f);
+      CHECK(close(dw, rdw) < 1e-5f);
+      CHECK(close(db, rdb) < 1e-5f);
+      // Forward + loss only: the same loss, no gradient written.
+      const double fwd = quant::layer_mse_step(s, x.data(), w.data(), b.data(), t.data(), lo, hi, scale, nullptr,
+                                               nullptr, nullptr, &fused, tile);
+      CHECK(fwd == doctest::Approx(loss).epsilon(1e-5));
+    }
+  }
 }
 
 TEST_CASE("fake-quant scale / zero-point derivatives match finite differences of the frozen-rounding surrogate") {
