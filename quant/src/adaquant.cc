@@ -5,10 +5,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 
 #include "rewrite.h"
+#include "stream.h"
 #include "tinyquant/layer_kernels.h"
 #include "tinyquant/op_info.h"
 #include "tinyquant/port.h"
@@ -20,49 +22,24 @@ namespace quant {
 
 const char* lr_mode_name(LrMode mode) { return mode == LrMode::kAbsolute ? "absolute" : "relative"; }
 
-int64_t peak_rss_bytes() {
+namespace {
+int64_t status_kb(const char* key) {  // a "Key: N kB" line of /proc/self/status (0 where there is none)
   std::FILE* f = std::fopen("/proc/self/status", "r");
   if (!f) return 0;
-  char line[256];
+  char line[256], fmt[64];
+  std::snprintf(fmt, sizeof(fmt), "%s: %%lld kB", key);
   long long kb = 0;
   while (std::fgets(line, sizeof(line), f))
-    if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    if (std::sscanf(line, fmt, &kb) == 1) break;
   std::fclose(f);
-  return kb * 1024;
+  return kb;
 }
+}  // namespace
+
+int64_t peak_rss_bytes() { return status_kb("VmHWM") * 1024; }
+int64_t rss_bytes() { return status_kb("VmRSS") * 1024; }
 
 namespace {
-
-// Runs `graph` over the calibration set and copies, for every sample, the values the tensors
-// `tensors` hold when op `op` has run (the rest of the graph is not run). One vector per tensor,
-// samples × per-sample elements.
-struct CaptureContext {
-  int32_t op;
-  const std::vector<int32_t>* tensors;
-  std::vector<std::vector<float>>* out;
-};
-
-bool capture_at_op(void* user, int32_t op, const Interpreter& interp) {
-  CaptureContext& c = *static_cast<CaptureContext*>(user);
-  if (op != c.op) return true;
-  for (size_t k = 0; k < c.tensors->size(); ++k) {
-    const TensorView v = interp.tensor((*c.tensors)[k]);
-    const float* p = v.as<const float>();
-    (*c.out)[k].insert((*c.out)[k].end(), p, p + v.elements());
-  }
-  return false;
-}
-
-Status capture(const Graph& graph, int32_t op, const std::vector<int32_t>& tensors, const CalibrationData& calib,
-               int64_t per_sample, const RtnOptions& opt, std::vector<std::vector<float>>* out) {
-  out->assign(tensors.size(), {});
-  for (int32_t t : tensors)
-    TQ_ENSURE(graph.tensors[t].dtype == DType::kFloat32, kInternal, "capture: tensor '%s' is not float",
-              graph.tensors[t].name.c_str());
-  CaptureContext ctx{op, &tensors, out};
-  return run_calibration_batches(graph, calib, per_sample, opt, op + 1, capture_at_op, &ctx,
-                                 [](int32_t, int32_t) { return Status::ok(); });
-}
 
 struct Adam {
   std::vector<double> m, v;
@@ -165,6 +142,7 @@ class Pipeline {
 
   Status run(Graph* out, AdaQuantReport* report) {
     const uint64_t t0 = port::now_us();
+    report->start_rss_bytes = rss_bytes();
     TQ_RETURN_IF_ERROR(check_quantization_inputs(fg_, calib_, opt_.rtn.weight_bits, opt_.rtn.activation_bits,
                                                  opt_.rtn.batch, &per_sample_));
     TQ_ENSURE(!opt_.adaquant || (opt_.iterations >= 1 && opt_.batch >= 1), kInvalidArgument,
@@ -222,18 +200,46 @@ class Pipeline {
       total_macs_ += double(macs_.back());
     }
 
+    // Where the simulated twin's frontier may stand for target k: before the first op whose
+    // result differs once k's input chain is left unquantized (the chain's first producer), and
+    // never past a later target's (the frontier only moves forward).
+    // Rebuilt with every target's LayerQuant present (a bias-less layer now has its zero bias),
+    // q_ keeps this shape through every later rebuild.
+    TQ_RETURN_IF_ERROR(rebuild());
+    q_ops_ = q_.operators.size();
+    q_tensors_ = q_.tensors.size();
+    std::vector<int32_t> qproducer(q_.tensors.size(), std::numeric_limits<int32_t>::max());
+    for (size_t j = 0; j < q_.operators.size(); ++j)
+      for (int32_t t : q_.operators[j].outputs) qproducer[t] = static_cast<int32_t>(j);
+    qbound_.assign(targets_.size(), 0);
+    for (size_t k = 0; k < targets_.size(); ++k) {
+      int32_t b = map_.op[targets_[k]];
+      const std::vector<bool> through = chain_through(k);
+      for (size_t t = 0; t < through.size(); ++t)
+        if (through[t]) b = std::min(b, qproducer[t]);
+      qbound_[k] = b;
+    }
+    for (size_t k = targets_.size(); k-- > 1;) qbound_[k - 1] = std::min(qbound_[k - 1], qbound_[k]);
+
     report->train_samples = opt_.adaquant ? train_ : 0;
     report->holdout_samples = opt_.adaquant ? holdout_ : 0;
     report->gemm_engine = gemm_engine();
     report->layers.resize(targets_.size());
     const uint64_t ta = port::now_us();
     t_start_ = ta;
-    if (opt_.adaquant)
+    if (opt_.adaquant) {
+      TQ_RETURN_IF_ERROR(fstream_.init(fg_, calib_, per_sample_, opt_.rtn));
+      if (opt_.sequential) TQ_RETURN_IF_ERROR(qstream_.init(q_, calib_, per_sample_, opt_.rtn));
       for (size_t k = 0; k < targets_.size(); ++k) TQ_RETURN_IF_ERROR(optimise_layer(k, report));
+    }
     report->adaquant_seconds = (port::now_us() - ta) / 1e6;
     const uint64_t ts = port::now_us();
-    if (opt_.stats_tuning)
+    if (opt_.stats_tuning) {
+      TQ_RETURN_IF_ERROR(rebuild());
+      TQ_RETURN_IF_ERROR(fstream_.init(fg_, calib_, per_sample_, opt_.rtn));
+      TQ_RETURN_IF_ERROR(qstream_.init(q_, calib_, per_sample_, opt_.rtn));
       for (size_t k = 0; k < targets_.size(); ++k) TQ_RETURN_IF_ERROR(tune_statistics(k, report));
+    }
     report->stats_seconds = (port::now_us() - ts) / 1e6;
 
     TQ_RETURN_IF_ERROR(rebuild());
@@ -325,35 +331,53 @@ class Pipeline {
     return Status::ok();
   }
 
-  // X_in and the float target for layer i over all calibration samples.
-  Status layer_data(int32_t i, bool sequential, std::vector<float>* x, std::vector<float>* y) {
-    const Operator& op = fg_.operators[i];
-    std::vector<std::vector<float>> got;
-    TQ_RETURN_IF_ERROR(capture(fg_, i, {op.inputs[0], op.outputs[0]}, calib_, per_sample_, opt_.rtn, &got));
-    *y = std::move(got[1]);
-    if (!sequential) {
-      *x = std::move(got[0]);
-      return Status::ok();
-    }
-    // The quantized network up to this layer, the input's own quantizer left out (float through).
-    std::vector<bool> through(q_.tensors.size(), false);
-    const int32_t r = root_[op.inputs[0]];
-    for (size_t t = 0; t < fg_.tensors.size(); ++t)
-      if (root_[t] == r && map_.int8_version[t] >= 0) through[map_.int8_version[t]] = true;
-    return capture_quantized_input(i, through, x);
+  // The float graph as its own stream view; the simulated twin of q_ (with `through` left
+  // unquantized) as a view keyed by q_'s tensors and ops.
+  FrontierView float_view() const {
+    FrontierView v;
+    v.graph = &fg_;
+    return v;
+  }
+  Status sim_view(const std::vector<bool>& through, FrontierView* v) {
+    TQ_ENSURE(q_.operators.size() == q_ops_ && q_.tensors.size() == q_tensors_, kInternal,
+              "the quantized graph changed shape between layers");
+    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, through, &sim_, &smap_));
+    v->graph = &sim_;
+    v->tensor = smap_.value;
+    v->op_begin = smap_.op_begin;
+    return Status::ok();
   }
 
-  // Layer i's input as the current quantized network computes it, over all calibration samples
-  // (the simulated twin of q_; the int8 tensors marked in `through` are left unquantized).
-  Status capture_quantized_input(int32_t i, const std::vector<bool>& through, std::vector<float>* x) {
-    Graph sim;
-    SimulatedMap smap;
-    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q_, through, &sim, &smap));
-    const int32_t sop = smap.op[map_.op[i]];
-    TQ_ENSURE(sop >= 0, kInternal, "layer '%s' is missing from the simulated graph", fg_.operators[i].name.c_str());
-    std::vector<std::vector<float>> got;
-    TQ_RETURN_IF_ERROR(capture(sim, sop, {sim.operators[sop].inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
-    *x = std::move(got[0]);
+  // The q_ tensors AdaQuant leaves unquantized for target k: its input's passthrough chain.
+  std::vector<bool> chain_through(size_t k) const {
+    std::vector<bool> through(q_.tensors.size(), false);
+    const int32_t r = root_[fg_.operators[targets_[k]].inputs[0]];
+    for (size_t t = 0; t < fg_.tensors.size(); ++t)
+      if (root_[t] == r && map_.int8_version[t] >= 0) through[map_.int8_version[t]] = true;
+    return through;
+  }
+
+  // X_in and the float target for target k over all calibration samples. Parallel: X_in from the
+  // float graph. Sequential: from the quantized network as it stands (the layers before k
+  // optimised), the input's own quantizer left out.
+  Status layer_data(size_t k, bool sequential, SampleValues* x, SampleValues* y) {
+    const int32_t i = targets_[k];
+    const Operator& op = fg_.operators[i];
+    std::vector<SampleValues> got;
+    if (!sequential) {
+      TQ_RETURN_IF_ERROR(fstream_.run(float_view(), i + 1, {op.inputs[0], op.outputs[0]}, true, &got));
+      *x = got[0];
+      *y = got[1];
+      return Status::ok();
+    }
+    TQ_RETURN_IF_ERROR(fstream_.run(float_view(), i + 1, {op.outputs[0]}, true, &got));
+    *y = got[0];
+    FrontierView view;
+    TQ_RETURN_IF_ERROR(sim_view(chain_through(k), &view));
+    // Up to where layers from k on first differ from q_ (their chains), then look ahead to X_in.
+    TQ_RETURN_IF_ERROR(qstream_.run(view, qbound_[k], {}, true, &got));
+    TQ_RETURN_IF_ERROR(qstream_.run(view, map_.op[i], {q_.operators[map_.op[i]].inputs[0]}, false, &got));
+    *x = got[0];
     return Status::ok();
   }
 
@@ -380,8 +404,10 @@ class Pipeline {
     AdaQuantLayerReport& lr = report->layers[k];
     const uint64_t t_layer = port::now_us();
     if (opt_.sequential) TQ_RETURN_IF_ERROR(rebuild());
-    std::vector<float> x, y;
-    TQ_RETURN_IF_ERROR(layer_data(i, opt_.sequential, &x, &y).with_context("AdaQuant layer '%s'", op.name.c_str()));
+    SampleValues xs, ys;
+    TQ_RETURN_IF_ERROR(layer_data(k, opt_.sequential, &xs, &ys).with_context("AdaQuant layer '%s'", op.name.c_str()));
+    const FloatBuffer& x = *xs;
+    const FloatBuffer& y = *ys;
     lr.capture_seconds = (port::now_us() - t_layer) / 1e6;
     report->capture_seconds += lr.capture_seconds;
     lr.cache_bytes = static_cast<int64_t>((x.size() + y.size()) * sizeof(float));
@@ -516,11 +542,14 @@ class Pipeline {
                            op.name.c_str());
     const uint64_t t_layer = port::now_us();
     TQ_RETURN_IF_ERROR(rebuild());
-    std::vector<std::vector<float>> got;
-    TQ_RETURN_IF_ERROR(capture(fg_, i, {op.inputs[0]}, calib_, per_sample_, opt_.rtn, &got));
-    std::vector<float> xf = std::move(got[0]);
-    std::vector<float> xq;  // already on the input's quantization grid
-    TQ_RETURN_IF_ERROR(capture_quantized_input(i, {}, &xq));
+    std::vector<SampleValues> got;
+    TQ_RETURN_IF_ERROR(fstream_.run(float_view(), i, {op.inputs[0]}, true, &got));
+    const FloatBuffer& xf = *got[0];
+    FrontierView view;
+    TQ_RETURN_IF_ERROR(sim_view({}, &view));
+    std::vector<SampleValues> gotq;
+    TQ_RETURN_IF_ERROR(qstream_.run(view, map_.op[i], {q_.operators[map_.op[i]].inputs[0]}, true, &gotq));
+    const FloatBuffer& xq = *gotq[0];  // already on the input's quantization grid
     const double captured = (port::now_us() - t_layer) / 1e6;
     lr.capture_seconds += captured;
     report->capture_seconds += captured;
@@ -611,6 +640,11 @@ class Pipeline {
   std::vector<ActivationParams> initial_params_;
   Graph q_;
   RewriteMap map_;
+  size_t q_ops_ = 0, q_tensors_ = 0;  // q_'s shape, the same after every rebuild
+  Frontier fstream_, qstream_;        // the float graph's; q_'s (run on its simulated twin)
+  std::vector<int32_t> qbound_;       // per target: the q_ boundary qstream_ may stand at
+  Graph sim_;
+  SimulatedMap smap_;
   RtnReport qreport_;
   int64_t flops_ = 0;
   uint64_t t_start_ = 0;
@@ -631,8 +665,8 @@ std::string AdaQuantReport::json(bool timing) const {
   if (timing) {
     std::snprintf(buf, sizeof(buf),
                   ", \"seconds\": %.3f, \"adaquant_seconds\": %.3f, \"stats_seconds\": %.3f, \"capture_seconds\": %.3f, \"gflops\": %.2f, "
-                  "\"peak_rss_bytes\": %lld, \"gemm\": \"%s\"",
-                  seconds, adaquant_seconds, stats_seconds, capture_seconds, gflops, static_cast<long long>(peak_rss_bytes),
+                  "\"peak_rss_bytes\": %lld, \"start_rss_bytes\": %lld, \"gemm\": \"%s\"",
+                  seconds, adaquant_seconds, stats_seconds, capture_seconds, gflops, static_cast<long long>(peak_rss_bytes), static_cast<long long>(start_rss_bytes),
                   gemm_engine.c_str());
     j += buf;
   }

@@ -74,6 +74,7 @@ struct SimulatedMap {
   std::vector<int32_t> value;  // per quantized tensor: the simulated float tensor holding its values
   std::vector<int32_t> pre;    // per int8 activation: the float tensor before its Quantize (or -1)
   std::vector<int32_t> op;     // per quantized op: the simulated op computing it (-1 for converts)
+  std::vector<int32_t> op_begin;  // per quantized op b, and one past the last: the first simulated op emitted for it
 };
 Status build_simulated_graph_mapped(const Graph& quantized, const std::vector<bool>& float_through, Graph* simulated,
                                     SimulatedMap* map);

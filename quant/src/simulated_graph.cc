@@ -19,6 +19,7 @@ class SimulatedGraphBuilder {
     map->value = fver_;
     map->pre = pre_;
     map->op = op_map_;
+    map->op_begin = op_begin_;
   }
 
   Status build() {
@@ -34,8 +35,10 @@ class SimulatedGraphBuilder {
     }
     for (const Operator& op : q_.operators) {
       op_map_.push_back(-1);
+      op_begin_.push_back(static_cast<int32_t>(s_.operators.size()));
       TQ_RETURN_IF_ERROR(add_op(op));
     }
+    op_begin_.push_back(static_cast<int32_t>(s_.operators.size()));
     for (int32_t out : q_.outputs) {
       TQ_ENSURE(fver_[out] >= 0, kUnsupported, "output '%s' is %s; the simulated graph needs float outputs",
                 q_.tensors[out].name.c_str(), dtype_name(q_.tensors[out].dtype));
@@ -176,7 +179,7 @@ class SimulatedGraphBuilder {
   const Graph& q_;
   Graph& s_;
   const std::vector<bool>& float_through_;
-  std::vector<int32_t> fver_, qver_, pre_, op_map_;
+  std::vector<int32_t> fver_, qver_, pre_, op_map_, op_begin_;
 };
 
 }  // namespace

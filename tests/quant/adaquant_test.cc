@@ -284,7 +284,7 @@ TEST_CASE("adaquant lowers each layer's held-out error clearly below round-to-ne
     Graph q;
     quant::AdaQuantReport r;
     const Status s = quant::quantize_graph_adaquant(g, calib, o, &q, &r);
-    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
     REQUIRE(r.layers.size() == 2u);
     CHECK(r.train_samples == 144);
     CHECK(r.holdout_samples == 16);
@@ -325,7 +325,7 @@ TEST_CASE("adaquant with residual Add, GAP, bias-less FC; stats tuning matches t
   Graph q;
   quant::AdaQuantReport r;
   Status s = quant::quantize_graph_adaquant(g, calib, o, &q, &r);
-  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
   CHECK(r.pipeline == "rtn+stats");
   REQUIRE(r.layers.size() == 3u);
   // The bias-less FC got a bias from the mean correction.
@@ -343,7 +343,7 @@ TEST_CASE("adaquant with residual Add, GAP, bias-less FC; stats tuning matches t
   o.adaquant = true;
   o.sequential = true;
   s = quant::quantize_graph_adaquant(g, calib, o, &q, &r);
-  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
   CHECK(r.pipeline == "adaquant-sequential+stats");
   for (const quant::AdaQuantLayerReport& l : r.layers) CHECK(l.mse_after <= l.mse_before);
 }
@@ -474,7 +474,7 @@ TEST_CASE("adaquant: bad input is a clear error; a diverging optimisation falls 
   o.lr_weight = o.lr_bias = o.lr_weight_scale = 1e30f;
   quant::AdaQuantReport r;
   s = quant::quantize_graph_adaquant(g, calib, o, &q, &r);
-  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
   for (const quant::AdaQuantLayerReport& l : r.layers) {
     INFO(l.name, ": ", l.note);
     CHECK(l.reverted);

@@ -15,6 +15,9 @@
 #include <atomic>
 #include <thread>
 #include <csignal>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "data/npy.h"
 #include "tinyquant/file_io.h"
@@ -438,6 +441,13 @@ std::string usage(const CLI::App& tq) {
 }  // namespace
 
 int main(int argc, char** argv) {
+#if defined(__GLIBC__)
+  // Buffers of 1 MiB and more (calibration tensors, interpreter arenas) come from mmap and go back
+  // to the system when freed. glibc's default threshold slides up after the first large free and
+  // then keeps freed calibration buffers in a heap it does not shrink (+20 MiB peak RSS measured
+  // on resnet20 statistics tuning).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
   CLI::App tq("tq — the tinyquant command line", "tq");
   tq.option_defaults()->always_capture_default();
   tq.get_formatter()->column_width(40);

@@ -118,6 +118,7 @@ struct AdaQuantReport {
   double gflops = 0.0;               // achieved by the optimisation's forward + backward GEMM work
   int64_t largest_cache_bytes = 0;
   int64_t peak_rss_bytes = 0;        // the process's peak resident set (VmHWM) at the end
+  int64_t start_rss_bytes = 0;       // its resident set (VmRSS) when the pipeline started
   std::string gemm_engine;
   std::string json(bool timing = true) const;
 };
@@ -129,6 +130,7 @@ Status quantize_graph_adaquant(const Graph& float_graph, const CalibrationData& 
 
 // Peak resident set size of this process in bytes (Linux VmHWM; 0 where unknown).
 int64_t peak_rss_bytes();
+int64_t rss_bytes();  // the current resident set (VmRSS)
 
 }  // namespace quant
 }  // namespace tinyquant
