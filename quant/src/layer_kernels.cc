@@ -2,10 +2,16 @@
 #include "tinyquant/layer_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <memory>
 
 #if TQ_WITH_OPENBLAS
 #include <cblas.h>
+#endif
+#if TQ_WITH_XNNPACK
+#include <pthreadpool.h>
+#include <xnnpack.h>
 #endif
 
 namespace tinyquant {
@@ -42,15 +48,72 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 const char* gemm_engine() { return "openblas"; }
-void set_gemm_threads(int32_t threads) { openblas_set_num_threads(std::max(1, threads)); }
+static void set_gemm_threads_engine(int32_t threads) { openblas_set_num_threads(std::max(1, threads)); }
 #else
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
            const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   sgemm_portable(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 const char* gemm_engine() { return "portable"; }
-void set_gemm_threads(int32_t) {}
+static void set_gemm_threads_engine(int32_t) {}
 #endif
+
+namespace {
+
+int32_t g_gemm_threads = 1;
+
+#if TQ_WITH_XNNPACK
+// XNNPACK's f32 fully-connected operator as a GEMM with a fixed right-hand side: created (and
+// its weights packed) once per step, then run on each row tile.
+pthreadpool_t gemm_pool() {
+  static pthreadpool_t pool = nullptr;
+  static int32_t pool_threads = 1;
+  if (pool_threads != g_gemm_threads) {
+    if (pool) pthreadpool_destroy(pool);
+    pool = g_gemm_threads > 1 ? pthreadpool_create(static_cast<size_t>(g_gemm_threads)) : nullptr;
+    pool_threads = g_gemm_threads;
+  }
+  return pool;
+}
+
+bool xnn_ready() {
+  static const bool ok = xnn_initialize(nullptr) == xnn_status_success;
+  return ok;
+}
+
+// Y[rows, n] (row stride ldy) = X[rows, k] (row stride ldx) · op(W) + bias: W is [n, k], or
+// [k, n] with transpose_w.
+class FcGemm {
+ public:
+  FcGemm() = default;
+  FcGemm(const FcGemm&) = delete;
+  FcGemm& operator=(const FcGemm&) = delete;
+  ~FcGemm() {
+    if (op_) xnn_delete_operator(op_);
+  }
+  bool create(int64_t k, int64_t n, int64_t ldx, int64_t ldy, const float* w, const float* bias, bool transpose_w) {
+    if (!xnn_ready()) return false;
+    return xnn_create_fully_connected_nc_f32(static_cast<size_t>(k), static_cast<size_t>(n), static_cast<size_t>(ldx),
+                                             static_cast<size_t>(ldy), w, bias, -INFINITY, INFINITY,
+                                             transpose_w ? XNN_FLAG_TRANSPOSE_WEIGHTS : 0, &op_) == xnn_status_success;
+  }
+  bool run(int64_t rows, const float* x, float* y) {
+    pthreadpool_t pool = gemm_pool();
+    return xnn_setup_fully_connected_nc_f32(op_, static_cast<size_t>(rows), x, y, pool) == xnn_status_success &&
+           xnn_run_operator(op_, pool) == xnn_status_success;
+  }
+
+ private:
+  xnn_operator_t op_ = nullptr;
+};
+#endif
+
+}  // namespace
+
+void set_gemm_threads(int32_t threads) {
+  g_gemm_threads = std::max(1, threads);
+  set_gemm_threads_engine(g_gemm_threads);
+}
 
 int64_t LayerShape::weight_elements() const {
   switch (type) {
@@ -108,25 +171,45 @@ bool is_pointwise(const LayerShape& s) {
 
 namespace {
 
-// Rows [r0, r1) of im2col (row r = output pixel r of the batch, all images in order).
+// Rows [r0, r1) of im2col (row r = output pixel r of the batch, all images in order). Where a
+// window row lies inside the image and the channels are not split into groups, its k_w pixels
+// are one contiguous run of k_w·C floats in NHWC: copied (or, in col2im, accumulated) as one
+// loop instead of k_w calls.
 void im2col_rows(const LayerShape& s, int32_t group, const float* x, int64_t r0, int64_t r1, float* col) {
   const int32_t gin = s.in_c / s.conv.groups;
   const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
   const ConvOptions& c = s.conv;
   const int64_t plane = int64_t(s.out_h) * s.out_w;
+  const bool runs = s.conv.groups == 1 && c.dilation_w == 1;
+  const int32_t run_len = s.k_w * gin;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / plane;
     const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
     float* row = col + (r - r0) * kdim;
+    const int32_t ix0 = ox * c.stride_w - c.padding.left;
+    const bool inside_w = runs && ix0 >= 0 && ix0 + s.k_w <= s.in_w;
     for (int32_t ky = 0; ky < s.k_h; ++ky) {
       const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+      float* __restrict__ dst_row = row + int64_t(ky) * run_len;
+      if (iy < 0 || iy >= s.in_h) {
+        for (int32_t i = 0; i < run_len; ++i) dst_row[i] = 0.0f;
+        continue;
+      }
+      const float* src_line = x + (n * s.in_h + iy) * int64_t(s.in_w) * s.in_c;
+      if (inside_w) {
+        const float* __restrict__ src = src_line + int64_t(ix0) * s.in_c;
+        for (int32_t i = 0; i < run_len; ++i) dst_row[i] = src[i];
+        continue;
+      }
       for (int32_t kx = 0; kx < s.k_w; ++kx) {
-        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
-        float* dst = row + (int64_t(ky) * s.k_w + kx) * gin;
-        if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w)
-          std::memset(dst, 0, sizeof(float) * gin);
-        else
-          std::memcpy(dst, x + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin, sizeof(float) * gin);
+        const int32_t ix = ix0 + kx * c.dilation_w;
+        float* __restrict__ dst = dst_row + int64_t(kx) * gin;
+        if (ix < 0 || ix >= s.in_w) {
+          for (int32_t i = 0; i < gin; ++i) dst[i] = 0.0f;
+        } else {
+          const float* __restrict__ src = src_line + int64_t(ix) * s.in_c + int64_t(group) * gin;
+          for (int32_t i = 0; i < gin; ++i) dst[i] = src[i];
+        }
       }
     }
   }
@@ -138,18 +221,30 @@ void col2im_rows(const LayerShape& s, int32_t group, const float* col, int64_t r
   const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
   const ConvOptions& c = s.conv;
   const int64_t plane = int64_t(s.out_h) * s.out_w;
+  const bool runs = s.conv.groups == 1 && c.dilation_w == 1;
+  const int32_t run_len = s.k_w * gin;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t n = r / plane;
     const int32_t oy = static_cast<int32_t>((r % plane) / s.out_w), ox = static_cast<int32_t>(r % s.out_w);
     const float* row = col + (r - r0) * kdim;
+    const int32_t ix0 = ox * c.stride_w - c.padding.left;
+    const bool inside_w = runs && ix0 >= 0 && ix0 + s.k_w <= s.in_w;
     for (int32_t ky = 0; ky < s.k_h; ++ky) {
       const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
       if (iy < 0 || iy >= s.in_h) continue;
+      const float* src_row = row + int64_t(ky) * run_len;
+      float* dst_line = dx + (n * s.in_h + iy) * int64_t(s.in_w) * s.in_c;
+      if (inside_w) {
+        const float* __restrict__ src = src_row;
+        float* __restrict__ dst = dst_line + int64_t(ix0) * s.in_c;
+        for (int32_t i = 0; i < run_len; ++i) dst[i] += src[i];
+        continue;
+      }
       for (int32_t kx = 0; kx < s.k_w; ++kx) {
-        const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+        const int32_t ix = ix0 + kx * c.dilation_w;
         if (ix < 0 || ix >= s.in_w) continue;
-        const float* __restrict__ src = row + (int64_t(ky) * s.k_w + kx) * gin;
-        float* __restrict__ dst = dx + ((n * s.in_h + iy) * s.in_w + ix) * s.in_c + int64_t(group) * gin;
+        const float* __restrict__ src = src_row + int64_t(kx) * gin;
+        float* __restrict__ dst = dst_line + int64_t(ix) * s.in_c + int64_t(group) * gin;
         for (int32_t i = 0; i < gin; ++i) dst[i] += src[i];
       }
     }
@@ -328,6 +423,22 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
   if (dw && depthwise) std::fill(dw, dw + s.weight_elements(), 0.0f);
   float* z = scratch->z.data();
   float* dz = scratch->dz.data();
+#if TQ_WITH_XNNPACK
+  // Forward (bias folded in) and dX on XNNPACK, weights packed once for all tiles.
+  std::vector<std::unique_ptr<FcGemm>> fwd, bwd;
+  bool xnn = !depthwise;
+  for (int32_t g = 0; xnn && g < groups; ++g) {
+    const float* wg = w + int64_t(g) * gout * kdim;
+    fwd.emplace_back(new FcGemm);
+    xnn = fwd.back()->create(kdim, gout, kdim, C, wg, b ? b + g * gout : nullptr, false);
+    if (xnn && dx) {
+      bwd.emplace_back(new FcGemm);
+      xnn = bwd.back()->create(gout, kdim, C, direct ? s.in_c : kdim, wg, nullptr, true);
+    }
+  }
+#else
+  const bool xnn = false;
+#endif
   double loss = 0.0;
   for (int64_t r0 = 0; r0 < rows; r0 += tile) {
     const int64_t r1 = std::min(rows, r0 + tile), nr = r1 - r0;
@@ -338,9 +449,15 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
       for (int32_t g = 0; g < groups; ++g) {
         const float* a = direct ? x + r0 * s.in_c : scratch->col.data();
         if (!direct) im2col_rows(s, g, x, r0, r1, scratch->col.data());
+#if TQ_WITH_XNNPACK
+        if (xnn) {
+          fwd[g]->run(nr, a, z + g * gout);
+          continue;
+        }
+#endif
         sgemm(false, true, nr, gout, kdim, 1.0f, a, kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f, z + g * gout, C);
       }
-      if (b)
+      if (b && !xnn)
         for (int64_t r = 0; r < nr; ++r)
           for (int32_t c = 0; c < C; ++c) z[r * C + c] += b[c];
     }
@@ -390,12 +507,13 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
               kdim);
       }
       if (dx) {
-        if (direct) {
-          sgemm(false, false, nr, kdim, gout, 1.0f, dzg, C, wg, kdim, 0.0f, dx + r0 * s.in_c, s.in_c);
-        } else {
-          sgemm(false, false, nr, kdim, gout, 1.0f, dzg, C, wg, kdim, 0.0f, scratch->dcol.data(), kdim);
-          col2im_rows(s, g, scratch->dcol.data(), r0, r1, dx);
-        }
+        float* out = direct ? dx + r0 * s.in_c : scratch->dcol.data();
+#if TQ_WITH_XNNPACK
+        if (xnn) bwd[g]->run(nr, dzg, out);
+        else
+#endif
+          sgemm(false, false, nr, kdim, gout, 1.0f, dzg, C, wg, kdim, 0.0f, out, direct ? s.in_c : kdim);
+        if (!direct) col2im_rows(s, g, scratch->dcol.data(), r0, r1, dx);
       }
     }
   }

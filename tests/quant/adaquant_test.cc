@@ -120,6 +120,69 @@ std::vector<quant::LayerShape> layer_test_shapes() {
 
 }  // namespace
 
+// The forward pass straight from the definitions (NHWC; OHWI / 1HWO / [O, I] weights).
+std::vector<float> naive_forward(const quant::LayerShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                                 const std::vector<float>& b) {
+  std::vector<float> y(s.output_elements());
+  if (s.type == OpType::kFullyConnected) {
+    for (int32_t r = 0; r < s.batch; ++r)
+      for (int32_t o = 0; o < s.out_c; ++o) {
+        double acc = b[o];
+        for (int32_t i = 0; i < s.in_c; ++i) acc += double(x[r * s.in_c + i]) * w[o * s.in_c + i];
+        y[r * s.out_c + o] = float(acc);
+      }
+    return y;
+  }
+  const ConvOptions& c = s.conv;
+  const bool dw = s.type == OpType::kDepthwiseConv2D;
+  const int32_t groups = dw ? s.in_c : c.groups, gin = dw ? 1 : s.in_c / groups, gout = s.out_c / groups;
+  for (int32_t n = 0; n < s.batch; ++n)
+    for (int32_t oy = 0; oy < s.out_h; ++oy)
+      for (int32_t ox = 0; ox < s.out_w; ++ox)
+        for (int32_t o = 0; o < s.out_c; ++o) {
+          const int32_t g = o / gout;
+          double acc = b[o];
+          for (int32_t ky = 0; ky < s.k_h; ++ky)
+            for (int32_t kx = 0; kx < s.k_w; ++kx) {
+              const int32_t iy = oy * c.stride_h - c.padding.top + ky * c.dilation_h;
+              const int32_t ix = ox * c.stride_w - c.padding.left + kx * c.dilation_w;
+              if (iy < 0 || iy >= s.in_h || ix < 0 || ix >= s.in_w) continue;
+              for (int32_t i = 0; i < gin; ++i) {
+                const float xv = x[((int64_t(n) * s.in_h + iy) * s.in_w + ix) * s.in_c + g * gin + i];
+                const float wv = dw ? w[(int64_t(ky) * s.k_w + kx) * s.out_c + o]
+                                    : w[((int64_t(o) * s.k_h + ky) * s.k_w + kx) * gin + i];
+                acc += double(xv) * wv;
+              }
+            }
+          y[((int64_t(n) * s.out_h + oy) * s.out_w + ox) * s.out_c + o] = float(acc);
+        }
+  return y;
+}
+
+TEST_CASE("layer forward kernels match the convolution written out (any stride/pad/dilation/groups, depthwise, FC)") {
+  std::mt19937 rng(23);
+  std::vector<quant::LayerShape> shapes = layer_test_shapes();
+  quant::LayerShape wide = shapes[0];  // a window that lies inside the image: the contiguous-run path
+  wide.in_h = wide.in_w = 9;
+  wide.conv = ConvOptions();
+  wide.k_h = wide.k_w = 3;
+  wide.out_h = wide.out_w = 7;
+  shapes.push_back(wide);
+  for (const quant::LayerShape& s : shapes) {
+    std::vector<float> x = random_floats(rng, s.input_elements()), w = random_floats(rng, s.weight_elements()),
+                       b = random_floats(rng, s.out_c);
+    std::vector<float> y(s.output_elements());
+    quant::LayerScratch scratch;
+    quant::layer_forward(s, x.data(), w.data(), b.data(), y.data(), &scratch);
+    const std::vector<float> ref = naive_forward(s, x, w, b);
+    float worst = 0.0f;
+    for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(y[i] - ref[i]));
+    INFO(op_name(s.type), " groups ", s.conv.groups, " k ", s.k_h, "x", s.k_w, " stride ", s.conv.stride_h, "x",
+         s.conv.stride_w, " dilation ", s.conv.dilation_h);
+    CHECK(worst < 1e-4f);
+  }
+}
+
 TEST_CASE("layer backward kernels match finite differences (conv any stride/pad/dilation/groups, depthwise, FC)") {
   const std::vector<quant::LayerShape> shapes = layer_test_shapes();
   for (size_t k = 0; k < shapes.size(); ++k) check_layer_gradients(shapes[k], 100 + static_cast<uint32_t>(k));
