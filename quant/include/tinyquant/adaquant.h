@@ -34,8 +34,12 @@
 //      the float model's; the ratio of deviations γ_c (bounded to [0.5, 2]) is folded into s_w[c]
 //      (the stored integers do not change) and the mean difference into b[c].
 //
-// Memory: one layer's inputs and targets for the calibration set at a time (report:
-// largest_cache_bytes, peak_rss_bytes). The .tqm calibration record names the pipeline
+// Data: the calibration set streams through the network once per pass (quant/src/stream.h):
+// each layer's inputs and targets come from a frontier of the activations live at that point,
+// advanced op by op, not from re-running the network up to every layer (report:
+// capture_seconds). Memory: that frontier (the float graph's, and in sequential mode the
+// quantized one's, held as int8 codes) plus one layer's inputs and targets for the calibration
+// set (report: largest_cache_bytes, start_rss_bytes, peak_rss_bytes). The .tqm calibration record names the pipeline
 // ("adaquant-parallel", "adaquant-sequential", "rtn"; "+stats" when tuned) and its report_json
 // holds the per-layer report without timing. Deterministic: the same graph, data, options and
 // seed give the same model bytes (GEMM threads do not change results: see layer_kernels.h).

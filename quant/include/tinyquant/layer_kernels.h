@@ -14,7 +14,10 @@
 // backward pass is two GEMMs per group (dW = dYᵀ·col, dcol = dY·W) and col2im. Depthwise runs as
 // direct loops (its arithmetic intensity is too low for a GEMM). The GEMM is OpenBLAS's sgemm
 // where the build found it (TQ_WITH_OPENBLAS; chosen by measurement, bench/README.md "GEMM"),
-// else a portable blocked loop; gemm_engine() says which.
+// else a portable blocked loop; gemm_engine() says which. layer_mse_step, the training step,
+// runs its forward and dcol products on XNNPACK's f32 fully-connected operator where the build
+// has XNNPACK (faster on these skinny shapes; its weights are packed once per step) and dW on
+// sgemm.
 #pragma once
 
 #include <cstdint>
