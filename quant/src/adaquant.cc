@@ -41,21 +41,26 @@ int64_t rss_bytes() { return status_kb("VmRSS") * 1024; }
 
 namespace {
 
-struct Adam {
-  std::vector<double> m, v;
+struct Adam {  // in float, as PyTorch's: the loop vectorises (double state cost ~3x on large layers)
+  std::vector<float> m, v;
   void init(size_t n) {
-    m.assign(n, 0.0);
-    v.assign(n, 0.0);
+    m.assign(n, 0.0f);
+    v.assign(n, 0.0f);
   }
   // p[i] -= decay · lr[i] · m̂ / (sqrt(v̂) + eps), bias-corrected for step `step` (1-based).
   template <typename P, typename G>
   void update(P* p, const G* g, const float* lr, size_t n, int64_t step, double decay) {
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const double c1 = 1.0 - std::pow(b1, double(step)), c2 = 1.0 - std::pow(b2, double(step));
+    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    const float ic1 = static_cast<float>(1.0 / (1.0 - std::pow(0.9, double(step))));
+    const float ic2 = static_cast<float>(1.0 / (1.0 - std::pow(0.999, double(step))));
+    const float d = static_cast<float>(decay);
+    float* __restrict__ mp = m.data();
+    float* __restrict__ vp = v.data();
     for (size_t i = 0; i < n; ++i) {
-      m[i] = b1 * m[i] + (1 - b1) * g[i];
-      v[i] = b2 * v[i] + (1 - b2) * double(g[i]) * g[i];
-      p[i] = static_cast<P>(p[i] - decay * lr[i] * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps));
+      const float gi = static_cast<float>(g[i]);
+      mp[i] = b1 * mp[i] + (1.0f - b1) * gi;
+      vp[i] = b2 * vp[i] + (1.0f - b2) * gi * gi;
+      p[i] = static_cast<P>(p[i] - d * lr[i] * (mp[i] * ic1) / (std::sqrt(vp[i] * ic2) + eps));
     }
   }
 };

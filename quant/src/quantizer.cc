@@ -278,33 +278,67 @@ void fake_quant_activation_backward(const float* x, int64_t n, float scale, floa
   *d_zero_point += dz;
 }
 
+// Weights in runs: channel c of outer block o covers elements [(o·channels + c)·inner, +inner)
+// (axis 0: one run per channel; depthwise's last axis: runs of 1). No per-element division to
+// find the channel: that 64-bit division cost more than the rest of these loops together.
+template <typename F>
+void for_each_channel_run(int64_t n, int64_t inner, int32_t channels, F&& run) {
+  const int64_t outer = n / (inner * channels);
+  for (int64_t o = 0; o < outer; ++o)
+    for (int32_t c = 0; c < channels; ++c) run(c, (o * channels + c) * inner, inner);
+}
+
 void fake_quant_weights_train(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
                               int32_t bits, float* out) {
   const float lo = static_cast<float>(qmath::qmin(bits)), hi = static_cast<float>(qmath::qmax(bits));
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = scales[(i / inner) % channels];
-    out[i] = s * round_even(std::min(std::max(w[i] / s, lo), hi));
+  if (inner == 1) {  // depthwise: per element along the channel axis
+    for (int64_t o = 0; o < n; o += channels)
+      for (int32_t c = 0; c < channels; ++c) {
+        const float sc = scales[c];
+        out[o + c] = sc * round_even(std::min(std::max(w[o + c] / sc, lo), hi));
+      }
+    return;
   }
+  for_each_channel_run(n, inner, channels, [&](int32_t c, int64_t first, int64_t len) {
+    const float sc = scales[c];
+    const float* __restrict__ wp = w + first;
+    float* __restrict__ op = out + first;
+    for (int64_t i = 0; i < len; ++i) op[i] = sc * round_even(std::min(std::max(wp[i] / sc, lo), hi));
+  });
 }
 
 void fake_quant_weights_backward(const float* w, int64_t n, int64_t inner, int32_t channels, const float* scales,
                                  int32_t bits, const float* dout, float* dw, double* d_scales) {
   const float lo = static_cast<float>(qmath::qmin(bits)), hi = static_cast<float>(qmath::qmax(bits));
   std::fill(d_scales, d_scales + channels, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    const int32_t c = static_cast<int32_t>((i / inner) % channels);
-    const float v = w[i] / scales[c];
-    if (v < lo) {
-      dw[i] = 0.0f;
-      d_scales[c] += double(dout[i]) * lo;
-    } else if (v > hi) {
-      dw[i] = 0.0f;
-      d_scales[c] += double(dout[i]) * hi;
-    } else {
-      dw[i] = dout[i];
-      d_scales[c] += double(dout[i]) * (round_even(v) - v);
-    }
+  // Straight through inside [lo, hi]; ∂/∂s = dout·(round(v) − v) there, dout·bound outside.
+  auto element = [lo, hi](float v, float g, float* dwi) {
+    const float in = float(v >= lo) * float(v <= hi);
+    const float cl = v < lo ? lo : (v > hi ? hi : v);
+    *dwi = g * in;
+    return g * (round_even(cl) - in * v);
+  };
+  if (inner == 1) {
+    for (int64_t o = 0; o < n; o += channels)
+      for (int32_t c = 0; c < channels; ++c)
+        d_scales[c] += element(w[o + c] / scales[c], dout[o + c], dw + o + c);
+    return;
   }
+  for_each_channel_run(n, inner, channels, [&](int32_t c, int64_t first, int64_t len) {
+    const float sc = scales[c];
+    double sum = 0.0;
+    for (int64_t i0 = 0; i0 < len; i0 += 512) {  // float partial sums per block, summed in double
+      const int64_t i1 = std::min(len, i0 + 512);
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = i0;
+      for (; i + 8 <= i1; i += 8)
+        for (int k = 0; k < 8; ++k)
+          acc[k] += element(w[first + i + k] / sc, dout[first + i + k], dw + first + i + k);
+      for (; i < i1; ++i) acc[0] += element(w[first + i] / sc, dout[first + i], dw + first + i);
+      for (int k = 0; k < 8; ++k) sum += acc[k];
+    }
+    d_scales[c] += sum;
+  });
 }
 
 }  // namespace quant

@@ -293,6 +293,43 @@ TEST_CASE("fake-quant scale / zero-point derivatives match finite differences of
   }
 }
 
+TEST_CASE("weight fake-quant forward and backward in channel runs equal the per-element definition (conv, FC, depthwise layouts)") {
+  std::mt19937 rng(31);
+  struct Layout {
+    int64_t inner;
+    int32_t channels;
+    int64_t outer;
+  } layouts[] = {{5, 3, 1}, {600, 2, 1}, {1, 4, 7}, {9, 16, 1}};
+  for (const Layout& L : layouts)
+    for (int bits : {2, 4, 8}) {
+      const int64_t n = L.inner * L.channels * L.outer;
+      std::vector<float> w = random_floats(rng, n, -1.0f, 1.0f), g = random_floats(rng, n), sc(L.channels);
+      for (int32_t c = 0; c < L.channels; ++c) sc[c] = (0.4f + 0.2f * c) / qmath::qmax(bits);
+      std::vector<float> out(n), dw(n);
+      std::vector<double> dsc(L.channels);
+      quant::fake_quant_weights_train(w.data(), n, L.inner, L.channels, sc.data(), bits, out.data());
+      quant::fake_quant_weights_backward(w.data(), n, L.inner, L.channels, sc.data(), bits, g.data(), dw.data(),
+                                         dsc.data());
+      std::vector<double> ref_sc(L.channels, 0.0);
+      int mismatches = 0, clamped = 0;
+      const float lo = float(qmath::qmin(bits)), hi = float(qmath::qmax(bits));
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t c = static_cast<int32_t>((i / L.inner) % L.channels);
+        const float v = w[i] / sc[c];
+        const float q = std::min(std::max(v, lo), hi);
+        const float expect = sc[c] * float(qmath::round_half_even(q));
+        const bool inside = v >= lo && v <= hi;
+        clamped += !inside;
+        mismatches += out[i] != expect || dw[i] != (inside ? g[i] : 0.0f);
+        ref_sc[c] += double(g[i]) * (inside ? float(qmath::round_half_even(v)) - v : q);
+      }
+      INFO("inner ", L.inner, " channels ", L.channels, " outer ", L.outer, " bits ", bits);
+      CHECK(mismatches == 0);
+      if (bits == 2) CHECK(clamped > 0);
+      for (int32_t c = 0; c < L.channels; ++c) CHECK(dsc[c] == doctest::Approx(ref_sc[c]).epsilon(1e-5));
+    }
+}
+
 namespace {
 quant::AdaQuantOptions small_options(int32_t wbits, int32_t abits) {
   quant::AdaQuantOptions o;
