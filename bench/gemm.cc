@@ -131,11 +131,14 @@ int main(int argc, char** argv) {
     const char* what;
     OpType type;
     int h, c_in, c_out, k, stride, mult;
+    bool valid = false;  // no padding (else k/2 each side)
   } layers[] = {{"conv3x3 28x28 16->16", OpType::kConv2D, 28, 16, 16, 3, 1, 1},
                 {"conv3x3 14x14 32->32", OpType::kConv2D, 14, 32, 32, 3, 1, 1},
                 {"conv3x3 7x7 64->64", OpType::kConv2D, 7, 64, 64, 3, 1, 1},
                 {"pointwise 28x28 16->96", OpType::kConv2D, 28, 16, 96, 1, 1, 1},
-                {"depthwise3x3 28x28 96", OpType::kDepthwiseConv2D, 28, 96, 96, 3, 1, 1}};
+                {"depthwise3x3 28x28 96", OpType::kDepthwiseConv2D, 28, 96, 96, 3, 1, 1},
+                {"lenet conv5x5 28x28 1->32", OpType::kConv2D, 28, 1, 32, 5, 1, 1},
+                {"lenet conv5x5 14x14 32->64v", OpType::kConv2D, 14, 32, 64, 5, 1, 1, true}};
   for (const L& l : layers) {
     quant::LayerShape s;
     s.type = l.type;
@@ -144,8 +147,9 @@ int main(int argc, char** argv) {
     s.in_c = l.c_in;
     s.out_c = l.c_out;
     s.k_h = s.k_w = l.k;
-    s.conv.padding = {l.k / 2, l.k / 2, l.k / 2, l.k / 2};
-    s.out_h = s.out_w = l.h;
+    const int pad = l.valid ? 0 : l.k / 2;
+    s.conv.padding = {pad, pad, pad, pad};
+    s.out_h = s.out_w = l.h + 2 * pad - l.k + 1;
     std::vector<float> x(s.input_elements()), w(s.weight_elements()), bias(s.out_c), y(s.output_elements()),
         dy(s.output_elements()), dx(s.input_elements()), dw(s.weight_elements()), db(s.out_c);
     for (float& v : x) v = u(rng);

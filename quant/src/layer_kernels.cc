@@ -106,6 +106,36 @@ class FcGemm {
  private:
   xnn_operator_t op_ = nullptr;
 };
+
+// dX of a single-group convolution as XNNPACK's transposed convolution of dY (an indirect GEMM:
+// no dcol matrix, no col2im). Its filter is W with the channel axes swapped, [C_in, KH, KW, C_out].
+bool deconv_dx(const LayerShape& s, const float* w, const float* dy, float* dx, std::vector<float>* wt) {
+  if (!xnn_ready()) return false;
+  const ConvOptions& c = s.conv;
+  const int32_t taps = s.k_h * s.k_w;
+  wt->resize(static_cast<size_t>(int64_t(s.in_c) * taps * s.out_c));
+  for (int32_t o = 0; o < s.out_c; ++o)
+    for (int32_t t = 0; t < taps; ++t)
+      for (int32_t i = 0; i < s.in_c; ++i)
+        (*wt)[(int64_t(i) * taps + t) * s.out_c + o] = w[(int64_t(o) * taps + t) * s.in_c + i];
+  const int32_t adj_h = s.in_h - ((s.out_h - 1) * c.stride_h + c.dilation_h * (s.k_h - 1) + 1 - c.padding.top -
+                                  c.padding.bottom);
+  const int32_t adj_w = s.in_w - ((s.out_w - 1) * c.stride_w + c.dilation_w * (s.k_w - 1) + 1 - c.padding.left -
+                                  c.padding.right);
+  if (adj_h < 0 || adj_h >= c.stride_h || adj_w < 0 || adj_w >= c.stride_w) return false;
+  xnn_operator_t op = nullptr;
+  if (xnn_create_deconvolution2d_nhwc_f32(c.padding.top, c.padding.right, c.padding.bottom, c.padding.left, s.k_h,
+                                          s.k_w, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, 1, s.out_c,
+                                          s.in_c, s.out_c, s.in_c, wt->data(), nullptr, -INFINITY, INFINITY, 0,
+                                          &op) != xnn_status_success)
+    return false;
+  pthreadpool_t pool = gemm_pool();
+  const bool ok = xnn_setup_deconvolution2d_nhwc_f32(op, s.batch, s.out_h, s.out_w, adj_h, adj_w, dy, dx, pool) ==
+                      xnn_status_success &&
+                  xnn_run_operator(op, pool) == xnn_status_success;
+  xnn_delete_operator(op);
+  return ok;
+}
 #endif
 
 }  // namespace
@@ -418,7 +448,15 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
     scratch->col.resize(static_cast<size_t>(tile * kdim));
     if (dx) scratch->dcol.resize(static_cast<size_t>(tile * kdim));
   }
-  if (dx) std::fill(dx, dx + s.input_elements(), 0.0f);
+  // dX of a single-group im2col conv as one transposed convolution after the tiles (XNNPACK):
+  // the tiles then keep dY for the whole batch.
+#if TQ_WITH_XNNPACK
+  const bool dx_deconv = dx && !depthwise && !direct && groups == 1;
+#else
+  const bool dx_deconv = false;
+#endif
+  if (dx_deconv) scratch->dz.resize(static_cast<size_t>(rows * C));
+  if (dx && !dx_deconv) std::fill(dx, dx + s.input_elements(), 0.0f);
   if (db) std::fill(db, db + C, 0.0f);
   if (dw && depthwise) std::fill(dw, dw + s.weight_elements(), 0.0f);
   float* z = scratch->z.data();
@@ -431,7 +469,7 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
     const float* wg = w + int64_t(g) * gout * kdim;
     fwd.emplace_back(new FcGemm);
     xnn = fwd.back()->create(kdim, gout, kdim, C, wg, b ? b + g * gout : nullptr, false);
-    if (xnn && dx) {
+    if (xnn && dx && !dx_deconv) {
       bwd.emplace_back(new FcGemm);
       xnn = bwd.back()->create(gout, kdim, C, direct ? s.in_c : kdim, wg, nullptr, true);
     }
@@ -442,6 +480,7 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
   double loss = 0.0;
   for (int64_t r0 = 0; r0 < rows; r0 += tile) {
     const int64_t r1 = std::min(rows, r0 + tile), nr = r1 - r0;
+    if (dx_deconv) dz = scratch->dz.data() + r0 * C;
     // Forward for the tile.
     if (depthwise) {
       depthwise_forward(s, x, w, b, r0, r1, z);
@@ -506,7 +545,7 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
         sgemm(true, false, gout, kdim, nr, 1.0f, dzg, C, a, kdim, r0 == 0 ? 0.0f : 1.0f, dw + int64_t(g) * gout * kdim,
               kdim);
       }
-      if (dx) {
+      if (dx && !dx_deconv) {
         float* out = direct ? dx + r0 * s.in_c : scratch->dcol.data();
 #if TQ_WITH_XNNPACK
         if (xnn) bwd[g]->run(nr, dzg, out);
@@ -517,6 +556,15 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
       }
     }
   }
+#if TQ_WITH_XNNPACK
+  if (dx_deconv && !deconv_dx(s, w, scratch->dz.data(), dx, &scratch->wt)) {
+    // XNNPACK refused the shape: dcol = dY·W and col2im, all rows at once.
+    std::fill(dx, dx + s.input_elements(), 0.0f);
+    scratch->dcol.resize(static_cast<size_t>(rows * kdim));
+    sgemm(false, false, rows, kdim, C, 1.0f, scratch->dz.data(), C, w, kdim, 0.0f, scratch->dcol.data(), kdim);
+    col2im_rows(s, 0, scratch->dcol.data(), 0, rows, dx);
+  }
+#endif
   return loss;
 }
 

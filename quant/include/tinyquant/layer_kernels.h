@@ -59,7 +59,7 @@ struct LayerShape {
 // Reusable buffers (im2col, a tile's output and gradient); grow on first use, then no allocation
 // per call.
 struct LayerScratch {
-  std::vector<float> col, dcol, z, dz;
+  std::vector<float> col, dcol, z, dz, wt;
 };
 
 void layer_forward(const LayerShape& s, const float* x, const float* w, const float* b, float* y,
@@ -74,7 +74,7 @@ void layer_backward(const LayerShape& s, const float* x, const float* w, const f
 //   dz = grad_scale · 2 (y − target) where lo < z < hi, else 0; then dx, dw, db from dz as
 //   layer_backward (each optional, overwritten). With all three null it is a forward + loss.
 // tile_rows: output rows per tile (≤ 0: about kLayerStepTileBytes of im2col per tile).
-constexpr int64_t kLayerStepTileBytes = 256 * 1024;
+constexpr int64_t kLayerStepTileBytes = 65536;
 double layer_mse_step(const LayerShape& s, const float* x, const float* w, const float* b, const float* target,
                       float lo, float hi, float grad_scale, float* dx, float* dw, float* db, LayerScratch* scratch,
                       int64_t tile_rows = 0);
