@@ -603,8 +603,19 @@ def main():
     ap.add_argument("--act-quant", choices=["all", "weighted"], default="all",
                     help="PyTorch top-1: fake-quantize every activation our integer model quantizes (all) "
                          "or only the weighted layers' inputs (weighted)")
+    ap.add_argument("--tta", default="",
+                    help="time to accuracy: extra tq settings run after PyTorch on each model, "
+                         "'NAME=TQ QUANTIZE ARGS;NAME=...' (e.g. 'seq+stats 25=--sequential --stats-tuning --iters 25'); "
+                         "each one's wall time and top-1 against the PyTorch version's")
     ap.add_argument("--json", help="write all results here")
     a = ap.parse_args()
+    tta = []
+    for item in [x for x in a.tta.split(";") if x.strip()]:
+        if "=" not in item:
+            raise SystemExit("--tta: '%s' is not NAME=ARGS" % item)
+        name, args = item.split("=", 1)
+        tta.append((name.strip(), args.split()))
+    tta_rows = []
 
     os.makedirs(a.work_dir, exist_ok=True)
     calib = os.path.join(a.work_dir, "calib_%d_seed%d.npy" % (a.calib_size, a.seed))
@@ -681,6 +692,21 @@ def main():
         all_results[m] = dict(tinyquant_report=rep, pytorch=pt, pytorch_eval=pte, tinyquant_top1=top1_tq,
                               tinyquant_wall_s=wall_tq, pytorch_wall_s=wall_pt,
                               tinyquant_peak_rss_bytes=rss_tq, pytorch_peak_rss_bytes=rss_pt)
+        for k, (name, args) in enumerate(tta):  # time to accuracy: other tq settings, same data
+            tq_k = os.path.join(d, "tta%d.tqm" % k)
+            cmd = [a.tq, "quantize", onnx_path, "--method", "adaquant", "--wbits", str(a.wbits), "--abits",
+                   str(a.abits), "--batch", str(a.batch), "--calib", "npy:" + calib, "--seed", str(a.seed),
+                   "-o", tq_k, "--gemm-threads", str(a.threads)] + args
+            print("[%s] tinyquant (%s): %s" % (m, name, " ".join(cmd)), flush=True)
+            rc, wall_k, rss_k = run_measured(cmd, os.path.join(d, "tta%d.out" % k), os.path.join(d, "tta%d.err" % k))
+            if rc != 0:
+                notes.append("%s: time-to-accuracy setting '%s' failed (exit %d)" % (m, name, rc))
+                continue
+            ev = subprocess.run([a.tq, "eval", tq_k, "--data", "fashion-mnist", "--split", "test", "--data-dir",
+                                 a.data_dir, "--json"], capture_output=True, text=True)
+            top1_k = json.loads(ev.stdout)["top1"] if ev.returncode == 0 else float("nan")
+            tta_rows.append(dict(model=m, setting=name, args=" ".join(args), wall_s=wall_k, peak_rss_mib=rss_k / 2 ** 20,
+                                 top1=top1_k, pytorch_top1=pte["top1"], pytorch_wall_s=wall_pt))
         for l in pt["layers"]:
             if l["note"]:
                 notes.append("%s %s: %s" % (m, l["name"], l["note"]))
@@ -714,6 +740,28 @@ def main():
             t["model"], speed, adaq, "MET" if speed >= 2.0 else "NOT MET"))
         print("%-12s top-1 tinyquant - pytorch: %+.2f pt (integer vs fake-quant), %+.2f pt (fake-quant both): %s "
               "(target within 0.3 pt)" % ("", dacc, dfq, "MET" if abs(dacc) <= 0.3 else "NOT MET"))
+    if tta_rows:
+        print()
+        print("Time to accuracy: tq settings against the PyTorch version above (its wall time and top-1)")
+        hdr = "%-12s %-22s %8s %9s %7s %8s %7s" % ("model", "tq setting", "wall s", "RSS MiB", "top-1", "reached",
+                                                   "pt/tq")
+        print(hdr)
+        print("-" * len(hdr))
+        for r in tta_rows:
+            r["reached"] = r["top1"] >= r["pytorch_top1"]
+            r["speed_ratio_wall"] = r["pytorch_wall_s"] / r["wall_s"]
+            print("%-12s %-22s %8.2f %9.1f %7.2f %8s %6.2fx" % (r["model"], r["setting"][:22], r["wall_s"],
+                                                            r["peak_rss_mib"], r["top1"], "yes" if r["reached"] else "no",
+                                                            r["speed_ratio_wall"]))
+        for m in sorted({r["model"] for r in tta_rows}, key=[r["model"] for r in tta_rows].index):
+            ok = [r for r in tta_rows if r["model"] == m and r["reached"]]
+            if ok:
+                best = max(ok, key=lambda r: r["speed_ratio_wall"])
+                verdicts.setdefault(m, {})["time_to_accuracy"] = dict(setting=best["setting"], ratio=best["speed_ratio_wall"])
+                print("%-12s time to the PyTorch version's top-1: %.2fx sooner (%s): %s (target >= 5x)" % (
+                    m, best["speed_ratio_wall"], best["setting"], "MET" if best["speed_ratio_wall"] >= 5 else "NOT MET"))
+            else:
+                print("%-12s time to accuracy: no setting reached the PyTorch version's top-1: NOT MET" % m)
     print()
     print("wall s: the child process (tq quantize, incl. range calibration and writing the .tqm / the PyTorch")
     print("  worker, incl. import torch and loading the ONNX; it takes range calibration from our report).")
@@ -737,7 +785,7 @@ def main():
                                                           time.strftime("%Y-%m-%d %H:%M %Z")))
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(settings=vars(a), rows=rows, verdicts=verdicts, results=all_results,
+            json.dump(dict(settings=vars(a), rows=rows, verdicts=verdicts, results=all_results, time_to_accuracy=tta_rows,
                            machine=machine, load=[load0, load1]), f, indent=1)
     return 0
 

@@ -577,7 +577,7 @@ class Pipeline {
       fb.assign(b, b + p.b.size());
     }
     const int32_t C = p.channels;
-    std::vector<double> sum_q(C, 0), sq_q(C, 0), sum_f(C, 0), sq_f(C, 0);
+    std::vector<double> sum_q(C, 0), sq_q(C, 0), sum_f(C, 0), sq_f(C, 0), sq_d(C, 0);
     LayerScratch scratch;
     std::vector<float> zq, zf;
     int64_t count = 0;
@@ -590,16 +590,21 @@ class Pipeline {
       zf.resize(s.output_elements());
       layer_forward(s, xq.data() + int64_t(f) * p.in_per, wq.data(), bq.data(), zq.data(), &scratch);
       layer_forward(s, xf.data() + int64_t(f) * p.in_per, fw, fb.data(), zf.data(), &scratch);
-      for (size_t e = 0; e < zq.size(); ++e) {
-        const int32_t c = static_cast<int32_t>(e % C);
-        sum_q[c] += zq[e];
-        sq_q[c] += double(zq[e]) * zq[e];
-        sum_f[c] += zf[e];
-        sq_f[c] += double(zf[e]) * zf[e];
-        mse_before += double(zq[e] - zf[e]) * (zq[e] - zf[e]);
+      const int64_t rows = static_cast<int64_t>(zq.size()) / C;
+      for (int64_t r = 0; r < rows; ++r) {  // rows x channels: no modulo, the channel loop vectorises
+        const float* q = zq.data() + r * C;
+        const float* fl = zf.data() + r * C;
+        for (int32_t c = 0; c < C; ++c) {
+          sum_q[c] += q[c];
+          sq_q[c] += double(q[c]) * q[c];
+          sum_f[c] += fl[c];
+          sq_f[c] += double(fl[c]) * fl[c];
+          sq_d[c] += double(q[c] - fl[c]) * (q[c] - fl[c]);
+        }
       }
-      count += static_cast<int64_t>(zq.size()) / C;
+      count += rows;
     }
+    for (int32_t c = 0; c < C; ++c) mse_before += sq_d[c];
     lr.stats_gamma_min = 1e9;
     lr.stats_gamma_max = -1e9;
     for (int32_t c = 0; c < C; ++c) {

@@ -369,19 +369,37 @@ void layer_forward(const LayerShape& s, const float* x, const float* w, const fl
                    LayerScratch* scratch) {
   const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
   if (s.type == OpType::kDepthwiseConv2D) return depthwise_forward(s, x, w, b, 0, rows, y);
-  if (s.type == OpType::kFullyConnected || is_pointwise(s)) {
-    sgemm(false, true, rows, s.out_c, s.in_c, 1.0f, x, s.in_c, w, s.in_c, 0.0f, y, s.out_c);
-  } else {
-    const int32_t groups = s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
-    const int64_t kdim = int64_t(s.k_h) * s.k_w * gin;
-    scratch->col.resize(static_cast<size_t>(rows * kdim));
+  const bool direct = s.type == OpType::kFullyConnected || is_pointwise(s);
+  const int32_t groups = direct ? 1 : s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
+  const int64_t kdim = direct ? s.in_c : int64_t(s.k_h) * s.k_w * gin;
+  // Tiled over output rows like layer_mse_step, so the im2col matrix stays in cache.
+  const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(rows, kLayerStepTileBytes / int64_t(sizeof(float) * kdim)));
+  if (!direct) scratch->col.resize(static_cast<size_t>(tile * kdim));
+  bool xnn = false;
+#if TQ_WITH_XNNPACK
+  std::vector<std::unique_ptr<FcGemm>> fc;
+  xnn = true;
+  for (int32_t g = 0; xnn && g < groups; ++g) {
+    fc.emplace_back(new FcGemm);
+    xnn = fc.back()->create(kdim, gout, kdim, s.out_c, w + int64_t(g) * gout * kdim, b ? b + g * gout : nullptr, false);
+  }
+#endif
+  for (int64_t r0 = 0; r0 < rows; r0 += (direct ? rows : tile)) {
+    const int64_t r1 = direct ? rows : std::min(rows, r0 + tile), nr = r1 - r0;
     for (int32_t g = 0; g < groups; ++g) {
-      im2col(s, g, x, scratch->col.data());
-      sgemm(false, true, rows, gout, kdim, 1.0f, scratch->col.data(), kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f,
-            y + int64_t(g) * gout, s.out_c);
+      const float* a = direct ? x : scratch->col.data();
+      if (!direct) im2col_rows(s, g, x, r0, r1, scratch->col.data());
+      float* yg = y + r0 * s.out_c + g * gout;
+#if TQ_WITH_XNNPACK
+      if (xnn) {
+        fc[g]->run(nr, a, yg);
+        continue;
+      }
+#endif
+      sgemm(false, true, nr, gout, kdim, 1.0f, a, kdim, w + int64_t(g) * gout * kdim, kdim, 0.0f, yg, s.out_c);
     }
   }
-  if (b)
+  if (b && !xnn)
     for (int64_t r = 0; r < rows; ++r) {
       float* yr = y + r * s.out_c;
       for (int32_t c = 0; c < s.out_c; ++c) yr[c] += b[c];

@@ -20,25 +20,54 @@ ActivationObserver::ActivationObserver(std::string tensor_name, int32_t bins)
 Status ActivationObserver::observe(const float* values, int64_t n) {
   TQ_ENSURE(n > 0 && values != nullptr, kInvalidArgument, "tensor '%s': calibration batch %lld is empty",
             name_.c_str(), static_cast<long long>(batches_));
-  float bmin = values[0], bmax = values[0];
-  for (int64_t i = 0; i < n; ++i) {
-    TQ_ENSURE(std::isfinite(values[i]), kInvalidArgument, "tensor '%s': calibration batch %lld, element %lld is %s",
-              name_.c_str(), static_cast<long long>(batches_), static_cast<long long>(i),
-              std::isnan(values[i]) ? "NaN" : "infinite");
-    bmin = std::min(bmin, values[i]);
-    bmax = std::max(bmax, values[i]);
+  // One branch-free pass (eight lanes the compiler vectorises) for the range and finiteness
+  // (v − v is 0 exactly for finite v); the offending element is looked up only on error.
+  float lmin[8], lmax[8];
+  bool bad = false;
+  for (int k = 0; k < 8; ++k) lmin[k] = lmax[k] = values[0];
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const float v = values[i + k];
+      lmin[k] = v < lmin[k] ? v : lmin[k];
+      lmax[k] = v > lmax[k] ? v : lmax[k];
+      bad |= !(v - v == 0.0f);
+    }
+  for (; i < n; ++i) {
+    const float v = values[i];
+    lmin[0] = v < lmin[0] ? v : lmin[0];
+    lmax[0] = v > lmax[0] ? v : lmax[0];
+    bad |= !(v - v == 0.0f);
+  }
+  if (bad)
+    for (int64_t j = 0; j < n; ++j)
+      TQ_ENSURE(std::isfinite(values[j]), kInvalidArgument, "tensor '%s': calibration batch %lld, element %lld is %s",
+                name_.c_str(), static_cast<long long>(batches_), static_cast<long long>(j),
+                std::isnan(values[j]) ? "NaN" : "infinite");
+  float bmin = lmin[0], bmax = lmax[0];
+  for (int k = 1; k < 8; ++k) {
+    bmin = std::min(bmin, lmin[k]);
+    bmax = std::max(bmax, lmax[k]);
   }
   const float lo = std::min({lo_, bmin, 0.0f}), hi = std::max({hi_, bmax, 0.0f});
   if (lo != lo_ || hi != hi_) rebin(lo, hi);
 
   const int32_t bins = static_cast<int32_t>(hist_.size());
   const double width = (static_cast<double>(hi_) - lo_) / bins;
+  // Counted into four interleaved histograms: neighbouring values mostly fall in the same bin, and
+  // one histogram makes every increment wait for the previous one's store. Counts are integers,
+  // so the merged result is exactly the single histogram's.
+  std::vector<uint32_t> part(static_cast<size_t>(bins) * 4, 0u);
   for (int64_t i = 0; i < n; ++i) {
     // Exact zeros (ReLU's mass at 0) are kept apart: 0 is always representable, so they add no
     // error, and binning them would score them at a bin centre instead.
     if (values[i] == 0.0f) continue;
     const int64_t b = static_cast<int64_t>((static_cast<double>(values[i]) - lo_) / width);
-    hist_[static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(b, 0), bins - 1))] += 1.0;
+    ++part[static_cast<size_t>(std::min<int64_t>(std::max<int64_t>(b, 0), bins - 1)) * 4 + (i & 3)];
+  }
+  for (int32_t b = 0; b < bins; ++b) {
+    const uint32_t* c = &part[static_cast<size_t>(b) * 4];
+    hist_[b] += double(uint64_t(c[0]) + c[1] + c[2] + c[3]);
   }
   sum_min_ += bmin;
   sum_max_ += bmax;
