@@ -605,7 +605,7 @@ def main():
                          "or only the weighted layers' inputs (weighted)")
     ap.add_argument("--tta", default="",
                     help="time to accuracy: extra tq settings run after PyTorch on each model, "
-                         "'NAME=TQ QUANTIZE ARGS;NAME=...' (e.g. 'seq+stats 25=--sequential --stats-tuning --iters 25'); "
+                         "'NAME=TQ QUANTIZE ARGS;NAME=...' (e.g. 'seq+stats 25=--method adaquant --sequential --stats-tuning --iters 25'); "
                          "each one's wall time and top-1 against the PyTorch version's")
     ap.add_argument("--json", help="write all results here")
     a = ap.parse_args()
@@ -694,7 +694,7 @@ def main():
                               tinyquant_peak_rss_bytes=rss_tq, pytorch_peak_rss_bytes=rss_pt)
         for k, (name, args) in enumerate(tta):  # time to accuracy: other tq settings, same data
             tq_k = os.path.join(d, "tta%d.tqm" % k)
-            cmd = [a.tq, "quantize", onnx_path, "--method", "adaquant", "--wbits", str(a.wbits), "--abits",
+            cmd = [a.tq, "quantize", onnx_path, "--wbits", str(a.wbits), "--abits",
                    str(a.abits), "--batch", str(a.batch), "--calib", "npy:" + calib, "--seed", str(a.seed),
                    "-o", tq_k, "--gemm-threads", str(a.threads)] + args
             print("[%s] tinyquant (%s): %s" % (m, name, " ".join(cmd)), flush=True)
