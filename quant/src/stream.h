@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tinyquant/graph.h"
+#include "tinyquant/interpreter.h"
 #include "tinyquant/pipeline.h"
 
 namespace tinyquant {
@@ -54,6 +55,7 @@ struct FrontierView {
   const Graph* graph = nullptr;   // the graph run
   std::vector<int32_t> tensor;    // key tensor -> graph tensor (empty: identity)
   std::vector<int32_t> op_begin;  // key boundary b -> graph op index (size key ops + 1; empty: identity)
+  bool unchanged = false;         // the same graph, unmodified, as the last run's: reuse its preparation
 };
 
 class Frontier {
@@ -93,6 +95,9 @@ class Frontier {
   std::map<int32_t, Stored> live_;
   int32_t boundary_ = 0;
   double seconds_ = 0.0;
+  std::unique_ptr<Interpreter> interps_[2];
+  int32_t prepared_[2] = {0, 0};
+  const Graph* cached_graph_ = nullptr;
 };
 
 }  // namespace quant

@@ -36,7 +36,15 @@ std::map<int32_t, std::vector<float>> full_run(const Graph& g, const quant::Cali
         Ctx& x = *static_cast<Ctx*>(user);
         for (int32_t t : x.g->operators[op].outputs) {
           const TensorView v = in.tensor(t);
-          if (v.dtype == DType::kFloat32) x.out[t].assign(v.as<const float>(), v.as<const float>() + v.elements());
+          if (v.dtype == DType::kFloat32) {
+            x.out[t].assign(v.as<const float>(), v.as<const float>() + v.elements());
+          } else if (v.dtype == DType::kInt8) {  // as the Dequantize kernel expands it
+            const Quantization& q = x.g->tensors[t].quant;
+            const int32_t z = q.zero_point.empty() ? 0 : q.zero_point[0];
+            std::vector<float>& o = x.out[t];
+            o.resize(static_cast<size_t>(v.elements()));
+            for (size_t i = 0; i < o.size(); ++i) o[i] = float(int32_t(v.as<const int8_t>()[i]) - z) * q.scale[0];
+          }
         }
         return true;
       },
@@ -142,5 +150,38 @@ TEST_CASE("a frontier keyed by a quantized graph runs its simulated twin, a quan
       REQUIRE_MESSAGE(to_end.is_ok(), std::string(to_end.message()));
       CHECK(vec(got[0]) == ref.at(smap.value[qsum]));
     }
+  }
+}
+
+TEST_CASE("a frontier over a quantized graph run as itself holds its int8 activations as codes") {
+  const Graph g = residual_graph();
+  const quant::CalibrationData calib = random_calibration(g, 5, 6);
+  quant::RtnOptions opt;
+  opt.weight_bits = 4;
+  opt.activation_bits = 8;
+  opt.batch = 2;
+  Graph q, sim_unused;
+  quant::RtnReport report;
+  REQUIRE(quant::quantize_graph_rtn(g, calib, opt, &q, &sim_unused, &report).is_ok());
+  for (Backend backend : {Backend::kReference, Backend::kXnnpack}) {
+    if (!backend_available(backend)) continue;
+    opt.backend = backend;
+    INFO("backend ", backend_name(backend));
+    const auto ref = full_run(q, calib, backend);
+    quant::FrontierView view;
+    view.graph = &q;
+    quant::Frontier f;
+    REQUIRE(f.init(q, calib, 6 * 6 * 4, opt).is_ok());
+    const int32_t c1 = tensor_named(q, "conv1_out"), sum = tensor_named(q, "sum");
+    int32_t conv2 = -1;
+    for (size_t i = 0; i < q.operators.size(); ++i)
+      if (q.operators[i].name == "conv2") conv2 = static_cast<int32_t>(i);
+    REQUIRE(conv2 > 0);
+    std::vector<quant::SampleValues> got;
+    REQUIRE(f.run(view, conv2, {c1}, true, &got).is_ok());
+    CHECK(vec(got[0]) == ref.at(c1));
+    CHECK(f.bytes() == int64_t(5) * 144);  // conv1's int8 output, one byte per value
+    REQUIRE(f.run(view, static_cast<int32_t>(q.operators.size()), {sum}, true, &got).is_ok());
+    CHECK(vec(got[0]) == ref.at(sum));
   }
 }
