@@ -81,7 +81,17 @@ struct LayerProblem {
 struct Work {
   LayerScratch scratch;
   std::vector<float> yb, xq, wq, dxq, dwq, db;
+  std::vector<uint8_t> kept;  // QDrop: 1 where an input element skipped its quantizer this step
+  uint64_t drop_state = 0;    // its generator (splitmix64), seeded per layer
+  uint32_t drop_threshold = 0;  // an element is kept in float when its random byte < this (of 256)
 };
+
+uint64_t splitmix64(uint64_t* state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
 
 LayerShape at_batch(const LayerShape& s1, int32_t n) {
   LayerShape s = s1;
@@ -100,6 +110,21 @@ double layer_step(LayerProblem& p, const float* x_all, const float* y_all, const
     fake_quant_activation_train(x_all + int64_t(idx[i]) * p.in_per, p.in_per, p.sx, p.zx, p.abits,
                                 w->xq.data() + i * p.in_per);
     std::memcpy(w->yb.data() + i * p.out_per, y_all + int64_t(idx[i]) * p.out_per, sizeof(float) * p.out_per);
+  }
+  const bool drop = grads && w->drop_threshold > 0;
+  if (drop) {  // QDrop: a random part of the input skips its quantizer this step
+    const int64_t total = int64_t(n) * p.in_per;
+    w->kept.resize(static_cast<size_t>(total));
+    for (int64_t e = 0; e < total; e += 8) {
+      const uint64_t r = splitmix64(&w->drop_state);
+      for (int64_t k = 0; k < 8 && e + k < total; ++k) w->kept[e + k] = ((r >> (8 * k)) & 0xFF) < w->drop_threshold;
+    }
+    for (int32_t i = 0; i < n; ++i) {
+      const float* xr = x_all + int64_t(idx[i]) * p.in_per;
+      float* q = w->xq.data() + int64_t(i) * p.in_per;
+      const uint8_t* kp = w->kept.data() + int64_t(i) * p.in_per;
+      for (int64_t e = 0; e < p.in_per; ++e) q[e] = kp[e] ? xr[e] : q[e];
+    }
   }
   w->wq.resize(p.w.size());
   fake_quant_weights_train(p.w.data(), p.w.size(), p.inner, p.channels, p.sw.data(), p.wbits, w->wq.data());
@@ -152,6 +177,8 @@ class Pipeline {
                                                  opt_.rtn.batch, &per_sample_));
     TQ_ENSURE(!opt_.adaquant || (opt_.iterations >= 1 && opt_.batch >= 1), kInvalidArgument,
               "AdaQuant needs iterations >= 1 and batch >= 1 (got %d and %d)", opt_.iterations, opt_.batch);
+    TQ_ENSURE(opt_.qdrop >= 0.0f && opt_.qdrop < 1.0f, kInvalidArgument,
+              "QDrop probability %g must be in [0, 1)", double(opt_.qdrop));
     TQ_ENSURE(opt_.holdout > 0.0f && opt_.holdout < 1.0f, kInvalidArgument,
               "held-out fraction %g must be in (0, 1)", double(opt_.holdout));
     holdout_ = std::max<int32_t>(1, static_cast<int32_t>(std::lround(calib_.samples * double(opt_.holdout))));
@@ -227,6 +254,7 @@ class Pipeline {
     for (size_t k = targets_.size(); k-- > 1;) qbound_[k - 1] = std::min(qbound_[k - 1], qbound_[k]);
 
     report->train_samples = opt_.adaquant ? train_ : 0;
+    report->qdrop = opt_.adaquant ? opt_.qdrop : 0.0f;
     report->holdout_samples = opt_.adaquant ? holdout_ : 0;
     report->gemm_engine = gemm_engine();
     report->layers.resize(targets_.size());
@@ -446,6 +474,8 @@ class Pipeline {
     adam_a.init(2);
 
     std::mt19937_64 rng(opt_.rtn.seed * 0x9E3779B97F4A7C15ull + 1000003ull * (k + 1));
+    work.drop_state = (opt_.rtn.seed + 1) * 0xD1B54A32D192ED03ull ^ (uint64_t(k) + 1) * 0x8CB92BA72F3D8DD7ull;
+    work.drop_threshold = static_cast<uint32_t>(std::lround(double(opt_.qdrop) * 256.0));
     std::vector<int32_t> order(train_);
     for (int32_t s = 0; s < train_; ++s) order[s] = s;
     std::vector<float> dw(nw);
@@ -482,6 +512,9 @@ class Pipeline {
       for (float& s : p.sw) s = std::max(s, 1e-12f);
       if (p.learn_input) {
         double g[2] = {0.0, 0.0};
+        if (work.drop_threshold > 0)  // elements that skipped the quantizer give it no gradient
+          for (size_t e = 0; e < work.kept.size(); ++e)
+            if (work.kept[e]) work.dxq[e] = 0.0f;
         for (int32_t s = 0; s < opt_.batch; ++s)  // the batch's rows of X, read in place
           fake_quant_activation_backward(x.data() + int64_t(order[s]) * p.in_per, p.in_per, p.sx, p.zx, p.abits,
                                          work.dxq.data() + int64_t(s) * p.in_per, &g[0], &g[1]);
@@ -674,8 +707,8 @@ std::string AdaQuantReport::json(bool timing) const {
   std::string j = "{\"pipeline\": ";
   append_json_string(&j, pipeline);
   char buf[512];
-  std::snprintf(buf, sizeof(buf), ", \"samples\": %d, \"train_samples\": %d, \"holdout_samples\": %d",
-                rtn.samples, train_samples, holdout_samples);
+  std::snprintf(buf, sizeof(buf), ", \"samples\": %d, \"train_samples\": %d, \"holdout_samples\": %d, \"qdrop\": %g",
+                rtn.samples, train_samples, holdout_samples, double(qdrop));
   j += buf;
   if (timing) {
     std::snprintf(buf, sizeof(buf),

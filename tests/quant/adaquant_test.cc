@@ -590,3 +590,32 @@ TEST_CASE("adaquant: bad input is a clear error; a diverging optimisation falls 
   CHECK(s.code() == StatusCode::kCancelled);
   CHECK(q.producer == "untouched");
 }
+
+TEST_CASE("QDrop: trains with part of the input unquantized, still lowers the held-out error, deterministic; bad probability refused") {
+  const Graph g = conv_pool_fc_graph();
+  const quant::CalibrationData calib = smooth_calibration(160, 8, 8, 3, 3);
+  quant::AdaQuantOptions o = small_options(3, 4);
+  o.iterations = 400;
+  o.sequential = true;
+  Graph plain, q1, q2;
+  quant::AdaQuantReport rp, r1, r2;
+  REQUIRE(quant::quantize_graph_adaquant(g, calib, o, &plain, &rp).is_ok());
+  o.qdrop = 0.5f;
+  REQUIRE(quant::quantize_graph_adaquant(g, calib, o, &q1, &r1).is_ok());
+  REQUIRE(quant::quantize_graph_adaquant(g, calib, o, &q2, &r2).is_ok());
+  CHECK(r1.qdrop == 0.5f);
+  CHECK(rp.qdrop == 0.0f);
+  for (const quant::AdaQuantLayerReport& l : r1.layers) {
+    INFO(l.name, ": ", l.mse_before, " -> ", l.mse_after, " ", l.note);
+    CHECK_FALSE(l.reverted);
+    CHECK(l.mse_after < 0.95 * l.mse_before);
+  }
+  // Dropping changes what is learned (the first layer's learned input scale), reproducibly.
+  CHECK(r1.layers[0].final_input_scale != rp.layers[0].final_input_scale);
+  CHECK(r1.layers[0].final_input_scale == r2.layers[0].final_input_scale);
+  CHECK(r1.layers[0].final_weight_scales == r2.layers[0].final_weight_scales);
+  o.qdrop = 1.0f;
+  const Status s = quant::quantize_graph_adaquant(g, calib, o, &q1, &r1);
+  CHECK(s.code() == StatusCode::kInvalidArgument);
+  CHECK(std::string(s.message()).find("QDrop") != std::string::npos);
+}

@@ -245,6 +245,9 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
   cmd->add_option("--early-stop", a.aq.check_every,
                   "adaquant: check the held-out MSE every N steps, stop a layer after 3 checks without gain (0: off)")
       ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--qdrop", a.aq.qdrop,
+                  "adaquant: QDrop, the probability an input element skips its quantizer in a training step (0: off)")
+      ->check(CLI::Range(0.0f, 0.99f));
   cmd->add_option("--gemm-threads", a.aq.gemm_threads, "adaquant: GEMM threads (results do not depend on it)")->check(CLI::Range(1, 256));
   cmd->add_option("--report", a.report, "write the full report (per layer, timing, memory) as JSON to R.json");
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);

@@ -83,6 +83,10 @@ struct AdaQuantOptions {
   // by 0.1% for `patience` checks (0: never stop early).
   int32_t check_every = 0;
   int32_t patience = 3;
+  // QDrop (Wei et al., ICLR 2022): in each training step every element of the layer's input keeps
+  // its unquantized value with this probability instead of passing the input quantizer (the
+  // held-out checks and the model quantize all of them). 0: off; QDrop's choice is 0.5.
+  float qdrop = 0.0f;
   int32_t gemm_threads = 1;
   AdaQuantProgressFn progress = nullptr;
   void* progress_user = nullptr;
@@ -122,6 +126,7 @@ struct AdaQuantReport {
   double gflops = 0.0;               // achieved by the optimisation's forward + backward GEMM work
   int64_t largest_cache_bytes = 0;
   int64_t peak_rss_bytes = 0;        // the process's peak resident set (VmHWM) at the end
+  float qdrop = 0.0f;                // AdaQuantOptions::qdrop the layers trained with
   int64_t start_rss_bytes = 0;       // its resident set (VmRSS) when the pipeline started
   std::string gemm_engine;
   std::string json(bool timing = true) const;
