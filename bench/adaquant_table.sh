@@ -3,7 +3,7 @@
 # bit-width, top-1 of the integer model on the Fashion-MNIST test split, time and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODELS=lenet,resnet20,mobilenetv2; BITS=8/8,4/8,4/4,2/4; ITERS=100; LIMIT=0; SEEDS=0
+MODELS=lenet,resnet20,mobilenetv2; BITS=8/8,4/8,4/4,2/4; ITERS=100; LIMIT=0; SEEDS=0; QDROP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
@@ -11,7 +11,8 @@ while [ $# -gt 0 ]; do
     --iters) ITERS="$2"; shift 2 ;;
     --limit) LIMIT="$2"; shift 2 ;;
     --seeds) SEEDS="$2"; shift 2 ;;
-    *) echo "usage: $0 [--models a,b] [--bits W/A,...] [--iters N] [--limit N] [--seeds 0,1,...]" >&2; exit 2 ;;
+    --qdrop) QDROP="$2"; shift 2 ;;
+    *) echo "usage: $0 [--models a,b] [--bits W/A,...] [--iters N] [--limit N] [--seeds 0,1,...] [--qdrop P]" >&2; exit 2 ;;
   esac
 done
 TQ=build/bin/tq
@@ -19,6 +20,8 @@ OUT=build/bench/adaquant
 mkdir -p "$OUT"
 LIMIT_ARG=(); [ "$LIMIT" -gt 0 ] && LIMIT_ARG=(--limit "$LIMIT")
 VARIANTS=("rtn" "rtn --stats-tuning" "adaquant" "adaquant --sequential" "adaquant --sequential --stats-tuning")
+# --qdrop P adds the QDrop refinement as one more variant, measured in the same table.
+[ "$QDROP" != 0 ] && VARIANTS+=("adaquant --sequential --stats-tuning --qdrop $QDROP")
 printf "%-12s %-6s %-5s %-40s %8s %8s %9s %9s\n" model bits seed variant top1 drop "time s" "RSS MiB"
 for m in ${MODELS//,/ }; do
   float=$("$TQ" eval "examples/fashion_mnist/models/$m.onnx" "${LIMIT_ARG[@]}" --json 2>/dev/null |
