@@ -103,7 +103,8 @@ namespace {
 
 struct Slot {
   int32_t key;
-  int32_t tensor;  // graph tensor read after its producer ran (codes: the Quantize output)
+  int32_t tensor;  // graph tensor read after its producer ran (codes: an int8 tensor, the key's own or
+                   // the Quantize output its Dequantize reads)
   bool codes;
   int64_t per;     // elements per sample
   FloatBuffer values;
@@ -157,7 +158,7 @@ Status Frontier::run(const FrontierView& view, int32_t end, const std::vector<in
 
   std::map<int32_t, Stored> cur = live_, kept;  // the working frontier; wanted values that died
   // Interpreters for full batches and the last short one; kept across runs while the view says
-  // its graph is unchanged (preparing the whole graph for every layer cost ~1 s per resnet20 pass).
+  // its graph is unchanged (no re-preparing and re-packing of the whole graph for every layer).
   if (!view.unchanged || cached_graph_ != &g) {
     for (int w = 0; w < 2; ++w) {
       interps_[w].reset(new Interpreter);
