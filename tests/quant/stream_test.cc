@@ -62,6 +62,29 @@ int32_t tensor_named(const Graph& g, const std::string& name) {
   return -1;
 }
 
+// The streams' settings for a quantized graph: 4-bit weights, batches of 2 (5 samples: 2 + 2 + 1).
+quant::RtnOptions stream_options(int32_t activation_bits) {
+  quant::RtnOptions opt;
+  opt.weight_bits = 4;
+  opt.activation_bits = activation_bits;
+  opt.batch = 2;
+  return opt;
+}
+
+Graph rtn_quantized(const Graph& g, const quant::CalibrationData& calib, const quant::RtnOptions& opt) {
+  Graph q, sim_unused;
+  quant::RtnReport report;
+  REQUIRE(quant::quantize_graph_rtn(g, calib, opt, &q, &sim_unused, &report).is_ok());
+  return q;
+}
+
+int32_t op_named(const Graph& g, const std::string& name) {
+  for (size_t i = 0; i < g.operators.size(); ++i)
+    if (g.operators[i].name == name) return static_cast<int32_t>(i);
+  FAIL("no operator ", name);
+  return -1;
+}
+
 }  // namespace
 
 TEST_CASE("a float frontier advanced in pieces gives every tensor a full run's values") {
@@ -104,13 +127,8 @@ TEST_CASE("a float frontier advanced in pieces gives every tensor a full run's v
 TEST_CASE("a frontier keyed by a quantized graph runs its simulated twin, a quantizer left out") {
   const Graph g = residual_graph();
   const quant::CalibrationData calib = random_calibration(g, 5, 4);
-  quant::RtnOptions opt;
-  opt.weight_bits = 4;
-  opt.activation_bits = 4;
-  opt.batch = 2;
-  Graph q, sim_unused;
-  quant::RtnReport report;
-  REQUIRE(quant::quantize_graph_rtn(g, calib, opt, &q, &sim_unused, &report).is_ok());
+  quant::RtnOptions opt = stream_options(4);
+  const Graph q = rtn_quantized(g, calib, opt);
   for (Backend backend : {Backend::kReference, Backend::kXnnpack}) {
     if (!backend_available(backend)) continue;
     opt.backend = backend;  // the float kernels differ between backends; each is compared with itself
@@ -132,10 +150,7 @@ TEST_CASE("a frontier keyed by a quantized graph runs its simulated twin, a quan
       quant::Frontier f;
       REQUIRE(f.init(q, calib, 6 * 6 * 4, opt).is_ok());
       std::vector<quant::SampleValues> got;
-      int32_t conv2 = -1;
-      for (size_t i = 0; i < q.operators.size(); ++i)
-        if (q.operators[i].name == "conv2") conv2 = static_cast<int32_t>(i);
-      REQUIRE(conv2 > 0);
+      const int32_t conv2 = op_named(q, "conv2");
       // Advance to conv2, whose input is conv1's output, in pieces of one quantized op; conv1's
       // int8 output is held as codes (a quarter of its float bytes) unless it is left in float.
       for (int32_t b = 1; b <= conv2; ++b) REQUIRE(f.run(view, b, {}, true, &got).is_ok());
@@ -156,13 +171,8 @@ TEST_CASE("a frontier keyed by a quantized graph runs its simulated twin, a quan
 TEST_CASE("a frontier over a quantized graph run as itself holds its int8 activations as codes") {
   const Graph g = residual_graph();
   const quant::CalibrationData calib = random_calibration(g, 5, 6);
-  quant::RtnOptions opt;
-  opt.weight_bits = 4;
-  opt.activation_bits = 8;
-  opt.batch = 2;
-  Graph q, sim_unused;
-  quant::RtnReport report;
-  REQUIRE(quant::quantize_graph_rtn(g, calib, opt, &q, &sim_unused, &report).is_ok());
+  quant::RtnOptions opt = stream_options(8);
+  const Graph q = rtn_quantized(g, calib, opt);
   for (Backend backend : {Backend::kReference, Backend::kXnnpack}) {
     if (!backend_available(backend)) continue;
     opt.backend = backend;
@@ -173,10 +183,7 @@ TEST_CASE("a frontier over a quantized graph run as itself holds its int8 activa
     quant::Frontier f;
     REQUIRE(f.init(q, calib, 6 * 6 * 4, opt).is_ok());
     const int32_t c1 = tensor_named(q, "conv1_out"), sum = tensor_named(q, "sum");
-    int32_t conv2 = -1;
-    for (size_t i = 0; i < q.operators.size(); ++i)
-      if (q.operators[i].name == "conv2") conv2 = static_cast<int32_t>(i);
-    REQUIRE(conv2 > 0);
+    const int32_t conv2 = op_named(q, "conv2");
     std::vector<quant::SampleValues> got;
     REQUIRE(f.run(view, conv2, {c1}, true, &got).is_ok());
     CHECK(vec(got[0]) == ref.at(c1));
