@@ -13,6 +13,7 @@
 #include "tinyquant/port.h"
 #include "tinyquant/quantizer.h"
 #include "tinyquant/shape_inference.h"
+#include "tinyquant/unary.h"
 
 namespace tinyquant {
 namespace quant {
@@ -23,6 +24,7 @@ namespace {
 bool is_weighted(OpType t) { return op_info(t).weighted; }
 bool is_passthrough(OpType t) { return op_info(t).int8_role == Int8Role::kPassthrough; }
 bool is_requantizing(OpType t) { return op_info(t).int8_role == Int8Role::kRequantizing; }
+bool is_lookup(OpType t) { return op_info(t).int8_role == Int8Role::kLookup; }
 bool has_float_kernel(OpType t) { return op_info(t).has_float_kernel; }
 
 // Same predicate as the int8 Add kernels (XNNPACK's QS8 add range).
@@ -155,6 +157,10 @@ class IntegerGraphBuilder {
       if (!home_int8_[op.inputs[0]]) *note = "input is float";
       return home_int8_[op.inputs[0]];
     }
+    if (is_lookup(op.type)) {  // a 256-entry table from the int8 input: worth it only when the input is int8
+      if (!home_int8_[op.inputs[0]]) *note = "input is float";
+      return home_int8_[op.inputs[0]];
+    }
     if (is_requantizing(op.type)) {
       if (!all_activations(op)) {
         *note = "a constant input";
@@ -208,6 +214,16 @@ class IntegerGraphBuilder {
       set_activation_quant(&q_.tensors[qver_[out]], params_[out]);
     nop.outputs = {qver_[out]};
     if (is_weighted(op.type)) TQ_RETURN_IF_ERROR(quantize_constants(op, &nop, layer));
+    if (is_lookup(op.type)) {
+      int8_t table[kLookupTableSize];
+      TQ_RETURN_IF_ERROR(build_unary_table(op.unary, q_.tensors[nop.inputs[0]].quant, q_.tensors[qver_[out]].quant,
+                                           table)
+                             .with_context("%s '%s'", op_name(op.type), op.name.c_str()));
+      nop.inputs.resize(kTableInput + 1);
+      nop.inputs[kTableInput] =
+          q_.add_constant(op.name + ":table", DType::kInt8, {kLookupTableSize}, table, sizeof(table));
+      layer->weight_bytes = kLookupTableSize;
+    }
     op_map_.push_back(q_.add_operator(nop));
     return Status::ok();
   }

@@ -146,7 +146,10 @@ class SimulatedGraphBuilder {
     Operator nop = op;
     const bool weighted_int8 =
         op_info(op.type).weighted && op.inputs[1] >= 0 && q_.tensors[op.inputs[1]].dtype == DType::kInt8;
-    for (size_t k = 0; k < op.inputs.size(); ++k) {
+    // An int8 lookup runs as its float function: the table holds exactly f's quantized values.
+    const bool lookup = op_info(op.type).int8_role == Int8Role::kLookup;
+    if (lookup) nop.inputs.resize(1);
+    for (size_t k = 0; k < nop.inputs.size(); ++k) {
       if (weighted_int8 && k >= 1) continue;
       TQ_RETURN_IF_ERROR(float_input(op.inputs[k], &nop.inputs[k]));
       if (nop.inputs[k] >= 0 && s_.tensors[nop.inputs[k]].dtype != DType::kFloat32)

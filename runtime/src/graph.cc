@@ -1,6 +1,7 @@
 #include "tinyquant/graph.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -36,6 +37,15 @@ const char* activation_name(Activation act) {
     case Activation::kClip: return "clip";
   }
   return "?";
+}
+
+const char* unary_kind_name(UnaryKind kind) {
+  static const char* const kNames[] = {"Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Elu",
+                                       "Exp",     "Log",  "Sqrt",        "Abs",       "Neg",       "Erf",
+                                       "Gelu",    "GeluTanh", "Pow",     "Reciprocal", "Softplus"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(UnaryKind::kCount),
+                "unary_kind_name: one name per UnaryKind");
+  return static_cast<size_t>(kind) < static_cast<size_t>(UnaryKind::kCount) ? kNames[static_cast<size_t>(kind)] : "?";
 }
 
 int64_t shape_elements(const int32_t* dims, int rank) {
@@ -149,6 +159,13 @@ Status check_options(const Operator& op) {
     case OpType::kSoftmax:
       TQ_ENSURE(op.beta > 0.0f && op.beta < 1e6f, kInvalidModel, "Softmax '%s': beta %g must be in (0, 1e6)", name,
                 op.beta);
+      break;
+    case OpType::kUnary:
+      TQ_ENSURE(static_cast<uint8_t>(op.unary.kind) < static_cast<uint8_t>(UnaryKind::kCount), kInvalidModel,
+                "Unary '%s': unknown function %d", name, static_cast<int>(op.unary.kind));
+      TQ_ENSURE(std::isfinite(op.unary.alpha) && std::isfinite(op.unary.beta), kInvalidModel,
+                "Unary '%s' (%s): alpha %g and beta %g must be finite", name, unary_kind_name(op.unary.kind),
+                op.unary.alpha, op.unary.beta);
       break;
     default: break;
   }

@@ -5,7 +5,8 @@ namespace tinyquant {
 namespace {
 
 constexpr Int8Role W = Int8Role::kWeighted, P = Int8Role::kPassthrough, R = Int8Role::kRequantizing,
-                   F = Int8Role::kFixedOutput, C = Int8Role::kConversion;
+                   F = Int8Role::kFixedOutput, C = Int8Role::kConversion, L = Int8Role::kLookup,
+                   N = Int8Role::kNone;
 
 // Concat's input limit bounds the work validate_graph and the kernels do per op, not a kernel need.
 constexpr OpInfo kOps[] = {
@@ -25,6 +26,9 @@ constexpr OpInfo kOps[] = {
     {OpType::kTranspose,         "Transpose",         1, 1,  1, false, P, true,  true},
     {OpType::kQuantize,          "Quantize",          1, 1,  1, false, C, false, false},
     {OpType::kDequantize,        "Dequantize",        1, 1,  1, false, C, false, false},
+    {OpType::kUnary,             "Unary",             1, 2,  1, false, L, true,  false},
+    {OpType::kSub,               "Sub",               2, 2,  1, false, N, true,  false},
+    {OpType::kDiv,               "Div",               2, 2,  1, false, N, true,  false},
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(OpType::kCount),
               "op_info: one entry per OpType");

@@ -304,6 +304,15 @@ Status check_dtypes(const Ctx& c, const Dims& out) {
       TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, 0), "input"));
       TQ_RETURN_IF_ERROR(require_s8_activation(c, out_tensor(c), "output"));
       return require_same_quantization(c, in_tensor(c, 0), out_tensor(c));
+    case Int8Role::kLookup:
+      TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, 0), "input"));
+      if (!c.has(kTableInput))
+        QUANT_ERROR(kInvalidModel, "%s '%s': an int8 input needs its lookup table (input %d)", c.kind(), c.name(),
+                    kTableInput);
+      return require_s8_activation(c, out_tensor(c), "output");
+    case Int8Role::kNone:
+      QUANT_ERROR(kUnsupported, "%s '%s' has no int8 kernel (it runs float32 between a Dequantize and a Quantize)",
+                  c.kind(), c.name());
     default:  // kRequantizing, kFixedOutput (the kernel checks the fixed params)
       for (int k = 0; k < static_cast<int>(c.op.inputs.size()); ++k)
         TQ_RETURN_IF_ERROR(require_s8_activation(c, in_tensor(c, k), "input"));
@@ -317,7 +326,18 @@ Status infer_op(const Ctx& c, Dims* out) {
     case OpType::kDepthwiseConv2D: return infer_conv(c, out);
     case OpType::kFullyConnected: return infer_fc(c, out);
     case OpType::kAdd:
-    case OpType::kMul: return infer_broadcast(c, out);
+    case OpType::kMul:
+    case OpType::kSub:
+    case OpType::kDiv: return infer_broadcast(c, out);
+    case OpType::kUnary:
+      if (c.has(kTableInput)) {
+        TQ_RETURN_IF_ERROR(require_constant(c, kTableInput));
+        const Tensor& t = in_tensor(c, kTableInput);
+        if (t.dtype != DType::kInt8 || t.shape != std::vector<int32_t>{kLookupTableSize})
+          SHAPE_ERROR("Unary '%s': table '%s' must be int8 [%d]", c.name(), c.tname(kTableInput), kLookupTableSize);
+      }
+      *out = c.in(0);
+      return Status::ok();
     case OpType::kClamp:
     case OpType::kQuantize:
     case OpType::kDequantize:

@@ -35,8 +35,14 @@ static_assert(int(fb::OpCode::Conv2D) == int(OpType::kConv2D) &&
                   int(fb::OpCode::Transpose) == int(OpType::kTranspose) &&
                   int(fb::OpCode::Quantize) == int(OpType::kQuantize) &&
                   int(fb::OpCode::Dequantize) == int(OpType::kDequantize) &&
+                  int(fb::OpCode::Unary) == int(OpType::kUnary) && int(fb::OpCode::Sub) == int(OpType::kSub) &&
+                  int(fb::OpCode::Div) == int(OpType::kDiv) &&
                   int(fb::OpCode::MAX) + 1 == int(OpType::kCount),
               "fb::OpCode must match tinyquant::OpType");
+static_assert(int(fb::UnaryKind::Sigmoid) == int(UnaryKind::kSigmoid) &&
+                  int(fb::UnaryKind::Softplus) == int(UnaryKind::kSoftplus) &&
+                  int(fb::UnaryKind::MAX) + 1 == int(UnaryKind::kCount),
+              "fb::UnaryKind must match tinyquant::UnaryKind");
 static_assert(int(fb::Activation::None) == int(Activation::kNone) &&
                   int(fb::Activation::Relu) == int(Activation::kRelu) &&
                   int(fb::Activation::Relu6) == int(Activation::kRelu6) &&
@@ -254,10 +260,13 @@ fb::OperatorOptions expected_options(OpType type) {
     case OpType::kFullyConnected:
     case OpType::kAdd:
     case OpType::kMul:
+    case OpType::kSub:
+    case OpType::kDiv:
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
     case OpType::kDequantize: return fb::OperatorOptions::ActivationOptions;
+    case OpType::kUnary: return fb::OperatorOptions::UnaryOptions;
     case OpType::kReshape: return fb::OperatorOptions::ReshapeOptions;
     case OpType::kConcat: return fb::OperatorOptions::ConcatOptions;
     case OpType::kSoftmax: return fb::OperatorOptions::SoftmaxOptions;
@@ -307,6 +316,16 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
       TQ_ENSURE(std::isfinite(op->beta) && op->beta > 0, kInvalidModel, "beta is %g, expected finite and > 0",
                 double(op->beta));
       return Status::ok();
+    case fb::OperatorOptions::UnaryOptions: {
+      const fb::UnaryOptions& u = *fo.options_as_UnaryOptions();
+      TQ_ENSURE(u.kind() <= fb::UnaryKind::MAX, kInvalidModel, "unknown unary function %d", int(u.kind()));
+      op->unary.kind = UnaryKind(u.kind());
+      op->unary.alpha = u.alpha();
+      op->unary.beta = u.beta();
+      TQ_ENSURE(std::isfinite(op->unary.alpha) && std::isfinite(op->unary.beta), kInvalidModel,
+                "unary alpha %g / beta %g must be finite", double(op->unary.alpha), double(op->unary.beta));
+      return Status::ok();
+    }
     case fb::OperatorOptions::NONE: break;
   }
   return Status::ok();

@@ -53,6 +53,8 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kFullyConnected:
     case OpType::kAdd:
     case OpType::kMul:
+    case OpType::kSub:
+    case OpType::kDiv:
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
@@ -65,6 +67,9 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kSoftmax: return {fb::OperatorOptions::SoftmaxOptions, fb::CreateSoftmaxOptions(fbb, op.beta).Union()};
     case OpType::kTranspose:
       return {fb::OperatorOptions::TransposeOptions, fb::CreateTransposeOptions(fbb, fbb.CreateVector(op.perm)).Union()};
+    case OpType::kUnary:
+      return {fb::OperatorOptions::UnaryOptions,
+              fb::CreateUnaryOptions(fbb, fb::UnaryKind(op.unary.kind), op.unary.alpha, op.unary.beta).Union()};
     case OpType::kCount: break;
   }
   return {fb::OperatorOptions::NONE, 0};  // unreachable: validate_graph rejects unknown op types

@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "tinyquant/interpreter.h"
 #include "tinyquant/model_io.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/shape_inference.h"
 
@@ -259,4 +260,86 @@ TEST_CASE("rtn: NaN produced inside the float graph names the activation") {
   const Status s = quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q, nullptr, nullptr);
   REQUIRE_FALSE(s.is_ok());
   CHECK_MESSAGE(std::string(s.message()).find("conv_out") != std::string::npos, std::string(s.message()));
+}
+
+namespace {
+
+// conv_pool_fc_graph with `f` after the pool and a Sub of a per-channel constant after that:
+// conv -> pool -> Unary f -> Sub c -> flatten -> fc.
+Graph unary_graph(const UnaryOptions& f) {
+  Graph g = conv_pool_fc_graph();
+  const int32_t pool_out = g.operators[1].outputs[0];
+  const int32_t act = g.add_tensor("act", DType::kFloat32, {-1, 4, 4, 6});
+  const int32_t shifted = g.add_tensor("shifted", DType::kFloat32, {-1, 4, 4, 6});
+  const std::vector<float> c = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.4f};
+  const int32_t shift = g.add_constant("shift", DType::kFloat32, {6}, c.data(), c.size() * sizeof(float));
+  Operator u;
+  u.type = OpType::kUnary;
+  u.name = "unary";
+  u.unary = f;
+  u.inputs = {pool_out};
+  u.outputs = {act};
+  Operator sub;
+  sub.type = OpType::kSub;
+  sub.name = "sub";
+  sub.inputs = {act, shift};
+  sub.outputs = {shifted};
+  g.operators[2].inputs[0] = shifted;  // flatten
+  g.operators.insert(g.operators.begin() + 2, {u, sub});
+  REQUIRE(validate_graph(g).is_ok());
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("rtn: a Unary runs int8 as a lookup table; Sub (no int8 kernel) stays float") {
+  const UnaryOptions kinds[] = {{UnaryKind::kSigmoid, 0, 0}, {UnaryKind::kHardSwish, 0, 0}, {UnaryKind::kTanh, 0, 0},
+                                {UnaryKind::kGelu, 0, 0}};
+  std::mt19937 rng(17);
+  const int32_t batch = 40;
+  const std::vector<float> x = random_floats(rng, static_cast<size_t>(batch) * 8 * 8 * 3, -1.0f, 1.5f);
+  for (const UnaryOptions& f : kinds) {
+    const std::string kind = unary_kind_name(f.kind);
+    CAPTURE(kind);
+    const Graph fg = unary_graph(f);
+    const quant::CalibrationData calib = random_calibration(fg, 48, 9);
+    Graph q, sim;
+    quant::RtnReport report;
+    const Status s = quant::quantize_graph_rtn(fg, calib, bits(8, 8), &q, &sim, &report);
+    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    bool saw_unary = false, saw_sub = false;
+    for (const Operator& op : q.operators) {
+      if (op.type == OpType::kUnary) {
+        saw_unary = true;
+        CHECK(q.tensors[op.inputs[0]].dtype == DType::kInt8);
+        CHECK(q.tensors[op.outputs[0]].dtype == DType::kInt8);
+        REQUIRE(op.inputs.size() == 2);
+        CHECK(q.tensors[op.inputs[kTableInput]].shape == std::vector<int32_t>{kLookupTableSize});
+      }
+      if (op.type == OpType::kSub) {
+        saw_sub = true;
+        CHECK(q.tensors[op.inputs[0]].dtype == DType::kFloat32);
+        CHECK(q.tensors[op.outputs[0]].dtype == DType::kFloat32);
+      }
+    }
+    CHECK(saw_unary);
+    CHECK(saw_sub);
+    for (const quant::RtnLayerReport& l : report.layers)
+      if (l.type == OpType::kSub) CHECK(l.note == "no int8 kernel");
+    // Through .tqm and back, the integer graph matches its simulation and stays near float.
+    std::vector<uint8_t> bytes;
+    REQUIRE(serialize_model(q, &bytes).is_ok());
+    Graph loaded;
+    REQUIRE(load_model(bytes.data(), bytes.size(), &loaded, "unary.tqm").is_ok());
+    const std::vector<float> y_int = run(loaded, x, batch), y_sim = run(sim, x, batch), y_f = run(fg, x, batch);
+    check_within_one_level(y_int, y_sim, output_step(q));
+    double signal = 0, noise = 0;
+    for (size_t i = 0; i < y_f.size(); ++i) {
+      signal += double(y_f[i]) * y_f[i];
+      noise += double(y_f[i] - y_int[i]) * (y_f[i] - y_int[i]);
+    }
+    const double sqnr = 10 * std::log10(signal / std::max(noise, 1e-30));
+    MESSAGE(kind, ": W8A8 SQNR vs float ", sqnr, " dB");
+    CHECK(sqnr > 25.0);
+  }
 }

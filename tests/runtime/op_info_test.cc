@@ -106,7 +106,8 @@ TEST_CASE("op_info: int8 roles are the ones the rtn pipeline's contract names") 
       {OpType::kAdd, Int8Role::kRequantizing},          {OpType::kMul, Int8Role::kRequantizing},
       {OpType::kAveragePool2D, Int8Role::kRequantizing}, {OpType::kGlobalAveragePool, Int8Role::kRequantizing},
       {OpType::kSoftmax, Int8Role::kFixedOutput},       {OpType::kQuantize, Int8Role::kConversion},
-      {OpType::kDequantize, Int8Role::kConversion},
+      {OpType::kDequantize, Int8Role::kConversion},     {OpType::kUnary, Int8Role::kLookup},
+      {OpType::kSub, Int8Role::kNone},                  {OpType::kDiv, Int8Role::kNone},
   };
   REQUIRE(sizeof(expected) / sizeof(expected[0]) == static_cast<size_t>(kNumOps));
   for (const Expect& e : expected) {
@@ -124,7 +125,10 @@ TEST_CASE("op_info: int8 roles are what the reference kernels do") {
   for (int i = 0; i < kNumOps; ++i) {
     const OpType t = op_type(i);
     const OpInfo& info = op_info(t);
-    if (info.weighted || info.int8_role == Int8Role::kConversion) continue;
+    // A lookup needs its table (tests/runtime/unary_test.cc); kNone has no int8 kernel (below).
+    if (info.weighted || info.int8_role == Int8Role::kConversion || info.int8_role == Int8Role::kLookup ||
+        info.int8_role == Int8Role::kNone)
+      continue;
     CAPTURE(info.name);
     const Graph g = sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f);
     std::vector<Dims> dims;
@@ -222,6 +226,14 @@ TEST_CASE("op_info: int8 roles are what infer_shapes checks") {
     const OpInfo& info = op_info(t);
     if (info.weighted || info.int8_role == Int8Role::kConversion) continue;
     CAPTURE(info.name);
+    std::vector<Dims> none_dims;
+    if (info.int8_role == Int8Role::kNone || info.int8_role == Int8Role::kLookup) {
+      // No int8 kernel at all; a lookup without its table (input 1) is rejected too.
+      CHECK_FALSE(infer_shapes(sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f), 1, &none_dims)
+                      .is_ok());
+      CHECK(infer_shapes(sample_graph(t, info.min_inputs, 1), 1, &none_dims).is_ok());  // float is fine
+      continue;
+    }
     // Int8 in and out at the same params: every int8 kernel takes that.
     std::vector<Dims> dims;
     CHECK(infer_shapes(sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f), 1, &dims).is_ok());

@@ -113,8 +113,21 @@ inline Graph make_every_op_graph() {
   const int32_t prod = g.add_tensor("mul", DType::kFloat32, {-1, 2, 2, 8});
   g.add_operator(make_op(OpType::kMul, "mul", {sum, add_f32(g, "mul/scale", {8})}, prod));
 
+  const int32_t hsig = g.add_tensor("hardsigmoid", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kUnary, "hardsigmoid", {prod}, hsig);
+  op.unary = {UnaryKind::kHardSigmoid, 0.25f, 0.375f};
+  g.add_operator(op);
+
+  const int32_t diff = g.add_tensor("sub", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kSub, "sub", {hsig, add_f32(g, "sub/shift", {8})}, diff);
+  op.activation = FusedActivation::relu6();
+  g.add_operator(op);
+
+  const int32_t quot = g.add_tensor("div", DType::kFloat32, {-1, 2, 2, 8});
+  g.add_operator(make_op(OpType::kDiv, "div", {diff, add_f32(g, "div/scale", {1})}, quot));
+
   const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 2, 2, 8});
-  op = make_op(OpType::kClamp, "clamp", {prod}, clamped);
+  op = make_op(OpType::kClamp, "clamp", {quot}, clamped);
   op.activation = FusedActivation::clip(-2.0f, 2.0f);
   g.add_operator(op);
 
@@ -255,6 +268,9 @@ inline void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x.perm == y.perm);
     CHECK(x.axis == y.axis);
     CHECK(x.beta == y.beta);
+    CHECK(x.unary.kind == y.unary.kind);
+    CHECK(x.unary.alpha == y.unary.alpha);
+    CHECK(x.unary.beta == y.unary.beta);
   }
   REQUIRE(a.master_weights.size() == b.master_weights.size());
   for (size_t i = 0; i < a.master_weights.size(); ++i) {

@@ -57,6 +57,14 @@ TEST_CASE("xnnpack: Mul matches the reference bit for bit under broadcasting") {
   check_binary(OpType::kMul, 3002, "Mul");
 }
 
+TEST_CASE("xnnpack: Sub matches the reference bit for bit under broadcasting") {
+  check_binary(OpType::kSub, 3004, "Sub");
+}
+
+TEST_CASE("xnnpack: Div matches the reference bit for bit under broadcasting") {
+  check_binary(OpType::kDiv, 3005, "Div");
+}
+
 TEST_CASE("xnnpack: Clamp matches the reference bit for bit") {
   std::mt19937 rng(3003);
   auto runner = make_runner(1);

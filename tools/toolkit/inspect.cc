@@ -2,6 +2,7 @@
 #include <cstring>
 #include <string>
 
+#include "tinyquant/op_info.h"
 #include "tinyquant/shape_inference.h"
 #include "toolkit/toolkit.h"
 
@@ -31,6 +32,18 @@ std::string options_text(const Operator& op) {
     }
     case OpType::kClamp: std::snprintf(buf, sizeof(buf), "[%g, %g]", op.activation.min, op.activation.max); break;
     case OpType::kConcat: std::snprintf(buf, sizeof(buf), "axis %d", op.axis); break;
+    case OpType::kUnary: {
+      const UnaryOptions& u = op.unary;
+      const bool a = u.kind == UnaryKind::kHardSigmoid || u.kind == UnaryKind::kLeakyRelu ||
+                     u.kind == UnaryKind::kElu || u.kind == UnaryKind::kPow;
+      std::snprintf(buf, sizeof(buf), "%s", unary_kind_name(u.kind));
+      if (a) std::snprintf(buf + std::strlen(buf), sizeof(buf) - std::strlen(buf), " alpha %g", u.alpha);
+      if (u.kind == UnaryKind::kHardSigmoid)
+        std::snprintf(buf + std::strlen(buf), sizeof(buf) - std::strlen(buf), " beta %g", u.beta);
+      if (op.inputs.size() > kTableInput && op.inputs[kTableInput] >= 0)
+        std::snprintf(buf + std::strlen(buf), sizeof(buf) - std::strlen(buf), " (int8 lookup table)");
+      break;
+    }
     case OpType::kTranspose:
     case OpType::kReshape: {
       const std::vector<int32_t>& v = op.type == OpType::kTranspose ? op.perm : op.new_shape;

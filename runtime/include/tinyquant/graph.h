@@ -47,6 +47,9 @@ enum class OpType : uint8_t {
   kTranspose,
   kQuantize,    // float32 -> int8 (per-tensor scale / zero point of the output)
   kDequantize,  // int8 -> float32 (per-tensor scale / zero point of the input)
+  kUnary,       // y = f(x) elementwise, f = Operator::unary; int8: input 1 is f's 256-entry lookup table
+  kSub,         // a - b, NumPy broadcasting (float32)
+  kDiv,         // a / b, NumPy broadcasting (float32)
   kCount,  // number of op types; keep last
 };
 const char* op_name(OpType type);  // op_info(type).name, "?" when out of range; per-op facts: op_info.h
@@ -62,6 +65,35 @@ struct FusedActivation {
   static FusedActivation relu() { return {Activation::kRelu, 0.0f, std::numeric_limits<float>::infinity()}; }
   static FusedActivation relu6() { return {Activation::kRelu6, 0.0f, 6.0f}; }
   static FusedActivation clip(float lo, float hi) { return {Activation::kClip, lo, hi}; }
+};
+
+// The elementwise functions of OpType::kUnary (ONNX semantics; alpha / beta as each says).
+enum class UnaryKind : uint8_t {
+  kSigmoid = 0,
+  kTanh,
+  kHardSigmoid,  // max(0, min(1, alpha * x + beta))
+  kHardSwish,    // x * max(0, min(1, x / 6 + 1 / 2))
+  kLeakyRelu,    // x >= 0 ? x : alpha * x
+  kElu,          // x >= 0 ? x : alpha * (exp(x) - 1)
+  kExp,
+  kLog,
+  kSqrt,
+  kAbs,
+  kNeg,
+  kErf,
+  kGelu,         // x * (1 + erf(x / sqrt(2))) / 2
+  kGeluTanh,     // x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) / 2
+  kPow,          // x ^ alpha (a constant exponent)
+  kReciprocal,   // 1 / x
+  kSoftplus,     // log(1 + exp(x))
+  kCount,
+};
+const char* unary_kind_name(UnaryKind kind);
+
+struct UnaryOptions {
+  UnaryKind kind = UnaryKind::kSigmoid;
+  float alpha = 0.0f;
+  float beta = 0.0f;
 };
 
 struct Padding {
@@ -117,6 +149,7 @@ struct Operator {
   std::vector<int32_t> perm;         // kTranspose
   int32_t axis = -1;                 // kConcat (>= 0), kSoftmax (always the last axis: -1)
   float beta = 1.0f;                 // kSoftmax: softmax(beta * x)
+  UnaryOptions unary;                // kUnary
 };
 
 // Constant bytes: owned, or borrowed from memory the caller keeps alive.

@@ -32,11 +32,21 @@ enum class Int8Role : uint8_t {
   kFixedOutput,
   // Quantize (float32 -> int8) / Dequantize (int8 -> float32): always the integer kernel.
   kConversion,
+  // Int8 input 0, a constant int8 table of 256 entries (input kTableInput) indexed by the input
+  // code + 128, int8 output with its own params: y = table[x + 128]. The table holds
+  // quantize_out(f(dequantize_in(q))) (tinyquant/unary.h builds it), so any elementwise f runs
+  // exactly, at one load per element, without f's maths on the device.
+  kLookup,
+  // No integer kernel: the op runs float32 and a quantized graph keeps it float between a
+  // Dequantize and a Quantize.
+  kNone,
 };
 
 // Input slots of a weighted op.
 constexpr int kWeightInput = 1;  // constant weights; the only slot whose data may be bit-packed
 constexpr int kBiasInput = 2;    // optional constant bias (-1: none)
+constexpr int kTableInput = 1;   // kLookup: the int8 table (absent in a float graph)
+constexpr int kLookupTableSize = 256;
 
 struct OpInfo {
   OpType type;          // the table's own index, checked at compile time

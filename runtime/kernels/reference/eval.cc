@@ -48,6 +48,7 @@ Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const T
         transpose(op.perm.data(), in[0], out[0]);
       break;
     case OpType::kConcat: concat_s8(op.axis, in, num_inputs, out[0]); break;
+    case OpType::kUnary: lookup_s8(in[0], in[kTableInput], out[0]); break;
     case OpType::kSoftmax:
       if (!softmax_s8_output_supported(out[0]))
         return Status::error(StatusCode::kUnsupported,
@@ -83,6 +84,9 @@ Status eval(const Operator& op, const TensorView* in, int num_inputs, const Tens
     case OpType::kReshape: copy(in[0], out[0]); break;
     case OpType::kConcat: concat(op.axis, in, num_inputs, out[0]); break;
     case OpType::kTranspose: transpose(op.perm.data(), in[0], out[0]); break;
+    case OpType::kUnary: unary_f32(op.unary, in[0], out[0]); break;
+    case OpType::kSub: sub_f32(op.activation, in[0], in[1], out[0]); break;
+    case OpType::kDiv: div_f32(op.activation, in[0], in[1], out[0]); break;
     case OpType::kQuantize:
     case OpType::kDequantize: break;  // handled by eval_s8
     case OpType::kCount:

@@ -31,6 +31,10 @@ void average_pool2d_f32(const PoolOptions& opt, const FusedActivation& act, cons
 void global_average_pool_f32(const FusedActivation& act, const TensorView& input, const TensorView& output);
 // Softmax along the last axis.
 void softmax_f32(float beta, const TensorView& input, const TensorView& output);
+// y = f(x) elementwise (tinyquant/unary.h).
+void unary_f32(const UnaryOptions& f, const TensorView& input, const TensorView& output);
+void sub_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
+void div_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
 // Any dtype (byte copies).
 void copy(const TensorView& input, const TensorView& output);
 void concat(int32_t axis, const TensorView* inputs, int count, const TensorView& output);
@@ -74,6 +78,8 @@ void clamp_s8(const FusedActivation& bounds, const TensorView& input, const Tens
 // Inputs sharing the output's scale / zero point are byte-copied; others are requantized:
 // q_out = requantize(q - z_in, s_in / s_out, z_out, qmin(bits_out), qmax(bits_out)).
 void concat_s8(int32_t axis, const TensorView* inputs, int count, const TensorView& output);
+// y = table[x + 128] (Int8Role::kLookup; table: 256 int8 entries built by build_unary_table).
+void lookup_s8(const TensorView& input, const TensorView& table, const TensorView& output);
 
 // Runs `op` on views already bound to memory. inputs[i].data may be null for an absent optional
 // input (bias). Returns kUnsupported for an op/dtype combination this backend lacks.

@@ -1,4 +1,4 @@
-// Add and Mul on xnn_{add,multiply}_nd_f32 (NumPy broadcasting, fused clamp), and Clamp on
+// Add, Mul, Sub and Div on xnn_{add,multiply,subtract,divide}_nd_f32 (NumPy broadcasting, fused clamp), and Clamp on
 // xnn_clamp_nc_f32. A single rounding per element, so these agree with the reference bit for bit.
 #include "kernels/xnnpack/xnnpack_internal.h"
 
@@ -53,6 +53,21 @@ Status prepare_binary(OpContext* ctx, bool* handled) {
     return ctx->check(xnn_setup_add_nd_f32(binary, a.dims.rank, a_shape, b.dims.rank, b_shape, a.as<const float>(),
                                            b.as<const float>(), y.as<float>(), ctx->threadpool),
                       "xnn_setup_add_nd_f32");
+  }
+  if (op.type == OpType::kSub) {
+    TQ_RETURN_IF_ERROR(ctx->record(xnn_create_subtract_nd_f32(op.activation.min, op.activation.max, 0, &binary),
+                                   &binary, "xnn_create_subtract_nd_f32"));
+    return ctx->check(xnn_setup_subtract_nd_f32(binary, a.dims.rank, a_shape, b.dims.rank, b_shape,
+                                                a.as<const float>(), b.as<const float>(), y.as<float>(),
+                                                ctx->threadpool),
+                      "xnn_setup_subtract_nd_f32");
+  }
+  if (op.type == OpType::kDiv) {
+    TQ_RETURN_IF_ERROR(ctx->record(xnn_create_divide_nd_f32(op.activation.min, op.activation.max, 0, &binary), &binary,
+                                   "xnn_create_divide_nd_f32"));
+    return ctx->check(xnn_setup_divide_nd_f32(binary, a.dims.rank, a_shape, b.dims.rank, b_shape, a.as<const float>(),
+                                              b.as<const float>(), y.as<float>(), ctx->threadpool),
+                      "xnn_setup_divide_nd_f32");
   }
   TQ_RETURN_IF_ERROR(ctx->record(xnn_create_multiply_nd_f32(op.activation.min, op.activation.max, 0, &binary), &binary,
                                  "xnn_create_multiply_nd_f32"));

@@ -128,6 +128,10 @@ Status dispatch(OpContext* ctx, bool* handled) {
     case OpType::kConcat: return prepare_concat(ctx, handled);
     case OpType::kQuantize: return prepare_quantize(ctx, handled);
     case OpType::kDequantize: return prepare_dequantize(ctx, handled);
+    case OpType::kSub:
+    case OpType::kDiv: return s8 ? Status::ok() : prepare_binary(ctx, handled);
+    case OpType::kUnary:  // int8: the reference kernel's 256-entry lookup
+      return s8 ? Status::ok() : prepare_unary(ctx, handled);
     case OpType::kTranspose:  // XNNPACK 2022-02 has no transpose operator
     case OpType::kCount: break;
   }

@@ -71,7 +71,8 @@ Status broadcast_shapes(OpContext* ctx, size_t* a_shape, size_t* b_shape, bool* 
 // *handled false for option combinations XNNPACK lacks.
 Status prepare_conv2d(OpContext* ctx, bool* handled);  // Conv2D and DepthwiseConv2D
 Status prepare_fully_connected(OpContext* ctx, bool* handled);
-Status prepare_binary(OpContext* ctx, bool* handled);  // Add and Mul
+Status prepare_binary(OpContext* ctx, bool* handled);  // Add, Mul, Sub, Div
+Status prepare_unary(OpContext* ctx, bool* handled);   // float Unary kinds XNNPACK has (unary.cc)
 Status prepare_clamp(OpContext* ctx, bool* handled);
 Status prepare_max_pool2d(OpContext* ctx, bool* handled);
 Status prepare_average_pool2d(OpContext* ctx, bool* handled);
