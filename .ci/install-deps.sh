@@ -11,6 +11,9 @@ PKGS=(
   dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev libopenblas-dev
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
 )
+# Node.js runs ONNX Runtime, the tests' oracle for ONNX semantics (below). A machine whose node
+# comes from elsewhere (it bundles npm) keeps it: Debian's npm would conflict with it.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 # --cross: also the ARM cross compilers and QEMU (toolchains/, examples/mcu_inference, .ci/run).
 if [ "${1:-}" = "--cross" ]; then
   PKGS+=(
@@ -24,11 +27,21 @@ for p in "${PKGS[@]}"; do
 done
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  # A mirror mid-sync can fail one index; apt-get install below then says what is really missing.
+  $SUDO apt-get update -q || echo "install-deps: apt-get update reported errors; trying the install anyway" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing ${missing[*]}"
-# A mirror mid-sync can fail one index; apt-get install below then says what is really missing.
-$SUDO apt-get update -q || echo "install-deps: apt-get update reported errors; trying the install anyway" >&2
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# ONNX Runtime's CPU build, for tests only (tests/onnx/wild/ort_run.js), from the npm package
+# onnxruntime-node into the user's cache (no root needed). --ignore-scripts: the package's install
+# script would fetch a GPU build; the CPU libraries are already in the package. Pinned version.
+ORT_VERSION=1.20.1
+ORT_DIR="${TQ_ORT_DIR:-$HOME/.cache/tinyquant/ort}"
+if ! grep -qs "\"version\": \"$ORT_VERSION\"" "$ORT_DIR/node_modules/onnxruntime-node/package.json"; then
+  echo "install-deps: installing onnxruntime-node@$ORT_VERSION into $ORT_DIR"
+  mkdir -p "$ORT_DIR"
+  npm install --ignore-scripts --no-audit --no-fund --loglevel=error --prefix "$ORT_DIR" "onnxruntime-node@$ORT_VERSION"
+fi

@@ -39,6 +39,11 @@ namespace {
 
 using Shape = std::vector<int32_t>;  // ONNX dims; dim 0 is -1 for a dynamic batch
 constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr int kMinOpset = kOnnxMinOpset, kMaxOpset = kOnnxMaxOpset;
+// A shape value that stands for the dynamic batch: Shape of a value whose dim 0 is dynamic gives
+// it, data-movement folds (Gather, Concat, Slice, Unsqueeze...) carry it, and Reshape reads it in
+// dim 0 as "the batch". Arithmetic on it fails with an error that says the batch must be bound.
+constexpr int64_t kBatchDim = std::numeric_limits<int64_t>::min() + 1;
 
 struct ImportError {
   Status status;
@@ -274,13 +279,17 @@ class Importer {
   Importer(const onnx::ModelProto& model, Graph* graph) : model_(model), g_(model.graph()), graph_(graph) {}
   void run();
 
- private:
   using ImportFn = void (Importer::*)(const Node&);
   struct OpEntry {
     const char* op;
     ImportFn fn;
+    int since = 0;  // the opset that introduced the op, when later than kMinOpset
   };
   static const OpEntry kOps[];
+  // Ops evaluated at import when every input is a constant (shape arithmetic).
+  static const char* const kFoldable[];
+
+ private:
 
   // Setup and finish.
   void check_opset();
@@ -337,6 +346,11 @@ class Importer {
   void import_clamp(const Node& node);
   void import_add(const Node& node) { emit_binary(OpType::kAdd, node); }
   void import_mul(const Node& node) { emit_binary(OpType::kMul, node); }
+  void import_sub(const Node& node) { emit_binary(OpType::kSub, node); }
+  void import_div(const Node& node) { emit_binary(OpType::kDiv, node); }
+  void import_unary(const Node& node);
+  void import_pow(const Node& node);
+  void emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out);
   void import_max_pool(const Node& node);
   void import_average_pool(const Node& node);
   void import_global_average_pool(const Node& node);
@@ -348,7 +362,14 @@ class Importer {
   void import_concat(const Node& node);
   void import_identity(const Node& node);
   void import_pad(const Node& node);
+  void import_transpose(const Node& node);
+  void import_reduce_mean(const Node& node);
+  void import_squeeze(const Node& node);
+  void import_shape(const Node& node);
   void alias(const Node& node);
+  // Squeeze / Unsqueeze axes (attribute before opset 13, input after), normalised and sorted.
+  std::vector<int64_t> squeeze_axes(const Node& node, const Shape& in);
+  Shape squeezed_shape(const Node& node, const Shape& in);
 
   const onnx::ModelProto& model_;
   const onnx::GraphProto& g_;
@@ -381,6 +402,29 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Identity", &Importer::import_identity},
     {"Dropout", &Importer::import_identity},
     {"Pad", &Importer::import_pad},
+    {"Transpose", &Importer::import_transpose},
+    {"ReduceMean", &Importer::import_reduce_mean},
+    {"Squeeze", &Importer::import_squeeze},
+    {"Unsqueeze", &Importer::import_squeeze},
+    {"Shape", &Importer::import_shape},
+    {"Sub", &Importer::import_sub},
+    {"Div", &Importer::import_div},
+    {"Pow", &Importer::import_pow},
+    {"Sigmoid", &Importer::import_unary},
+    {"Tanh", &Importer::import_unary},
+    {"HardSigmoid", &Importer::import_unary},
+    {"HardSwish", &Importer::import_unary, 14},
+    {"LeakyRelu", &Importer::import_unary},
+    {"Elu", &Importer::import_unary},
+    {"Exp", &Importer::import_unary},
+    {"Log", &Importer::import_unary},
+    {"Sqrt", &Importer::import_unary},
+    {"Abs", &Importer::import_unary},
+    {"Neg", &Importer::import_unary},
+    {"Erf", &Importer::import_unary},
+    {"Reciprocal", &Importer::import_unary},
+    {"Softplus", &Importer::import_unary},
+    {"Gelu", &Importer::import_unary, 20},
 };
 
 bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
@@ -408,12 +452,16 @@ void Importer::run() {
     if (fold_constants(node)) continue;
     ImportFn fn = nullptr;
     for (const OpEntry& e : kOps)
-      if (node.op() == e.op) fn = e.fn;
+      if (node.op() == e.op) {
+        if (opset_ < e.since)
+          node.fail(StatusCode::kInvalidModel, "operator %s exists from opset %d; the model declares opset %lld", e.op,
+                    e.since, static_cast<long long>(opset_));
+        fn = e.fn;
+      }
     if (!fn)
       node.fail(StatusCode::kUnsupported,
-                "operator is not supported (supported: Conv, BatchNormalization, Relu, Clip, "
-                "Add, Mul, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Gemm, MatMul, Softmax, "
-                "Concat, Identity, Dropout, Pad, Constant)");
+                "operator is not supported at opset %lld (`tq import --list-ops` lists the %zu supported ones)",
+                static_cast<long long>(opset_), onnx_supported_ops().size());
     (this->*fn)(node);
   }
   add_graph_outputs();
@@ -425,9 +473,9 @@ void Importer::run() {
 void Importer::check_opset() {
   for (const auto& o : model_.opset_import())
     if (is_default_domain(o.domain())) opset_ = o.version();
-  if (opset_ < 11 || opset_ > 17)
-    fail(StatusCode::kUnsupported, "ONNX opset %lld is not supported (expected 11..17; re-export the model)",
-         static_cast<long long>(opset_));
+  if (opset_ < kMinOpset || opset_ > kMaxOpset)
+    fail(StatusCode::kUnsupported, "ONNX opset %lld is not supported (expected %d..%d; re-export the model)",
+         static_cast<long long>(opset_), kMinOpset, kMaxOpset);
 }
 
 void Importer::collect_constants() {
@@ -672,7 +720,9 @@ FusedActivation Importer::read_activation(const Node& node) {
 
 // y = x * scale + shift per channel (inference form).
 void Importer::read_batchnorm(const Node& node, int channels, std::vector<float>* scale, std::vector<float>* shift) {
-  node.allow_attributes({"epsilon", "momentum", "training_mode"});
+  node.allow_attributes({"epsilon", "momentum", "training_mode", "spatial"});
+  if (int64_t sp = node.get_int("spatial", 1); sp != 1 || (opset_ >= 9 && node.attr("spatial", onnx::AttributeProto::INT)))
+    node.unsupported("spatial", std::to_string(sp), "1, before opset 9 (per-channel statistics)");
   if (int64_t t = node.get_int("training_mode", 0))
     node.unsupported("training_mode", std::to_string(t), "0 (inference)");
   for (int i = 1; i < node.proto.output_size(); ++i)
@@ -757,7 +807,9 @@ Pool2D Importer::read_pool(const Node& node, const Shape& in, bool max_pool) {
   if (max_pool)
     node.allow_attributes({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
   else
-    node.allow_attributes({"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
+    node.allow_attributes({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
+  if (!max_pool && node.get_pair("dilations", {1, 1}) != std::vector<int64_t>{1, 1})
+    node.unsupported("dilations", ints_string(node.get_ints("dilations", {})), "[1,1] (AveragePool)");
   if (in.size() != 4)
     node.fail(StatusCode::kUnsupported, "input '%s' has rank %zu; only 2-D pooling (4-D input) is supported",
               node.in(0).c_str(), in.size());
@@ -813,7 +865,9 @@ Shape Importer::reshape_target(const Node& node, const Shape& in, const std::vec
   int infer = -1;
   bool batch_copied = false;
   for (size_t i = 0; i < target.size(); ++i) {
-    if (target[i] == 0) {
+    if (target[i] == kBatchDim && i > 0)
+      node.fail(StatusCode::kUnsupported, "shape puts the dynamic batch size in dim %zu (expected dim 0)", i);
+    if (target[i] == 0 || target[i] == kBatchDim) {
       if (i >= in.size())
         node.fail(StatusCode::kInvalidModel, "shape %s copies a dim the input lacks", ints_string(target).c_str());
       out[i] = in[i];
@@ -1317,18 +1371,47 @@ void Importer::alias(const Node& node) {
 // AveragePool (padded zeros count in the divisor: count_include_pad). PyTorch exports F.pad and
 // some pools this way.
 void Importer::import_pad(const Node& node) {
-  node.allow_attributes({"mode"});
+  const bool legacy = opset_ < 11;  // pads and value are attributes before opset 11
+  if (legacy)
+    node.allow_attributes({"mode", "pads", "value"});
+  else
+    node.allow_attributes({"mode"});
   const std::string mode = node.get_string("mode", "constant");
   if (mode != "constant") node.unsupported("mode", mode, "constant");
   Value& x = value(node, 0);
   const size_t rank = x.shape.size();
-  const Constant* pads = node.in(1).empty() ? nullptr : find_constant(node.in(1));
-  if (!pads || pads->type != onnx::TensorProto::INT64 || pads->i.size() != 2 * rank)
-    node.fail(StatusCode::kUnsupported, "input 'pads' must be a constant int64 tensor of %zu values", 2 * rank);
-  if (!node.in(2).empty() && float_constant(node, 2, "constant_value").f != std::vector<float>{0.0f})
-    node.fail(StatusCode::kUnsupported, "a non-zero or non-scalar constant_value is not supported");
-  if (!node.in(3).empty()) node.fail(StatusCode::kUnsupported, "input 'axes' is not supported");
-  const std::vector<int64_t>& p = pads->i;
+  std::vector<int64_t> p;
+  if (legacy) {
+    if (!node.attr("pads", onnx::AttributeProto::INTS)) node.fail(StatusCode::kInvalidModel, "attribute 'pads' is missing");
+    p = node.get_ints("pads", {});
+    if (node.get_float("value", 0.0f) != 0.0f)
+      node.unsupported("value", std::to_string(node.get_float("value", 0.0f)), "0");
+  } else {
+    const Constant* pads = node.in(1).empty() ? nullptr : find_constant(node.in(1));
+    if (!pads || pads->type != onnx::TensorProto::INT64 || pads->dims.size() > 1)
+      node.fail(StatusCode::kUnsupported, "input 'pads' must be a constant 1-D int64 tensor");
+    p = pads->i;
+    if (!node.in(2).empty() && float_constant(node, 2, "constant_value").f != std::vector<float>{0.0f})
+      node.fail(StatusCode::kUnsupported, "a non-zero or non-scalar constant_value is not supported");
+    if (!node.in(3).empty()) {  // opset 18: pads lists [begins, ends] of these axes only
+      const Constant* axes = find_constant(node.in(3));
+      if (!axes || axes->type != onnx::TensorProto::INT64 || axes->i.size() * 2 != p.size())
+        node.fail(StatusCode::kUnsupported, "input 'axes' must be a constant int64 tensor of %zu values",
+                  p.size() / 2);
+      std::vector<int64_t> full(2 * rank, 0);
+      for (size_t k = 0; k < axes->i.size(); ++k) {
+        int64_t a = axes->i[k] < 0 ? axes->i[k] + static_cast<int64_t>(rank) : axes->i[k];
+        if (a < 0 || a >= static_cast<int64_t>(rank))
+          node.fail(StatusCode::kInvalidModel, "axis %lld is out of range for rank %zu",
+                    static_cast<long long>(axes->i[k]), rank);
+        full[a] = p[k];
+        full[a + rank] = p[k + axes->i.size()];
+      }
+      p = full;
+    }
+  }
+  if (p.size() != 2 * rank)
+    node.fail(StatusCode::kInvalidModel, "pads %s do not have %zu values (2 x rank)", ints_string(p).c_str(), 2 * rank);
   if (std::all_of(p.begin(), p.end(), [](int64_t v) { return v == 0; })) return alias(node);
   std::vector<int> through;
   int r = sole_reader(node.out(0), &through);
@@ -1348,6 +1431,334 @@ void Importer::import_pad(const Node& node) {
   v.pad = {static_cast<int32_t>(p[2]), static_cast<int32_t>(p[3]), static_cast<int32_t>(p[6]),
            static_cast<int32_t>(p[7])};
   add_padding(&v.pad, x.pad);
+}
+
+// Transpose of a value. The result reuses a tensor that already holds its bytes when the
+// permutation, composed with the layout that tensor is in, is the identity: TF-converted graphs
+// wrap every conv in NHWC->NCHW / NCHW->NHWC pairs, and all of those fold away. Otherwise the
+// permutation of the tensor at hand runs as one Transpose (a Reshape when it only moves size-1
+// dims), keeping a 4-D value in the layout it already had.
+void Importer::import_transpose(const Node& node) {
+  node.allow_attributes({"perm"});
+  Value& x = value(node, 0);
+  const int rank = static_cast<int>(x.shape.size());
+  std::vector<int64_t> perm(rank);
+  for (int i = 0; i < rank; ++i) perm[i] = rank - 1 - i;
+  perm = node.get_ints("perm", perm);
+  std::vector<int64_t> sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (int i = 0; i < rank; ++i)
+    if (static_cast<int>(sorted.size()) != rank || sorted[i] != i)
+      node.unsupported("perm", ints_string(perm), "a permutation of the input's dims");
+  if (x.shape[0] < 0 && perm[0] != 0)
+    node.unsupported("perm", ints_string(perm), "a permutation that keeps the dynamic batch in dim 0");
+  Shape out_shape(rank);
+  for (int i = 0; i < rank; ++i) out_shape[i] = x.shape[perm[i]];
+
+  // A layout as the ONNX dim each physical dim holds: kOnnx is the identity, kNhwc {0,2,3,1}.
+  static const int32_t kNhwcDims[4] = {0, 2, 3, 1};
+  auto onnx_dim = [&](Layout l, int j) { return l == Layout::kNhwc ? kNhwcDims[j] : j; };
+  auto phys_of = [&](Layout l, int a) {  // the physical position of ONNX dim a
+    for (int j = 0; j < rank; ++j)
+      if (onnx_dim(l, j) == a) return j;
+    return -1;
+  };
+  // Physical permutation taking x's tensor in layout `from` to the result in layout `to`.
+  auto physical = [&](Layout from, Layout to) {
+    std::vector<int32_t> q(rank);
+    for (int j = 0; j < rank; ++j) q[j] = phys_of(from, static_cast<int>(perm[onnx_dim(to, j)]));
+    return q;
+  };
+  auto identity = [](const std::vector<int32_t>& q) {
+    for (size_t j = 0; j < q.size(); ++j)
+      if (q[j] != static_cast<int32_t>(j)) return false;
+    return true;
+  };
+  std::vector<Layout> froms = {Layout::kOnnx}, tos = {Layout::kOnnx};
+  if (rank == 4) {
+    froms = {Layout::kNhwc, Layout::kOnnx};
+    tos = {Layout::kNhwc, Layout::kOnnx};
+  }
+  for (Layout from : froms) {
+    if (x.tensor[static_cast<int>(from)] < 0) continue;
+    for (Layout to : tos)
+      if (identity(physical(from, to))) {
+        define(node.out(0), out_shape, to, x.tensor[static_cast<int>(from)]);
+        return;
+      }
+  }
+  const Layout from = primary_layout(x) == Layout::kNhwc ? Layout::kNhwc : Layout::kOnnx;
+  const Layout to = rank == 4 ? from : Layout::kOnnx;
+  const int32_t src = tensor_in(x, from);
+  const std::vector<int32_t> q = physical(from, to);
+  const Shape src_shape = internal_shape(x.shape, from), dst_shape = internal_shape(out_shape, to);
+  std::vector<int32_t> moved;  // the non-1 physical dims in their new order
+  for (int32_t j : q)
+    if (src_shape[j] != 1) moved.push_back(j);
+  if (std::is_sorted(moved.begin(), moved.end())) {
+    define(node.out(0), out_shape, to, emit_reshape(node.label, src, src_shape, dst_shape, node.out(0)));
+    return;
+  }
+  Operator op;
+  op.perm = q;
+  int32_t t = add_activation(node.out(0), dst_shape);
+  emit(OpType::kTranspose, node.label, {src}, t, op);
+  define(node.out(0), out_shape, to, t);
+}
+
+// ReduceMean over the spatial dims of a 4-D value is a GlobalAveragePool: axes {2,3} of an NCHW
+// value, or axes {1,2} of a value TF-converted graphs keep in NHWC. keepdims=0 drops them with a
+// Reshape (free: the pooled bytes are the same in either layout).
+void Importer::import_reduce_mean(const Node& node) {
+  node.allow_attributes(opset_ >= 18 ? std::initializer_list<const char*>{"keepdims", "noop_with_empty_axes"}
+                                     : std::initializer_list<const char*>{"axes", "keepdims"});
+  Value& x = value(node, 0);
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  std::vector<int64_t> axes;
+  if (opset_ >= 18) {
+    if (!node.in(1).empty()) {
+      const Constant* c = find_constant(node.in(1));
+      if (!c || c->type != onnx::TensorProto::INT64 || c->dims.size() > 1)
+        node.fail(StatusCode::kUnsupported, "input 'axes' must be a constant 1-D int64 tensor");
+      axes = c->i;
+    }
+    if (axes.empty() && node.get_int("noop_with_empty_axes", 0))
+      return alias(node);
+  } else {
+    axes = node.get_ints("axes", {});
+  }
+  if (axes.empty())
+    for (int64_t a = 0; a < rank; ++a) axes.push_back(a);
+  for (int64_t& a : axes) {
+    if (a < -rank || a >= rank)
+      node.fail(StatusCode::kInvalidModel, "axis %lld is out of range for rank %lld", static_cast<long long>(a),
+                static_cast<long long>(rank));
+    if (a < 0) a += rank;
+  }
+  std::sort(axes.begin(), axes.end());
+  const int64_t keepdims = node.get_int("keepdims", 1);
+  if (keepdims != 0 && keepdims != 1) node.unsupported("keepdims", std::to_string(keepdims), "0 or 1");
+  const bool nchw_spatial = rank == 4 && axes == std::vector<int64_t>{2, 3};
+  const bool nhwc_spatial = rank == 4 && axes == std::vector<int64_t>{1, 2};
+  if (!nchw_spatial && !nhwc_spatial)
+    node.fail(StatusCode::kUnsupported,
+              "axes %s of a %lld-D input are not supported (expected the spatial axes of a 4-D input: [2,3], "
+              "or [1,2] of an NHWC one)",
+              ints_string(axes).c_str(), static_cast<long long>(rank));
+  // The tensor to pool: physically NHWC with H, W in the middle.
+  int32_t src;
+  Shape pooled;  // ONNX shape of the keepdims=1 result
+  Layout layout;
+  if (nchw_spatial) {
+    src = tensor_in(x, Layout::kNhwc);
+    pooled = {x.shape[0], x.shape[1], 1, 1};
+    layout = Layout::kNhwc;
+  } else {
+    src = tensor_in(x, Layout::kOnnx);
+    pooled = {x.shape[0], 1, 1, x.shape[3]};
+    layout = Layout::kOnnx;
+  }
+  const Shape phys = internal_shape(pooled, layout);
+  const std::string pooled_name = keepdims ? node.out(0) : node.out(0) + ":keepdims";
+  int32_t t = add_activation(pooled_name, phys);
+  emit(OpType::kGlobalAveragePool, node.label, {src}, t);
+  if (keepdims) {
+    define(node.out(0), pooled, layout, t);
+    return;
+  }
+  Shape out = {x.shape[0], nchw_spatial ? x.shape[1] : x.shape[3]};
+  define(node.out(0), out, Layout::kOnnx, emit_reshape(node.label + ":squeeze", t, phys, out, node.out(0)));
+}
+
+std::vector<int64_t> Importer::squeeze_axes(const Node& node, const Shape& in) {
+  const bool unsqueeze = node.op() == "Unsqueeze";
+  std::vector<int64_t> axes;
+  bool given = false;
+  if (opset_ >= 13) {
+    node.allow_attributes({});
+    if (!node.in(1).empty()) {
+      const Constant* c = find_constant(node.in(1));
+      if (!c || c->type != onnx::TensorProto::INT64 || c->dims.size() > 1)
+        node.fail(StatusCode::kUnsupported, "input 'axes' must be a constant int64 tensor (computed axes are not supported)");
+      axes = c->i;
+      given = true;
+    }
+  } else {
+    node.allow_attributes({"axes"});
+    given = node.attr("axes", onnx::AttributeProto::INTS) != nullptr;
+    axes = node.get_ints("axes", {});
+  }
+  if (unsqueeze && !given) node.fail(StatusCode::kInvalidModel, "'axes' is missing");
+  const int64_t out_rank = static_cast<int64_t>(in.size()) + (unsqueeze ? static_cast<int64_t>(axes.size()) : 0);
+  if (!given)  // Squeeze without axes: every dim of size 1
+    for (size_t d = 0; d < in.size(); ++d)
+      if (in[d] == 1) axes.push_back(static_cast<int64_t>(d));
+  for (int64_t& a : axes) {
+    if (a < -out_rank || a >= out_rank)
+      node.fail(StatusCode::kInvalidModel, "axis %lld is out of range", static_cast<long long>(a));
+    if (a < 0) a += out_rank;
+  }
+  std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
+    node.fail(StatusCode::kInvalidModel, "axes %s repeat an axis", ints_string(axes).c_str());
+  return axes;
+}
+
+Shape Importer::squeezed_shape(const Node& node, const Shape& in) {
+  const std::vector<int64_t> axes = squeeze_axes(node, in);
+  Shape out;
+  if (node.op() == "Unsqueeze") {
+    const size_t rank = in.size() + axes.size();
+    if (rank > static_cast<size_t>(kMaxRank))
+      node.fail(StatusCode::kUnsupported, "result rank %zu is not supported (at most %d)", rank, kMaxRank);
+    for (size_t d = 0, k = 0, j = 0; d < rank; ++d)
+      if (k < axes.size() && axes[k] == static_cast<int64_t>(d)) {
+        out.push_back(1);
+        ++k;
+      } else {
+        out.push_back(in[j++]);
+      }
+  } else {
+    for (size_t d = 0, k = 0; d < in.size(); ++d)
+      if (k < axes.size() && axes[k] == static_cast<int64_t>(d)) {
+        if (in[d] != 1)
+          node.fail(StatusCode::kInvalidModel, "dim %zu of %s has size %d, cannot be squeezed", d,
+                    shape_string(in).c_str(), in[d]);
+        ++k;
+      } else {
+        out.push_back(in[d]);
+      }
+  }
+  return out;
+}
+
+// Squeeze / Unsqueeze of a value only adds or drops size-1 dims: a Reshape, free when the bytes
+// do not move (import_flatten_to picks the layout that holds them).
+void Importer::import_squeeze(const Node& node) {
+  Value& x = value(node, 0);
+  Shape out = squeezed_shape(node, x.shape);
+  if (x.shape[0] < 0 && (out.empty() || out[0] >= 0))
+    node.fail(StatusCode::kUnsupported, "moves the dynamic batch out of dim 0 (export with a fixed batch)");
+  if (out.empty()) node.fail(StatusCode::kUnsupported, "a scalar result is not supported");
+  import_flatten_to(node, x, out);
+}
+
+// Shape of a value is a constant (shapes are static after import; a dynamic batch is kBatchDim).
+void Importer::import_shape(const Node& node) {
+  node.allow_attributes({"start", "end"});
+  Value& x = value(node, 0);
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t start = node.get_int("start", 0), end = node.get_int("end", rank);
+  if (start < 0) start += rank;
+  if (end < 0) end += rank;
+  start = std::clamp<int64_t>(start, 0, rank);
+  end = std::clamp<int64_t>(end, start, rank);
+  Constant c;
+  c.name = node.out(0);
+  c.type = onnx::TensorProto::INT64;
+  for (int64_t d = start; d < end; ++d) c.i.push_back(x.shape[d] < 0 ? kBatchDim : x.shape[d]);
+  c.dims = {static_cast<int32_t>(c.i.size())};
+  if (values_.count(c.name) || is_constant(c.name))
+    node.fail(StatusCode::kInvalidModel, "value '%s' is defined twice", c.name.c_str());
+  constants_[c.name] = std::move(c);
+}
+
+// Elementwise functions of one input: one Unary op, in whatever layout the value already has.
+// Mul(x, HardSigmoid(x)) with HardSigmoid's alpha 1/6 and beta 1/2 — how exporters before opset 14
+// write HardSwish — becomes one HardSwish.
+void Importer::import_unary(const Node& node) {
+  struct Kind {
+    const char* op;
+    UnaryKind kind;
+  };
+  static const Kind kKinds[] = {
+      {"Sigmoid", UnaryKind::kSigmoid}, {"Tanh", UnaryKind::kTanh},         {"HardSigmoid", UnaryKind::kHardSigmoid},
+      {"HardSwish", UnaryKind::kHardSwish}, {"LeakyRelu", UnaryKind::kLeakyRelu}, {"Elu", UnaryKind::kElu},
+      {"Exp", UnaryKind::kExp},         {"Log", UnaryKind::kLog},           {"Sqrt", UnaryKind::kSqrt},
+      {"Abs", UnaryKind::kAbs},         {"Neg", UnaryKind::kNeg},           {"Erf", UnaryKind::kErf},
+      {"Reciprocal", UnaryKind::kReciprocal}, {"Softplus", UnaryKind::kSoftplus}, {"Gelu", UnaryKind::kGelu},
+  };
+  UnaryOptions f;
+  bool found = false;
+  for (const Kind& k : kKinds)
+    if (node.op() == k.op) f.kind = k.kind, found = true;
+  if (!found) node.fail(StatusCode::kInternal, "no unary function for this op");
+  switch (f.kind) {
+    case UnaryKind::kHardSigmoid:
+      node.allow_attributes({"alpha", "beta"});
+      f.alpha = node.get_float("alpha", 0.2f);
+      f.beta = node.get_float("beta", 0.5f);
+      break;
+    case UnaryKind::kLeakyRelu:
+      node.allow_attributes({"alpha"});
+      f.alpha = node.get_float("alpha", 0.01f);
+      break;
+    case UnaryKind::kElu:
+      node.allow_attributes({"alpha"});
+      f.alpha = node.get_float("alpha", 1.0f);
+      break;
+    case UnaryKind::kGelu: {
+      node.allow_attributes({"approximate"});
+      const std::string a = node.get_string("approximate", "none");
+      if (a == "tanh")
+        f.kind = UnaryKind::kGeluTanh;
+      else if (a != "none")
+        node.unsupported("approximate", a, "none or tanh");
+      break;
+    }
+    default: node.allow_attributes({}); break;
+  }
+  if (!std::isfinite(f.alpha) || !std::isfinite(f.beta))
+    node.fail(StatusCode::kInvalidModel, "alpha %g / beta %g must be finite", f.alpha, f.beta);
+  std::string out = node.out(0);
+  std::string label = node.label;
+  if (f.kind == UnaryKind::kHardSigmoid && std::fabs(f.alpha - 1.0f / 6.0f) < 1e-6f && f.beta == 0.5f) {
+    std::vector<int> through;
+    const int r = sole_reader(out, &through);  // input 0 of the Mul...
+    int other = -1;
+    if (r < 0) {  // ... or input 1: Mul(x, HardSigmoid(x))
+      auto it = readers_.find(out);
+      if (it != readers_.end() && it->second.size() == 1 && it->second[0] >= 0) other = it->second[0];
+    }
+    const int m = r >= 0 ? r : other;
+    if (m >= 0 && !done_[m] && g_.node(m).op_type() == "Mul" && g_.node(m).input_size() == 2 &&
+        is_default_domain(g_.node(m).domain()) && g_.node(m).attribute_size() == 0) {
+      const onnx::NodeProto& mul = g_.node(m);
+      const std::string& partner = mul.input(0) == out ? mul.input(1) : mul.input(0);
+      if (partner == node.in(0) && (mul.input(0) == out) != (mul.input(1) == out)) {
+        f = UnaryOptions{UnaryKind::kHardSwish, 0.0f, 0.0f};
+        mark_done(through, m);
+        out = mul.output(0);
+        label = mul.name().empty() ? mul.output(0) : mul.name();
+      }
+    }
+  }
+  emit_unary(label, value(node, 0), f, out);
+}
+
+void Importer::emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out) {
+  const Layout layout = x.tensor[1] >= 0 ? Layout::kNhwc : Layout::kOnnx;
+  Operator op;
+  op.unary = f;
+  int32_t t = add_activation(out, internal_shape(x.shape, layout));
+  emit(OpType::kUnary, label, {tensor_in(x, layout)}, t, op);
+  define(out, x.shape, layout, t);
+}
+
+// Pow with a constant scalar exponent: Sqrt for 1/2, Reciprocal for -1, the identity for 1,
+// Unary Pow otherwise.
+void Importer::import_pow(const Node& node) {
+  node.allow_attributes({});
+  const Constant* e = find_constant(node.in(1));
+  if (!e || e->size() != 1 || (e->type != onnx::TensorProto::FLOAT && e->type != onnx::TensorProto::INT64))
+    node.fail(StatusCode::kUnsupported, "exponent '%s' must be a constant scalar", node.in(1).c_str());
+  const float p = e->type == onnx::TensorProto::FLOAT ? e->f[0] : static_cast<float>(e->i[0]);
+  if (!std::isfinite(p)) node.fail(StatusCode::kUnsupported, "exponent %g must be finite", p);
+  if (p == 1.0f) return alias(node);
+  UnaryOptions f{UnaryKind::kPow, p, 0.0f};
+  if (p == 0.5f) f = UnaryOptions{UnaryKind::kSqrt, 0.0f, 0.0f};
+  if (p == -1.0f) f = UnaryOptions{UnaryKind::kReciprocal, 0.0f, 0.0f};
+  emit_unary(node.label, value(node, 0), f, node.out(0));
 }
 
 // ---------------------------------------------------------------- constant folding
@@ -1382,10 +1793,13 @@ std::vector<int64_t> strides_of(const Shape& dims) {
   return s;
 }
 
+const char* const Importer::kFoldable[] = {"Cast",  "Concat",    "ConstantOfShape", "Gather", "Reshape",
+                                           "Slice", "Transpose", "Squeeze",         "Unsqueeze", nullptr};
+
 bool Importer::fold_constants(const Node& node) {
-  static const char* const kFoldable[] = {"Cast", "Concat", "ConstantOfShape", "Reshape", "Slice", "Transpose"};
-  if (std::none_of(std::begin(kFoldable), std::end(kFoldable), [&](const char* op) { return node.op() == op; }))
-    return false;
+  bool foldable = false;
+  for (const char* const* op = kFoldable; *op; ++op) foldable = foldable || node.op() == *op;
+  if (!foldable) return false;
   std::vector<const Constant*> in;
   for (int i = 0; i < node.proto.input_size(); ++i) {
     if (!node.in(i).empty() && !is_constant(node.in(i))) return false;
@@ -1401,15 +1815,55 @@ bool Importer::fold_constants(const Node& node) {
       node.fail(StatusCode::kUnsupported, "input '%s' must be a 1-D int64 constant", role);
     return in[i]->i;
   };
+  auto no_batch = [&](const Constant& c) {
+    if (std::find(c.i.begin(), c.i.end(), kBatchDim) != c.i.end())
+      node.fail(StatusCode::kUnsupported,
+                "computes with the dynamic batch size; export the model with a fixed batch or bind it");
+  };
   Constant out;
-  if (node.op() == "Cast") {
+  if (node.op() == "Gather") {
+    node.allow_attributes({"axis"});
+    const Constant* idx = in.size() > 1 ? in[1] : nullptr;
+    if (!idx || idx->type != onnx::TensorProto::INT64)
+      node.fail(StatusCode::kUnsupported, "input 'indices' must be an int64 constant");
+    if (rank == 0) node.fail(StatusCode::kInvalidModel, "data is a scalar");
+    int64_t axis = node.get_int("axis", 0);
+    if (axis < -rank || axis >= rank) node.unsupported("axis", std::to_string(axis), "a value in [-rank, rank)");
+    if (axis < 0) axis += rank;
+    Shape dims(x.dims.begin(), x.dims.begin() + axis);
+    dims.insert(dims.end(), idx->dims.begin(), idx->dims.end());
+    dims.insert(dims.end(), x.dims.begin() + axis + 1, x.dims.end());
+    const int64_t extent = x.dims[axis], inner = product(x.dims, axis + 1), irank = idx->dims.size();
+    for (int64_t v : idx->i) {
+      if (v < -extent || v >= extent)
+        node.fail(StatusCode::kInvalidModel, "index %lld is out of range for dim %lld of size %lld",
+                  static_cast<long long>(v), static_cast<long long>(axis), static_cast<long long>(extent));
+    }
+    out = remap(x, name, dims, [&](const std::vector<int32_t>& c) {
+      int64_t flat_idx = 0;
+      for (int64_t k = 0; k < irank; ++k) flat_idx = flat_idx * idx->dims[k] + c[axis + k];
+      int64_t j = idx->i[flat_idx];
+      if (j < 0) j += extent;
+      int64_t outer = 0;
+      for (int64_t k = 0; k < axis; ++k) outer = outer * x.dims[k] + c[k];
+      int64_t in_off = 0;
+      for (size_t k = axis + irank; k < c.size(); ++k) in_off = in_off * dims[k] + c[k];
+      return (outer * extent + j) * inner + in_off;
+    });
+  } else if (node.op() == "Squeeze" || node.op() == "Unsqueeze") {
+    out = x;
+    out.dims = squeezed_shape(node, x.dims);
+  } else if (node.op() == "Cast") {
     node.allow_attributes({"to"});
     const int64_t to = node.get_int("to", 0);
     if (to != onnx::TensorProto::FLOAT && to != onnx::TensorProto::INT64)
       node.unsupported("to", dtype_string(static_cast<int32_t>(to)), "FLOAT or INT64 (on constants)");
     out = x;
     out.type = static_cast<int32_t>(to);
-    if (to == onnx::TensorProto::FLOAT && x.type != onnx::TensorProto::FLOAT) out.f.assign(x.i.begin(), x.i.end());
+    if (to == onnx::TensorProto::FLOAT && x.type != onnx::TensorProto::FLOAT) {
+      no_batch(x);
+      out.f.assign(x.i.begin(), x.i.end());
+    }
     if (to == onnx::TensorProto::INT64 && x.type == onnx::TensorProto::FLOAT)
       for (float v : x.f) out.i.push_back(static_cast<int64_t>(v));
     if (to == onnx::TensorProto::FLOAT)
@@ -1424,6 +1878,7 @@ bool Importer::fold_constants(const Node& node) {
     if (const auto* a = node.attr("value", onnx::AttributeProto::TENSOR)) fill = decode_tensor(a->t(), name);
     if (fill.size() != 1) node.fail(StatusCode::kInvalidModel, "attribute 'value' must hold one element");
     Shape dims;
+    no_batch(x);
     for (int64_t d : ints_input(0, "input")) {
       if (d < 0 || d > 4096) node.fail(StatusCode::kUnsupported, "shape %s is not supported", ints_string(x.i).c_str());
       dims.push_back(static_cast<int32_t>(d));
@@ -1456,6 +1911,7 @@ bool Importer::fold_constants(const Node& node) {
     if (x.dims.empty() || x.size() == 0) node.fail(StatusCode::kUnsupported, "reshape of an empty or scalar constant");
     out = x;
     out.name = name;
+    no_batch(*in[1]);
     out.dims = reshape_target(node, x.dims, ints_input(1, "shape"));
   } else if (node.op() == "Transpose") {
     node.allow_attributes({"perm"});
@@ -1548,6 +2004,18 @@ Status import_onnx_bytes(const void* data, size_t size, const char* source_name,
     status.with_context("%s", source);
   }
   return status;
+}
+
+std::vector<OnnxOpSupport> onnx_supported_ops() {
+  std::vector<OnnxOpSupport> out;
+  for (const Importer::OpEntry& e : Importer::kOps) out.push_back({e.op, ""});
+  out.push_back({"Constant", ""});
+  for (const char* const* op = Importer::kFoldable; *op; ++op) {
+    bool listed = false;
+    for (OnnxOpSupport& o : out) listed = listed || std::strcmp(o.op, *op) == 0;
+    if (!listed) out.push_back({*op, "constant inputs only (evaluated at import)"});
+  }
+  return out;
 }
 
 Status import_onnx_file(const char* path, Graph* graph) {

@@ -34,4 +34,16 @@ Status load_any_model(const std::string& path, Graph* graph) {
                        "%s: unknown model format (expected a .onnx or .tqm file)", path.c_str());
 }
 
+std::string onnx_support_markdown() {
+#if TQ_WITH_ONNX
+  std::string out = "ONNX opsets " + std::to_string(kOnnxMinOpset) + " to " + std::to_string(kOnnxMaxOpset) +
+                    " (default domain), these operators:\n\n";
+  for (const OnnxOpSupport& op : onnx_supported_ops())
+    out += std::string("- ") + op.op + (*op.note ? std::string(" — ") + op.note : std::string()) + "\n";
+  return out;
+#else
+  return "this build has no ONNX importer (TQ_WITH_ONNX=OFF)\n";
+#endif
+}
+
 }  // namespace tinyquant

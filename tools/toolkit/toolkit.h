@@ -13,6 +13,9 @@ namespace tinyquant {
 
 // .onnx → ONNX importer; .tqm (or any file starting with a TQM0 FlatBuffer) → verified loader.
 Status load_any_model(const std::string& path, Graph* graph);
+// The importer's opsets and operators (from its own table) as a Markdown list; the README's
+// list is this text (`tq import --list-ops`).
+std::string onnx_support_markdown();
 
 // FNV-1a 64-bit: start from kFnv1a64Offset, fold in bytes with fnv1a64().
 constexpr uint64_t kFnv1a64Offset = 0xcbf29ce484222325ull;

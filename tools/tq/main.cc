@@ -97,16 +97,24 @@ void add_preprocessing(CLI::App* cmd, std::string* data_dir, float* mean, float*
 
 struct ImportArgs {
   std::string model, output;
+  bool list_ops = false;
 };
 
 CLI::App* add_import(CLI::App& tq, ImportArgs& a) {
-  CLI::App* cmd = tq.add_subcommand("import", "convert an ONNX model (opsets 11-17) to a verified .tqm");
-  add_model(cmd, &a.model, "MODEL.onnx");
-  cmd->add_option("-o,--output", a.output, "OUT.tqm")->required();
+  CLI::App* cmd = tq.add_subcommand("import", "convert an ONNX model (opsets 7-21) to a verified .tqm");
+  cmd->add_option("MODEL", a.model, "MODEL.onnx");
+  cmd->add_option("-o,--output", a.output, "OUT.tqm");
+  cmd->add_flag("--list-ops", a.list_ops, "print the supported opsets and operators, then exit");
   return cmd;
 }
 
 int cmd_import(const ImportArgs& a) {
+  if (a.list_ops) {
+    std::fputs(onnx_support_markdown().c_str(), stdout);
+    return 0;
+  }
+  if (a.model.empty()) return usage_error("import: MODEL is required");
+  if (a.output.empty()) return usage_error("import: -o,--output is required");
   Graph graph;
   Status s = load_any_model(a.model, &graph);
   if (!s.is_ok()) return fail(s);
