@@ -148,3 +148,21 @@ TEST_CASE("npy parser rejects malformed files") {
   s = parse_npy(reinterpret_cast<const uint8_t*>(file.data()), file.size(), "short.npy", &a);
   CHECK(std::string(s.message()).find("needs 12 bytes") != std::string::npos);
 }
+
+TEST_CASE("the README's list of ONNX ops is the importer's own table (tq import --list-ops)") {
+  const std::string listed = onnx_support_markdown();
+  CHECK(contains(listed, "ONNX opsets 7 to 21"));
+  CHECK(contains(listed, "- Transpose\n"));
+  CHECK(contains(listed, "- HardSwish\n"));
+  Run r = tq("import --list-ops");
+  REQUIRE(r.code == 0);
+  CHECK(contains(r.out, listed.c_str()));
+  std::ifstream in(std::string(TQ_SOURCE_DIR) + "/README.md");
+  const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string begin = "<!-- onnx-ops:begin -->\n", end = "<!-- onnx-ops:end -->";
+  const size_t b = readme.find(begin), e = readme.find(end);
+  REQUIRE(b != std::string::npos);
+  REQUIRE(e != std::string::npos);
+  CHECK_MESSAGE(readme.substr(b + begin.size(), e - b - begin.size()) == listed,
+                "README.md's op list is stale: replace it with the output of `build/bin/tq import --list-ops`");
+}
