@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -165,4 +166,41 @@ TEST_CASE("the README's list of ONNX ops is the importer's own table (tq import 
   REQUIRE(e != std::string::npos);
   CHECK_MESSAGE(readme.substr(b + begin.size(), e - b - begin.size()) == listed,
                 "README.md's op list is stale: replace it with the output of `build/bin/tq import --list-ops`");
+}
+
+TEST_CASE("tq eval --against reports output fidelity without labels, on .npy data or Fashion-MNIST") {
+  const std::string dir = temp_dir();
+  REQUIRE(tq("import " + kLenet + " -o " + dir + "/lenet.tqm").code == 0);
+  Run q = tq("quantize " + kLenet + " --method rtn --wbits 8 --abits 8 --calib-size 64 -o " + dir + "/lenet.w8.tqm");
+  REQUIRE_MESSAGE(q.code == 0, q.out);
+  std::vector<float> x(16 * 28 * 28);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  REQUIRE(write_npy(dir + "/x.npy", {16, 1, 28, 28}, x.data()).is_ok());
+
+  // The float model against itself: identical outputs.
+  Run same = tq("eval " + dir + "/lenet.tqm --against " + kLenet + " --data npy:" + dir + "/x.npy --json");
+  REQUIRE_MESSAGE(same.code == 0, same.out);
+  CHECK(contains(same.out, "\"sqnr_db\": \"inf\""));
+  CHECK(contains(same.out, "\"top1_agreement\": 100.0"));
+  CHECK(contains(same.out, "\"samples\": 16"));
+
+  Run w8 = tq("eval " + dir + "/lenet.w8.tqm --against " + dir + "/lenet.tqm --data npy:" + dir + "/x.npy");
+  REQUIRE_MESSAGE(w8.code == 0, w8.out);
+  CHECK(contains(w8.out, "SQNR"));
+  CHECK(contains(w8.out, "top-1 agreement"));
+  Run fm = tq("eval " + dir + "/lenet.w8.tqm --against " + dir + "/lenet.tqm --limit 50 --json");
+  REQUIRE_MESSAGE(fm.code == 0, fm.out);
+  CHECK(contains(fm.out, "\"samples\": 50"));
+
+  std::vector<float> bad(4 * 3 * 28 * 28, 0.0f);
+  REQUIRE(write_npy(dir + "/bad.npy", {4, 3, 28, 28}, bad.data()).is_ok());
+  Run shape = tq("eval " + dir + "/lenet.w8.tqm --against " + dir + "/lenet.tqm --data npy:" + dir + "/bad.npy");
+  CHECK(shape.code == 1);
+  CHECK(contains(shape.out, "expected [-1,1,28,28]"));
+  Run two = tq("eval " + dir + "/lenet.w8.tqm --against " + dir + "/lenet.tqm --data npy:" + dir + "/x.npy," + dir +
+               "/x.npy");
+  CHECK(two.code == 1);
+  CHECK(contains(two.out, "the model has 1 inputs; got data for 2"));
+  CHECK(tq("eval " + dir + "/lenet.w8.tqm --data npy:" + dir + "/x.npy").code == 2);  // no labels, no --against
+  CHECK(tq("eval " + dir + "/lenet.w8.tqm --data cifar").code == 2);
 }

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "data/npy.h"
 #include "tinyquant/interpreter.h"
 #include "tinyquant/onnx_import.h"
+#include "tinyquant/pipeline.h"
+#include "toolkit/toolkit.h"
 
 using namespace tinyquant;
 
@@ -56,6 +59,40 @@ std::vector<ManifestRow> read_manifest(const std::string& path) {
   return rows;
 }
 
+// Random N(0, 1) samples shaped like `graph`'s input k (the wild models' inputs are drawn so too).
+NpyArray normal_samples(const Graph& graph, int k, int32_t n, uint32_t seed) {
+  NpyArray a;
+  a.shape = graph.tensors[graph.inputs[k]].shape;
+  a.shape[0] = n;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  a.data.resize(static_cast<size_t>(shape_elements(a.shape)));
+  for (float& v : a.data) v = dist(rng);
+  return a;
+}
+
+// W8A8 round-to-nearest (calibrated on 64 random samples), SQNR of its outputs against the float
+// graph's on 32 others; NaN for models the rtn pipeline does not take (more than one input).
+double rtn_w8a8_sqnr(const Graph& graph) {
+  if (graph.inputs.size() != 1) return std::nan("");
+  const NpyArray calib_x = normal_samples(graph, 0, 64, 11);
+  quant::CalibrationData calib;
+  calib.values = calib_x.data;
+  calib.samples = 64;
+  calib.dataset = "normal(0,1)";
+  Graph q;
+  const Status s = quant::quantize_graph_rtn(graph, calib, quant::RtnOptions(), &q, nullptr, nullptr);
+  REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
+  FidelityResult r;
+  EvalOptions opt;
+  opt.batch = 8;
+  const Status c = compare_models(q, graph, {normal_samples(graph, 0, 32, 12)}, opt, &r);
+  REQUIRE_MESSAGE(c.is_ok(), std::string(c.message()));
+  double worst = INFINITY;
+  for (const FidelityOutput& o : r.outputs) worst = std::min(worst, o.sqnr_db);
+  return worst;
+}
+
 std::string ort_dir() {
   const char* env = std::getenv("TQ_ORT_DIR");
   return env && *env ? env : TQ_ORT_DIR;
@@ -78,7 +115,8 @@ TEST_CASE("wild models import and match ONNX Runtime on both backends") {
   const std::vector<ManifestRow> rows = read_manifest(dir + "/manifest.tsv");
   REQUIRE(rows.size() >= 15);
 
-  MESSAGE("model                        opset  transposes onnx->tq   reference abs / rel      xnnpack abs / rel");
+  MESSAGE("model                        opset  transposes onnx->tq   reference abs / rel      xnnpack abs / rel"
+          "    W8A8 RTN SQNR");
   int failures = 0;
   for (const ManifestRow& row : rows) {
     CAPTURE(row.name);
@@ -130,6 +168,10 @@ TEST_CASE("wild models import and match ONNX Runtime on both backends") {
       std::snprintf(line, sizeof(line), "   %9.2e / %8.2e", worst_abs, worst_rel);
       cells += line;
     }
+    const double sqnr = rtn_w8a8_sqnr(graph);
+    if (!std::isnan(sqnr)) CHECK(sqnr > 25.0);
+    std::snprintf(line, sizeof(line), "    %6.1f dB", sqnr);
+    cells += std::isnan(sqnr) ? std::string("    (2 inputs)") : std::string(line);
     std::snprintf(line, sizeof(line), "%-28s %5d  %6d -> %-6d", row.name.c_str(), row.opset, row.onnx_transposes,
                   tq_transposes);
     const std::string row_text = std::string(line) + cells;

@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "tinyquant/port.h"
 #include "tinyquant/shape_inference.h"
@@ -91,6 +93,106 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
   }
   result->samples = total;
   result->top1 = total ? 100.0 * result->correct / total : 0.0;
+  result->seconds = (port::now_us() - t0) / 1e6;
+  return Status::ok();
+}
+
+}  // namespace tinyquant
+
+namespace tinyquant {
+
+Status compare_models(const Graph& model, const Graph& reference, const std::vector<NpyArray>& inputs,
+                      const EvalOptions& options, FidelityResult* result) {
+  TQ_ENSURE(model.inputs.size() == reference.inputs.size() && model.outputs.size() == reference.outputs.size(),
+            kInvalidArgument, "the models differ: %zu inputs / %zu outputs against %zu / %zu", model.inputs.size(),
+            model.outputs.size(), reference.inputs.size(), reference.outputs.size());
+  TQ_ENSURE(inputs.size() == model.inputs.size(), kInvalidArgument,
+            "the model has %zu inputs; got data for %zu (give one .npy per input, comma-separated)",
+            model.inputs.size(), inputs.size());
+  TQ_ENSURE(options.batch >= 1 && options.batch <= 4096, kInvalidArgument, "batch %d must be 1..4096", options.batch);
+  int32_t total = -1;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& t = model.tensors[model.inputs[k]];
+    const NpyArray& a = inputs[k];
+    bool match = a.shape.size() == t.shape.size() && !a.shape.empty();
+    for (size_t d = 1; match && d < t.shape.size(); ++d) match = a.shape[d] == t.shape[d];
+    char got[96], want[96];
+    TQ_ENSURE(match, kInvalidArgument, "data for input '%s' has shape %s, expected %s (N = any)", t.name.c_str(),
+              shape_str(a.shape.data(), static_cast<int>(a.shape.size()), got, sizeof(got)),
+              shape_str(t.shape.data(), static_cast<int>(t.shape.size()), want, sizeof(want)));
+    TQ_ENSURE(total < 0 || a.shape[0] == total, kInvalidArgument,
+              "the inputs hold different sample counts (%d and %d)", total, a.shape[0]);
+    total = a.shape[0];
+  }
+  if (options.limit > 0) total = std::min(total, options.limit);
+  TQ_ENSURE(total >= 1, kInvalidArgument, "no samples to compare");
+  *result = FidelityResult();
+  result->samples = total;
+  result->outputs.resize(model.outputs.size());
+  std::vector<double> signal(model.outputs.size(), 0.0), noise(model.outputs.size(), 0.0);
+  std::vector<int64_t> agree(model.outputs.size(), 0), rows(model.outputs.size(), 0);
+
+  Interpreter a, b;
+  PrepareOptions prep;
+  prep.backend = options.backend;
+  prep.threads = options.threads;
+  int32_t prepared = 0;
+  const uint64_t t0 = port::now_us();
+  for (int32_t first = 0; first < total;) {
+    const int32_t n = std::min(options.batch, total - first);
+    if (n != prepared) {
+      prep.batch = n;
+      TQ_RETURN_IF_ERROR(a.prepare(model, prep));
+      TQ_RETURN_IF_ERROR(b.prepare(reference, prep).with_context("reference model"));
+      prepared = n;
+    }
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const size_t per = inputs[k].data.size() / static_cast<size_t>(inputs[k].shape[0]);
+      TQ_ENSURE(a.input(static_cast<int>(k)).elements() == static_cast<int64_t>(per) * n &&
+                    b.input(static_cast<int>(k)).elements() == static_cast<int64_t>(per) * n,
+                kInvalidArgument, "input %zu: the models take %lld elements per batch of %d, the data %zu", k,
+                static_cast<long long>(a.input(static_cast<int>(k)).elements()), n, per * n);
+      std::memcpy(a.input(static_cast<int>(k)).data, inputs[k].data.data() + per * first, per * n * sizeof(float));
+      std::memcpy(b.input(static_cast<int>(k)).data, inputs[k].data.data() + per * first, per * n * sizeof(float));
+    }
+    TQ_RETURN_IF_ERROR(a.invoke());
+    TQ_RETURN_IF_ERROR(b.invoke().with_context("reference model"));
+    for (int o = 0; o < a.num_outputs(); ++o) {
+      const TensorView y = a.output(o), r = b.output(o);
+      TQ_ENSURE(y.dtype == DType::kFloat32 && r.dtype == DType::kFloat32 && y.elements() == r.elements(),
+                kInvalidArgument, "output %d: the models' outputs differ in dtype or size (%lld and %lld elements)",
+                o, static_cast<long long>(y.elements()), static_cast<long long>(r.elements()));
+      FidelityOutput& f = result->outputs[o];
+      f.name = model.tensors[model.outputs[o]].name;
+      const float* py = y.as<const float>();
+      const float* pr = r.as<const float>();
+      for (int64_t i = 0; i < y.elements(); ++i) {
+        const double d = double(py[i]) - pr[i];
+        signal[o] += double(pr[i]) * pr[i];
+        noise[o] += d * d;
+        f.max_abs_error = std::max(f.max_abs_error, std::fabs(d));
+        f.reference_max_abs = std::max(f.reference_max_abs, std::fabs(double(pr[i])));
+      }
+      f.elements += y.elements();
+      // A classifier's scores: [N, C] with C > 1 — compare the arg-max.
+      f.classifier = y.dims.rank == 2 && y.dims[1] > 1 && y.dims[0] == n;
+      if (f.classifier) {
+        const int32_t c = y.dims[1];
+        for (int32_t i = 0; i < n; ++i) {
+          const float* ry = py + size_t(i) * c;
+          const float* rr = pr + size_t(i) * c;
+          agree[o] += (std::max_element(ry, ry + c) - ry) == (std::max_element(rr, rr + c) - rr);
+        }
+        rows[o] += n;
+      }
+    }
+    first += n;
+  }
+  for (size_t o = 0; o < result->outputs.size(); ++o) {
+    FidelityOutput& f = result->outputs[o];
+    f.sqnr_db = noise[o] > 0 ? 10.0 * std::log10(signal[o] / noise[o]) : std::numeric_limits<double>::infinity();
+    f.top1_agreement = rows[o] ? 100.0 * agree[o] / rows[o] : 0.0;
+  }
   result->seconds = (port::now_us() - t0) / 1e6;
   return Status::ok();
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/idx.h"
+#include "data/npy.h"
 #include "tinyquant/graph.h"
 #include "tinyquant/interpreter.h"
 
@@ -60,6 +61,25 @@ Status check_classifier(const Graph& graph, int32_t rows, int32_t cols);
 // Top-1 of the model over the dataset (labels used only to count).
 Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const EvalOptions& options,
                            EvalResult* result);
+
+// Output fidelity of `model` against `reference` (e.g. a quantized model against its float
+// original) on the same inputs: one float32 array per model input, [N, ...] each. Per output:
+// SQNR = 10 log10(sum ref^2 / sum (out - ref)^2) in dB, max |out - ref|, and for [N, C>1] outputs
+// the percentage of samples whose arg-max agrees. options: backend, threads, batch, limit.
+struct FidelityOutput {
+  std::string name;
+  int64_t elements = 0;
+  double sqnr_db = 0.0, max_abs_error = 0.0, reference_max_abs = 0.0;
+  bool classifier = false;
+  double top1_agreement = 0.0;  // percent, classifier outputs only
+};
+struct FidelityResult {
+  int32_t samples = 0;
+  std::vector<FidelityOutput> outputs;
+  double seconds = 0.0;
+};
+Status compare_models(const Graph& model, const Graph& reference, const std::vector<NpyArray>& inputs,
+                      const EvalOptions& options, FidelityResult* result);
 
 // tq embed: MODEL.tqm + the first `count` images of a split -> one C++ source (model bytes, raw
 // uint8 images, labels, preprocessing, a static arena sized on the host) for examples/mcu_inference.

@@ -129,16 +129,27 @@ int cmd_import(const ImportArgs& a) {
 // --- eval ---
 
 struct EvalArgs {
-  std::string model, data = "fashion-mnist", split = "test", data_dir = kDefaultFashionMnistDir;
+  std::string model, data = "fashion-mnist", split = "test", data_dir = kDefaultFashionMnistDir, against;
   EvalOptions eval;
   bool json = false, quiet = false, simulate = false;
 };
 
 CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
-  CLI::App* cmd = tq.add_subcommand("eval", "top-1 accuracy on Fashion-MNIST");
+  CLI::App* cmd = tq.add_subcommand(
+      "eval", "top-1 accuracy on Fashion-MNIST, or output fidelity against a reference model (--against)");
   add_model(cmd, &a.model, "MODEL.(tqm|onnx)");
-  cmd->add_option("--data", a.data, "dataset")
-      ->check(because(CLI::IsMember({"fashion-mnist"}), "only fashion-mnist is supported"));
+  cmd->add_option("--data", a.data, "fashion-mnist, or npy:A.npy[,B.npy...] (one float32 [N,...] file per model "
+                                    "input; with --against)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return v == "fashion-mnist" || (v.rfind("npy:", 0) == 0 && v.size() > 4)
+                       ? ""
+                       : "expected fashion-mnist or npy:FILE.npy[,FILE.npy...]";
+          },
+          "DATA"));
+  cmd->add_option("--against", a.against,
+                  "REFERENCE.(tqm|onnx): report output fidelity against it (SQNR in dB, max abs error, top-1 "
+                  "agreement) instead of accuracy; needs no labels");
   cmd->add_option("--split", a.split, "split")->check(CLI::IsMember({"test", "train"}));
   cmd->add_option("--limit", a.eval.limit, "first N images only")->check(CLI::Range(1, kMaxCount))->default_str("all");
   add_backend(cmd, &a.eval.backend, &a.eval.threads, "kernels");
@@ -152,17 +163,81 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
   return cmd;
 }
 
+int cmd_eval_against(const EvalArgs& a, const Graph& graph) {
+  Graph reference;
+  Status s = load_any_model(a.against, &reference);
+  if (!s.is_ok()) return fail(s);
+  std::vector<NpyArray> inputs;
+  if (a.data.rfind("npy:", 0) == 0) {
+    std::string list = a.data.substr(4);
+    for (size_t start = 0; start <= list.size();) {
+      const size_t comma = std::min(list.find(',', start), list.size());
+      NpyArray arr;
+      s = read_npy(list.substr(start, comma - start), &arr);
+      if (!s.is_ok()) return fail(s);
+      inputs.push_back(std::move(arr));
+      start = comma + 1;
+    }
+  } else {
+    ImageDataset ds;
+    s = load_fashion_mnist(a.data_dir, a.split, &ds);
+    if (!s.is_ok()) return fail(s);
+    s = check_classifier(graph, ds.rows, ds.cols);
+    if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
+    const int32_t n = a.eval.limit > 0 ? std::min(a.eval.limit, ds.count) : ds.count;
+    NpyArray x;
+    x.shape = graph.tensors[graph.inputs[0]].shape;
+    x.shape[0] = n;
+    x.data.resize(static_cast<size_t>(n) * ds.rows * ds.cols);
+    preprocess_images(ds, 0, n, a.eval.mean, a.eval.std, x.data.data());
+    inputs.push_back(std::move(x));
+  }
+  FidelityResult r;
+  s = compare_models(graph, reference, inputs, a.eval, &r);
+  if (!s.is_ok()) return fail(s.with_context("%s against %s", a.model.c_str(), a.against.c_str()));
+  if (a.json) {
+    Json outs = Json::array();
+    for (const FidelityOutput& o : r.outputs) {
+      Json j = {{"name", o.name},
+                {"sqnr_db", std::isfinite(o.sqnr_db) ? Json(json_round(o.sqnr_db, 3)) : Json("inf")},
+                {"max_abs_error", o.max_abs_error},
+                {"reference_max_abs", o.reference_max_abs}};
+      if (o.classifier) j["top1_agreement"] = json_round(o.top1_agreement, 4);
+      outs.push_back(j);
+    }
+    const Json j = {{"model", a.model},     {"against", a.against},
+                    {"data", a.data},       {"samples", r.samples},
+                    {"backend", backend_name(a.eval.backend)}, {"seconds", json_round(r.seconds, 3)},
+                    {"outputs", outs}};
+    std::printf("%s\n", json_line(j).c_str());
+    return 0;
+  }
+  std::printf("%s against %s on %d samples of %s (backend %s):\n", a.model.c_str(), a.against.c_str(), r.samples,
+              a.data.c_str(), backend_name(a.eval.backend));
+  for (const FidelityOutput& o : r.outputs) {
+    std::printf("  %s: SQNR %.2f dB, max |error| %.4g (reference values up to %.4g)", o.name.c_str(), o.sqnr_db,
+                o.max_abs_error, o.reference_max_abs);
+    if (o.classifier) std::printf(", top-1 agreement %.2f%%", o.top1_agreement);
+    std::printf("\n");
+  }
+  return 0;
+}
+
 int cmd_eval(EvalArgs& a) {
   a.eval.progress = !a.json && !a.quiet;
   Graph graph;
   Status s = load_any_model(a.model, &graph);
   if (!s.is_ok()) return fail(s);
+  if (!a.against.empty() && !a.simulate) return cmd_eval_against(a, graph);
+  if (a.data != "fashion-mnist")
+    return usage_error("--data " + a.data + ": data without labels needs --against REFERENCE (output fidelity)");
   if (a.simulate) {
 #if TQ_WITH_QUANT
     Graph sim;
     s = quant::build_simulated_graph(graph, &sim);
     if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
     graph = std::move(sim);
+    if (!a.against.empty()) return cmd_eval_against(a, graph);
 #else
     return usage_error("--simulate: this build has no quant/ (TQ_WITH_QUANT=OFF)");
 #endif
