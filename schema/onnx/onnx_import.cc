@@ -44,6 +44,8 @@ constexpr int kMinOpset = kOnnxMinOpset, kMaxOpset = kOnnxMaxOpset;
 // it, data-movement folds (Gather, Concat, Slice, Unsqueeze...) carry it, and Reshape reads it in
 // dim 0 as "the batch". Arithmetic on it fails with an error that says the batch must be bound.
 constexpr int64_t kBatchDim = std::numeric_limits<int64_t>::min() + 1;
+// Constants the importer computes (ConstantOfShape) stay below this many elements.
+constexpr int64_t kMaxFoldElements = int64_t{1} << 24;
 
 struct ImportError {
   Status status;
@@ -1883,6 +1885,9 @@ bool Importer::fold_constants(const Node& node) {
       if (d < 0 || d > 4096) node.fail(StatusCode::kUnsupported, "shape %s is not supported", ints_string(x.i).c_str());
       dims.push_back(static_cast<int32_t>(d));
     }
+    if (product(dims) > kMaxFoldElements)  // the one fold whose output can dwarf its inputs
+      node.fail(StatusCode::kUnsupported, "shape %s has more than %lld elements", ints_string(x.i).c_str(),
+                static_cast<long long>(kMaxFoldElements));
     out = remap(fill, name, dims, [](const std::vector<int32_t>&) { return int64_t{0}; });
   } else if (node.op() == "Concat") {
     node.allow_attributes({"axis"});
@@ -1911,8 +1916,9 @@ bool Importer::fold_constants(const Node& node) {
     if (x.dims.empty() || x.size() == 0) node.fail(StatusCode::kUnsupported, "reshape of an empty or scalar constant");
     out = x;
     out.name = name;
+    const std::vector<int64_t>& target = ints_input(1, "shape");  // checks input 1 exists
     no_batch(*in[1]);
-    out.dims = reshape_target(node, x.dims, ints_input(1, "shape"));
+    out.dims = reshape_target(node, x.dims, target);
   } else if (node.op() == "Transpose") {
     node.allow_attributes({"perm"});
     std::vector<int64_t> perm(rank);

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
@@ -1162,4 +1163,126 @@ TEST_CASE("onnx: x.view(x.size(0), -1) with a dynamic batch keeps the batch dyna
   m.node("Reshape", {"x", "target"}, {"y"});
   const Graph g = m.import();
   CHECK(g.tensors[g.outputs[0]].shape == std::vector<int32_t>{-1, 18});
+}
+
+// ---------------------------------------------------------------- fuzzing
+
+namespace {
+
+// A small model with a bit of everything the importer handles: NHWC input and Transposes, conv,
+// unary ops and the HardSwish pattern, a shape subgraph, ReduceMean, Squeeze, Gemm.
+std::string fuzz_seed_model() {
+  OnnxModel m(13);
+  m.input("x", {1, 6, 6, 2}).output("y");
+  m.init("w", {3, 2, 3, 3}, std::vector<float>(54, 0.05f));
+  m.init("b", {3}, {0.1f, -0.1f, 0.2f});
+  m.init("fc", {3, 4}, std::vector<float>(12, 0.3f));
+  m.init_i64("axes", {2}, {2, 3});
+  m.init_i64("zero", {}, {0});
+  m.init_i64("ax0", {1}, {0});
+  m.init_i64("minus1", {1}, {-1});
+  m.node("Transpose", {"x"}, {"t"}).ints("perm", {0, 3, 1, 2});
+  m.node("Conv", {"t", "w", "b"}, {"c"}).ints("pads", {1, 1, 1, 1});
+  m.node("HardSigmoid", {"c"}, {"h"}).f("alpha", 1.0f / 6.0f).f("beta", 0.5f);
+  m.node("Mul", {"c", "h"}, {"hs"});
+  m.node("Sigmoid", {"hs"}, {"sg"});
+  m.node("ReduceMean", {"sg"}, {"rm"}).ints("axes", {2, 3}).i("keepdims", 1);
+  m.node("Squeeze", {"rm", "axes"}, {"sq"});
+  m.node("Shape", {"sq"}, {"shape"});
+  m.node("Gather", {"shape", "zero"}, {"n"}).i("axis", 0);
+  m.node("Unsqueeze", {"n", "ax0"}, {"n1"});
+  m.node("Concat", {"n1", "minus1"}, {"target"}).i("axis", 0);
+  m.node("Reshape", {"sq", "target"}, {"flat"});
+  m.node("Gemm", {"flat", "fc"}, {"g"});
+  m.node("Softmax", {"g"}, {"y"}).i("axis", -1);
+  REQUIRE(m.import().operators.size() > 3);
+  return m.bytes();
+}
+
+// Imports bytes that may be anything: an error or a graph that validates, never a crash.
+void import_must_not_crash(const std::string& bytes, int* ok) {
+  Graph g;
+  const Status s = import_onnx_bytes(bytes.data(), bytes.size(), "fuzz.onnx", &g);
+  if (s.is_ok()) {
+    ++*ok;
+    std::vector<Dims> dims;
+    CHECK(infer_shapes(g, 0, &dims).is_ok());
+  } else {
+    CHECK(std::strlen(s.message()) > 0);
+    CHECK(g.operators.empty());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("onnx fuzz: truncated, bit-flipped and structurally mutated models never crash the importer") {
+  // TQ_FUZZ_SEED=N explores other mutations locally; CI runs the fixed seed.
+  const char* env_seed = std::getenv("TQ_FUZZ_SEED");
+  std::mt19937 rng(env_seed ? static_cast<uint32_t>(std::atoi(env_seed)) : 2024u);
+  std::vector<std::string> seeds = {fuzz_seed_model()};
+  {
+    std::ifstream f(std::string(TQ_MODELS_DIR) + "/zoo.onnx", std::ios::binary);
+    seeds.emplace_back((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    REQUIRE(seeds.back().size() > 1000);
+  }
+  int imported = 0, tried = 0;
+  for (const std::string& seed : seeds) {
+    for (int i = 0; i < 300; ++i, ++tried)  // every truncation length is a different parse
+      import_must_not_crash(seed.substr(0, std::uniform_int_distribution<size_t>(0, seed.size() - 1)(rng)), &imported);
+    for (int i = 0; i < 1500; ++i, ++tried) {
+      std::string b = seed;
+      const int flips = std::uniform_int_distribution<int>(1, 4)(rng);
+      for (int k = 0; k < flips; ++k) {
+        // Bias the flips toward the structure (nodes, attributes, shapes), away from the weights,
+        // which sit at the end of the graph message in these files.
+        const size_t span = std::min<size_t>(b.size(), i % 2 ? 4096 : b.size());
+        b[std::uniform_int_distribution<size_t>(0, span - 1)(rng)] ^= static_cast<char>(1 << (rng() % 8));
+      }
+      import_must_not_crash(b, &imported);
+    }
+  }
+  // Structural mutations the byte flips rarely reach: another op type, attribute values far out
+  // of range, wrong dtypes and dims on initializers, inputs renamed.
+  onnx::ModelProto base;
+  REQUIRE(base.ParseFromString(seeds[0]));
+  static const char* const kOps[] = {"Conv",      "Transpose", "ReduceMean", "Squeeze", "Unsqueeze", "Shape",
+                                     "Gather",    "Concat",    "Reshape",    "Gemm",    "MatMul",    "Pad",
+                                     "Sigmoid",   "Pow",       "Sub",        "Div",     "Clip",      "Softmax",
+                                     "Flatten",   "AveragePool", "MaxPool",  "BatchNormalization", "Slice",
+                                     "ConstantOfShape", "Cast", "HardSwish", "Gelu", "Identity"};
+  const int64_t kValues[] = {-1, 0, 1, 2, 3, 7, -7, 1 << 20, -(int64_t{1} << 40), int64_t{1} << 40};
+  for (int i = 0; i < 3000; ++i, ++tried) {
+    onnx::ModelProto m = base;
+    onnx::GraphProto* g = m.mutable_graph();
+    const int kinds = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int k = 0; k < kinds; ++k) {
+      onnx::NodeProto* n = g->mutable_node(std::uniform_int_distribution<int>(0, g->node_size() - 1)(rng));
+      switch (rng() % 7) {
+        case 0: n->set_op_type(kOps[rng() % (sizeof(kOps) / sizeof(kOps[0]))]); break;
+        case 1:
+          if (n->attribute_size() > 0) {
+            onnx::AttributeProto* a = n->mutable_attribute(rng() % n->attribute_size());
+            const int64_t v = kValues[rng() % (sizeof(kValues) / sizeof(kValues[0]))];
+            if (a->ints_size() > 0) a->set_ints(rng() % a->ints_size(), v);
+            a->set_i(v);
+            a->set_f(static_cast<float>(v) * 0.37f);
+          }
+          break;
+        case 2: {
+          onnx::TensorProto* t = g->mutable_initializer(rng() % g->initializer_size());
+          if (t->dims_size() > 0) t->set_dims(rng() % t->dims_size(), kValues[rng() % 10]);
+          break;
+        }
+        case 3: g->mutable_initializer(rng() % g->initializer_size())->set_data_type(static_cast<int32_t>(rng() % 17)); break;
+        case 4:
+          if (n->input_size() > 0) n->set_input(rng() % n->input_size(), g->node(rng() % g->node_size()).output(0));
+          break;
+        case 5: n->add_input(g->initializer(rng() % g->initializer_size()).name()); break;
+        default: m.mutable_opset_import(0)->set_version(std::uniform_int_distribution<int>(1, 25)(rng)); break;
+      }
+    }
+    import_must_not_crash(m.SerializeAsString(), &imported);
+  }
+  MESSAGE(tried, " mutated models: ", imported, " imported (and passed infer_shapes), the rest were errors");
+  CHECK(imported > 0);
 }
