@@ -278,7 +278,8 @@ struct Pool2D {
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& model, Graph* graph) : model_(model), g_(model.graph()), graph_(graph) {}
+  Importer(const onnx::ModelProto& model, Graph* graph, const ImportOptions& options)
+      : model_(model), g_(model.graph()), graph_(graph), options_(options) {}
   void run();
 
   using ImportFn = void (Importer::*)(const Node&);
@@ -376,6 +377,7 @@ class Importer {
   const onnx::ModelProto& model_;
   const onnx::GraphProto& g_;
   Graph* graph_;
+  const ImportOptions& options_;
   int64_t opset_ = 0;
   std::unordered_map<std::string, const onnx::TensorProto*> constant_protos_;
   std::deque<onnx::TensorProto> made_protos_;            // Constant nodes' value_float(s)/value_int(s)
@@ -494,6 +496,18 @@ void Importer::collect_constants() {
 }
 
 void Importer::add_graph_inputs() {
+  for (const InputShape& b : options_.input_shapes) {
+    bool found = false;
+    std::string names;
+    for (const auto& in : g_.input()) {
+      if (constant_protos_.count(in.name())) continue;
+      found = found || in.name() == b.name;
+      names += (names.empty() ? "'" : ", '") + in.name() + "'";
+    }
+    if (!found)
+      fail(StatusCode::kInvalidArgument, "--input-shape %s: the model has no input of that name (inputs: %s)",
+           b.name.c_str(), names.c_str());
+  }
   for (const auto& in : g_.input()) {
     if (constant_protos_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
     const char* name = in.name().c_str();
@@ -505,16 +519,38 @@ void Importer::add_graph_inputs() {
     if (!tt.has_shape() || tt.shape().dim_size() == 0 || tt.shape().dim_size() > kMaxRank)
       fail(StatusCode::kUnsupported, "graph input '%s' has no shape or an unsupported rank (expected 1..%d dims)", name,
            kMaxRank);
+    const InputShape* bound = nullptr;
+    for (const InputShape& b : options_.input_shapes)
+      if (b.name == in.name()) bound = &b;
+    if (bound && static_cast<int>(bound->shape.size()) != tt.shape().dim_size())
+      fail(StatusCode::kInvalidArgument, "--input-shape %s: %zu dims given, the input has %d", name,
+           bound->shape.size(), tt.shape().dim_size());
     Shape shape;
+    std::string hint;  // the binding to suggest: known dims, '?' for dynamic ones
+    for (int d = 0; d < tt.shape().dim_size(); ++d) {
+      const auto& dim = tt.shape().dim(d);
+      const bool known = dim.has_dim_value() && dim.dim_value() > 0 && dim.dim_value() <= 65536;
+      hint += (d ? "," : "") + (known ? std::to_string(dim.dim_value()) : d == 0 ? std::string("1") : "?");
+    }
     for (int d = 0; d < tt.shape().dim_size(); ++d) {
       const auto& dim = tt.shape().dim(d);
       bool known = dim.has_dim_value() && dim.dim_value() > 0 && dim.dim_value() <= std::numeric_limits<int32_t>::max();
-      if (d == 0) {
+      if (bound) {
+        const int32_t v = bound->shape[d];
+        if (known && v != dim.dim_value() && !(d == 0 && v == -1))
+          fail(StatusCode::kInvalidArgument, "--input-shape %s: dim %d is %d, but the model fixes it at %lld", name,
+               d, v, static_cast<long long>(dim.dim_value()));
+        if (v == -1 && d > 0)
+          fail(StatusCode::kInvalidArgument, "--input-shape %s: dim %d must be a size (only dim 0 may be -1)", name,
+               d);
+        shape.push_back(v == -1 && known ? static_cast<int32_t>(dim.dim_value()) : v);
+      } else if (d == 0) {
         shape.push_back(known ? static_cast<int32_t>(dim.dim_value()) : -1);  // symbolic or missing batch
       } else if (!known) {
         fail(StatusCode::kUnsupported,
-             "graph input '%s': dimension %d is dynamic ('%s'); only dimension 0 (the batch) may be", name, d,
-             dim.has_dim_param() ? dim.dim_param().c_str() : "");
+             "graph input '%s': dimension %d is dynamic ('%s'); only dimension 0 (the batch) may be: bind it with "
+             "--input-shape %s=%s (ImportOptions::input_shapes)",
+             name, d, dim.has_dim_param() ? dim.dim_param().c_str() : "", name, hint.c_str());
       } else {
         shape.push_back(static_cast<int32_t>(dim.dim_value()));
       }
@@ -1979,15 +2015,41 @@ bool Importer::fold_constants(const Node& node) {
   return true;
 }
 
-Status import_model(const onnx::ModelProto& model, Graph* graph) {
-  Importer(model, graph).run();
+Status import_model(const onnx::ModelProto& model, Graph* graph, const ImportOptions& options) {
+  Importer(model, graph, options).run();
   std::vector<Dims> dims;
   return infer_shapes(*graph, /*batch: as declared, 1 when dynamic*/ 0, &dims);  // validates too
 }
 
 }  // namespace
 
-Status import_onnx_bytes(const void* data, size_t size, const char* source_name, Graph* graph) {
+Status parse_input_shape(const std::string& spec, InputShape* out) {
+  const size_t eq = spec.rfind('=');
+  InputShape b;
+  if (eq == std::string::npos || eq == 0 || eq + 1 >= spec.size())
+    return Status::error(StatusCode::kInvalidArgument, "--input-shape '%s': expected NAME=D0,D1,... (e.g. x=1,3,48,192)",
+                         spec.c_str());
+  b.name = spec.substr(0, eq);
+  for (size_t start = eq + 1; start <= spec.size();) {
+    const size_t comma = std::min(spec.find(',', start), spec.size());
+    const std::string tok = spec.substr(start, comma - start);
+    char* end = nullptr;
+    const long v = tok.empty() ? 0 : std::strtol(tok.c_str(), &end, 10);
+    if (tok.empty() || *end != '\0' || v == 0 || v < -1 || v > 65536 || (v == -1 && !b.shape.empty()))
+      return Status::error(StatusCode::kInvalidArgument,
+                           "--input-shape '%s': dim '%s' must be 1..65536 (or -1 for a dynamic batch in dim 0)",
+                           spec.c_str(), tok.c_str());
+    b.shape.push_back(static_cast<int32_t>(v));
+    start = comma + 1;
+  }
+  if (b.shape.size() > static_cast<size_t>(kMaxRank))
+    return Status::error(StatusCode::kInvalidArgument, "--input-shape '%s': more than %d dims", spec.c_str(), kMaxRank);
+  *out = std::move(b);
+  return Status::ok();
+}
+
+Status import_onnx_bytes(const void* data, size_t size, const char* source_name, Graph* graph,
+                         const ImportOptions& options) {
   *graph = Graph();
   const char* source = source_name ? source_name : "<memory>";
   Status status;
@@ -1997,7 +2059,7 @@ Status import_onnx_bytes(const void* data, size_t size, const char* source_name,
     if (size > static_cast<size_t>(std::numeric_limits<int>::max()) ||
         !model.ParseFromArray(data, static_cast<int>(size)))
       return Status::error(StatusCode::kInvalidModel, "%s: not an ONNX model (protobuf parse failed)", source);
-    status = import_model(model, graph);
+    status = import_model(model, graph, options);
   } catch (const ImportError& e) {
     status = e.status;
   } catch (const std::bad_alloc&) {
@@ -2024,13 +2086,13 @@ std::vector<OnnxOpSupport> onnx_supported_ops() {
   return out;
 }
 
-Status import_onnx_file(const char* path, Graph* graph) {
+Status import_onnx_file(const char* path, Graph* graph, const ImportOptions& options) {
   *graph = Graph();
   std::ifstream file(path, std::ios::binary);
   if (!file) return Status::error(StatusCode::kNotFound, "%s: cannot open", path);
   std::vector<char> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   if (file.bad()) return Status::error(StatusCode::kIoError, "%s: read failed", path);
-  return import_onnx_bytes(bytes.data(), bytes.size(), path, graph);
+  return import_onnx_bytes(bytes.data(), bytes.size(), path, graph, options);
 }
 
 }  // namespace tinyquant

@@ -1286,3 +1286,47 @@ TEST_CASE("onnx fuzz: truncated, bit-flipped and structurally mutated models nev
   MESSAGE(tried, " mutated models: ", imported, " imported (and passed infer_shapes), the rest were errors");
   CHECK(imported > 0);
 }
+
+TEST_CASE("onnx: dynamic spatial dims are bound with ImportOptions::input_shapes, or the error says how") {
+  OnnxModel m(13);
+  auto* shp = m.proto().mutable_graph()->add_input();
+  shp->set_name("x");
+  auto* tt = shp->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->mutable_shape()->add_dim()->set_dim_param("N");
+  tt->mutable_shape()->add_dim()->set_dim_value(2);
+  tt->mutable_shape()->add_dim()->set_dim_param("height");
+  tt->mutable_shape()->add_dim()->set_dim_param("width");
+  m.output("y");
+  m.init("w", {3, 2, 3, 3}, std::vector<float>(54, 0.1f));
+  m.node("Conv", {"x", "w"}, {"y"}).ints("pads", {1, 1, 1, 1});
+  const std::string e = m.error();
+  CHECK(e.find("dimension 2 is dynamic ('height')") != std::string::npos);
+  CHECK(e.find("--input-shape x=1,2,?,?") != std::string::npos);
+
+  const std::string bytes = m.bytes();
+  ImportOptions opt;
+  InputShape b;
+  REQUIRE(parse_input_shape("x=-1,2,48,64", &b).is_ok());
+  opt.input_shapes = {b};
+  Graph g;
+  Status s = import_onnx_bytes(bytes.data(), bytes.size(), "dyn.onnx", &g, opt);
+  REQUIRE_MESSAGE(s.is_ok(), std::string(s.message()));
+  CHECK(g.tensors[g.inputs[0]].shape == std::vector<int32_t>{-1, 2, 48, 64});
+  std::vector<Dims> dims;
+  REQUIRE(infer_shapes(g, 3, &dims).is_ok());
+  CHECK(dims[g.outputs[0]] == Dims::of({3, 3, 48, 64}));
+
+  for (const char* bad : {"x=1,3,48,64", "z=1,2,4,4", "x=1,2,4"}) {
+    CAPTURE(bad);
+    REQUIRE(parse_input_shape(bad, &b).is_ok());
+    opt.input_shapes = {b};
+    s = import_onnx_bytes(bytes.data(), bytes.size(), "dyn.onnx", &g, opt);
+    CHECK_FALSE(s.is_ok());
+    CHECK(std::string(s.message()).find("--input-shape") != std::string::npos);
+  }
+  for (const char* bad : {"x", "=1,2", "x=", "x=1,,2", "x=1,-1", "x=0,2", "x=1,2,3,4,5,6,7"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_input_shape(bad, &b).is_ok());
+  }
+}

@@ -16,15 +16,23 @@ bool ends_with(const std::string& s, const char* suffix) {
 }
 }  // namespace
 
-Status load_any_model(const std::string& path, Graph* graph) {
+Status load_any_model(const std::string& path, Graph* graph, const std::vector<std::string>& input_shapes) {
   if (ends_with(path, ".onnx")) {
 #if TQ_WITH_ONNX
-    return import_onnx_file(path.c_str(), graph);
+    ImportOptions options;
+    for (const std::string& spec : input_shapes) {
+      InputShape b;
+      TQ_RETURN_IF_ERROR(parse_input_shape(spec, &b));
+      options.input_shapes.push_back(std::move(b));
+    }
+    return import_onnx_file(path.c_str(), graph, options);
 #else
     return Status::error(StatusCode::kUnsupported, "%s: this build has no ONNX importer (TQ_WITH_ONNX=OFF)",
                          path.c_str());
 #endif
   }
+  TQ_ENSURE(input_shapes.empty(), kInvalidArgument,
+            "%s: --input-shape binds the dynamic dims of an ONNX model; a .tqm file's shapes are fixed", path.c_str());
   if (ends_with(path, ".tqm")) return load_model_file(path.c_str(), graph);
   // Unknown extension: sniff the FlatBuffers file identifier (bytes 4..7).
   std::vector<uint8_t> head;

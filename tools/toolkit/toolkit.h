@@ -13,7 +13,8 @@
 namespace tinyquant {
 
 // .onnx → ONNX importer; .tqm (or any file starting with a TQM0 FlatBuffer) → verified loader.
-Status load_any_model(const std::string& path, Graph* graph);
+// input_shapes: "NAME=1,3,48,192" bindings for an ONNX model's dynamic input dims (--input-shape).
+Status load_any_model(const std::string& path, Graph* graph, const std::vector<std::string>& input_shapes = {});
 // The importer's opsets and operators (from its own table) as a Markdown list; the README's
 // list is this text (`tq import --list-ops`).
 std::string onnx_support_markdown();

@@ -93,11 +93,22 @@ void add_preprocessing(CLI::App* cmd, std::string* data_dir, float* mean, float*
   cmd->add_option("--std", *std, "preprocessing, see --mean")->check(number(true));
 }
 
+bool ends_with_onnx(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+}
+
+void add_input_shapes(CLI::App* cmd, std::vector<std::string>* specs) {
+  cmd->add_option("--input-shape", *specs,
+                  "NAME=D0,D1,...: the shape of an ONNX input with dynamic dims (repeat per input), e.g. "
+                  "x=1,3,48,192");
+}
+
 // --- import ---
 
 struct ImportArgs {
   std::string model, output;
   bool list_ops = false;
+  std::vector<std::string> input_shapes;
 };
 
 CLI::App* add_import(CLI::App& tq, ImportArgs& a) {
@@ -105,6 +116,7 @@ CLI::App* add_import(CLI::App& tq, ImportArgs& a) {
   cmd->add_option("MODEL", a.model, "MODEL.onnx");
   cmd->add_option("-o,--output", a.output, "OUT.tqm");
   cmd->add_flag("--list-ops", a.list_ops, "print the supported opsets and operators, then exit");
+  add_input_shapes(cmd, &a.input_shapes);
   return cmd;
 }
 
@@ -116,7 +128,7 @@ int cmd_import(const ImportArgs& a) {
   if (a.model.empty()) return usage_error("import: MODEL is required");
   if (a.output.empty()) return usage_error("import: -o,--output is required");
   Graph graph;
-  Status s = load_any_model(a.model, &graph);
+  Status s = load_any_model(a.model, &graph, a.input_shapes);
   if (!s.is_ok()) return fail(s);
   graph.producer = "tinyquant import " + a.model;
   s = save_model_file(graph, a.output.c_str());
@@ -130,6 +142,7 @@ int cmd_import(const ImportArgs& a) {
 
 struct EvalArgs {
   std::string model, data = "fashion-mnist", split = "test", data_dir = kDefaultFashionMnistDir, against;
+  std::vector<std::string> input_shapes;
   EvalOptions eval;
   bool json = false, quiet = false, simulate = false;
 };
@@ -150,6 +163,7 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
   cmd->add_option("--against", a.against,
                   "REFERENCE.(tqm|onnx): report output fidelity against it (SQNR in dB, max abs error, top-1 "
                   "agreement) instead of accuracy; needs no labels");
+  add_input_shapes(cmd, &a.input_shapes);
   cmd->add_option("--split", a.split, "split")->check(CLI::IsMember({"test", "train"}));
   cmd->add_option("--limit", a.eval.limit, "first N images only")->check(CLI::Range(1, kMaxCount))->default_str("all");
   add_backend(cmd, &a.eval.backend, &a.eval.threads, "kernels");
@@ -165,7 +179,7 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
 
 int cmd_eval_against(const EvalArgs& a, const Graph& graph) {
   Graph reference;
-  Status s = load_any_model(a.against, &reference);
+  Status s = load_any_model(a.against, &reference, ends_with_onnx(a.against) ? a.input_shapes : std::vector<std::string>());
   if (!s.is_ok()) return fail(s);
   std::vector<NpyArray> inputs;
   if (a.data.rfind("npy:", 0) == 0) {
@@ -226,7 +240,7 @@ int cmd_eval_against(const EvalArgs& a, const Graph& graph) {
 int cmd_eval(EvalArgs& a) {
   a.eval.progress = !a.json && !a.quiet;
   Graph graph;
-  Status s = load_any_model(a.model, &graph);
+  Status s = load_any_model(a.model, &graph, ends_with_onnx(a.model) ? a.input_shapes : std::vector<std::string>());
   if (!s.is_ok()) return fail(s);
   if (!a.against.empty() && !a.simulate) return cmd_eval_against(a, graph);
   if (a.data != "fashion-mnist")
@@ -281,6 +295,7 @@ int cmd_eval(EvalArgs& a) {
 struct QuantizeArgs {
   std::string model, output, method = "rtn", calib = "fashion-mnist:train", data_dir = kDefaultFashionMnistDir;
   std::string lr_mode = "relative", report;
+  std::vector<std::string> input_shapes;
   int32_t calib_size = 1000;
   float mean = kFashionMnistMean, std = kFashionMnistStd;
   bool json = false;
@@ -303,6 +318,7 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
                   "bits of int8 activations that feed no other layer (the logits); 0: --abits")
       ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
   cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
+  add_input_shapes(cmd, &a.input_shapes);
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")
       ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));
   cmd->add_option("--seed", rtn.seed, "seed of the calibration subset and of AdaQuant's batches")
@@ -361,7 +377,7 @@ int cmd_quantize(QuantizeArgs& a) {
   a.aq.adaquant = adaquant;
   a.aq.lr_mode = a.lr_mode == "absolute" ? quant::LrMode::kAbsolute : quant::LrMode::kRelative;
   Graph graph;
-  Status s = load_any_model(a.model, &graph);
+  Status s = load_any_model(a.model, &graph, a.input_shapes);
   if (!s.is_ok()) return fail(s);
   quant::CalibrationData calib;
   s = load_calibration_set(a.calib, a.data_dir, a.calib_size, rtn.seed, a.mean, a.std, graph, &calib);

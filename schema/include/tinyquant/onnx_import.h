@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "tinyquant/graph.h"
@@ -31,7 +32,22 @@ struct OnnxOpSupport {
 // Every op the importer takes, from its own dispatch table.
 std::vector<OnnxOpSupport> onnx_supported_ops();
 
-Status import_onnx_file(const char* path, Graph* graph);
-Status import_onnx_bytes(const void* data, size_t size, const char* source_name, Graph* graph);
+// Shapes for graph inputs whose dims the model leaves dynamic (a symbolic height/width, say):
+// each binding names an input and gives every dim; the model's static dims must match, and dim 0
+// may stay -1 (a dynamic batch). Without a binding only dim 0 may be dynamic; the error then names
+// the dim and shows the binding to give (`tq import --input-shape NAME=1,3,48,192`).
+struct InputShape {
+  std::string name;
+  std::vector<int32_t> shape;
+};
+struct ImportOptions {
+  std::vector<InputShape> input_shapes;
+};
+// "NAME=1,3,48,192" -> binding; the error says what was expected.
+Status parse_input_shape(const std::string& spec, InputShape* out);
+
+Status import_onnx_file(const char* path, Graph* graph, const ImportOptions& options = ImportOptions());
+Status import_onnx_bytes(const void* data, size_t size, const char* source_name, Graph* graph,
+                         const ImportOptions& options = ImportOptions());
 
 }  // namespace tinyquant
