@@ -160,6 +160,34 @@ Status check_options(const Operator& op) {
       TQ_ENSURE(op.beta > 0.0f && op.beta < 1e6f, kInvalidModel, "Softmax '%s': beta %g must be in (0, 1e6)", name,
                 op.beta);
       break;
+    case OpType::kSlice: {
+      const SliceOptions& s = op.slice;
+      TQ_ENSURE(!s.begin.empty() && s.begin.size() <= kMaxRank && s.end.size() == s.begin.size() &&
+                    s.step.size() == s.begin.size(),
+                kInvalidModel, "Slice '%s': begin, end and step need one entry per dim (1..%d), have %zu/%zu/%zu",
+                name, kMaxRank, s.begin.size(), s.end.size(), s.step.size());
+      for (size_t d = 0; d < s.begin.size(); ++d)
+        TQ_ENSURE(s.begin[d] >= 0 && s.end[d] >= s.begin[d] && s.step[d] >= 1, kInvalidModel,
+                  "Slice '%s': dim %zu: begin %d, end %d, step %d (expected 0 <= begin <= end, step >= 1)", name, d,
+                  s.begin[d], s.end[d], s.step[d]);
+      break;
+    }
+    case OpType::kResize: {
+      const ResizeOptions& r = op.resize;
+      TQ_ENSURE(static_cast<uint8_t>(r.mode) <= 1 && static_cast<uint8_t>(r.coord) <= 3 &&
+                    static_cast<uint8_t>(r.nearest) <= 3,
+                kInvalidModel, "Resize '%s': unknown mode %d / coordinate mode %d / nearest mode %d", name,
+                int(r.mode), int(r.coord), int(r.nearest));
+      TQ_ENSURE(r.out_h >= 1 && r.out_w >= 1 && r.out_h <= 65536 && r.out_w <= 65536 && r.scale_h > 0.0f &&
+                    r.scale_w > 0.0f && std::isfinite(r.scale_h) && std::isfinite(r.scale_w),
+                kInvalidModel, "Resize '%s': output %dx%d and scales %g, %g must be positive", name, r.out_h, r.out_w,
+                r.scale_h, r.scale_w);
+      break;
+    }
+    case OpType::kLayerNorm:
+      TQ_ENSURE(op.epsilon >= 0.0f && std::isfinite(op.epsilon), kInvalidModel,
+                "LayerNorm '%s': epsilon %g must be finite and >= 0", name, op.epsilon);
+      break;
     case OpType::kUnary:
       TQ_ENSURE(static_cast<uint8_t>(op.unary.kind) < static_cast<uint8_t>(UnaryKind::kCount), kInvalidModel,
                 "Unary '%s': unknown function %d", name, static_cast<int>(op.unary.kind));

@@ -29,6 +29,10 @@ constexpr OpInfo kOps[] = {
     {OpType::kUnary,             "Unary",             1, 2,  1, false, L, true,  false},
     {OpType::kSub,               "Sub",               2, 2,  1, false, N, true,  false},
     {OpType::kDiv,               "Div",               2, 2,  1, false, N, true,  false},
+    {OpType::kSlice,             "Slice",             1, 1,  1, false, P, true,  true},
+    {OpType::kResize,            "Resize",            1, 1,  1, false, N, true,  false},
+    {OpType::kPRelu,             "PRelu",             2, 2,  1, false, N, true,  false},
+    {OpType::kLayerNorm,         "LayerNorm",         2, 3,  1, false, N, true,  false},
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(OpType::kCount),
               "op_info: one entry per OpType");

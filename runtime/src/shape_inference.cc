@@ -134,6 +134,41 @@ Status infer_broadcast(const Ctx& c, Dims* out) {
   return Status::ok();
 }
 
+Status infer_slice(const Ctx& c, Dims* out) {
+  const Dims& x = c.in(0);
+  const SliceOptions& s = c.op.slice;
+  if (static_cast<int32_t>(s.begin.size()) != x.rank)
+    SHAPE_ERROR("Slice '%s': %zu dims of begin/end/step for a rank-%d input", c.name(), s.begin.size(), x.rank);
+  out->rank = x.rank;
+  for (int d = 0; d < x.rank; ++d) {
+    const int64_t end = std::min<int64_t>(s.end[d], x[d]);
+    const int64_t n = end > s.begin[d] ? (end - s.begin[d] + s.step[d] - 1) / s.step[d] : 0;
+    if (n < 1) {
+      char xb[96];
+      SHAPE_ERROR("Slice '%s': dim %d of '%s' %s: [%d:%d:%d] is empty", c.name(), d, c.tname(0), x.str(xb, sizeof(xb)),
+                  s.begin[d], s.end[d], s.step[d]);
+    }
+    out->d[d] = static_cast<int32_t>(n);
+  }
+  return Status::ok();
+}
+
+Status infer_layer_norm(const Ctx& c, Dims* out) {
+  const Dims& x = c.in(0);
+  if (x.rank < 1) SHAPE_ERROR("LayerNorm '%s': input '%s' is a scalar", c.name(), c.tname(0));
+  for (int k = 1; k < 3; ++k) {
+    if (!c.has(k)) continue;
+    TQ_RETURN_IF_ERROR(require_constant(c, k));
+    if (c.in(k).elements() != x[x.rank - 1] || c.in(k).rank != 1) {
+      char b[96];
+      SHAPE_ERROR("LayerNorm '%s': %s '%s' has shape %s, expected [%d]", c.name(), k == 1 ? "scale" : "bias",
+                  c.tname(k), c.in(k).str(b, sizeof(b)), x[x.rank - 1]);
+    }
+  }
+  *out = x;
+  return Status::ok();
+}
+
 Status infer_pool(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
   const Dims& x = c.in(0);
@@ -329,6 +364,23 @@ Status infer_op(const Ctx& c, Dims* out) {
     case OpType::kMul:
     case OpType::kSub:
     case OpType::kDiv: return infer_broadcast(c, out);
+    case OpType::kPRelu: {
+      TQ_RETURN_IF_ERROR(infer_broadcast(c, out));
+      if (*out != c.in(0)) {
+        char b[96];
+        SHAPE_ERROR("PRelu '%s': slope '%s' %s must broadcast to the input's shape", c.name(), c.tname(1),
+                    c.in(1).str(b, sizeof(b)));
+      }
+      return Status::ok();
+    }
+    case OpType::kSlice: return infer_slice(c, out);
+    case OpType::kLayerNorm: return infer_layer_norm(c, out);
+    case OpType::kResize:
+      TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
+      *out = c.in(0);
+      out->d[1] = c.op.resize.out_h;
+      out->d[2] = c.op.resize.out_w;
+      return Status::ok();
     case OpType::kUnary:
       if (c.has(kTableInput)) {
         TQ_RETURN_IF_ERROR(require_constant(c, kTableInput));

@@ -36,7 +36,9 @@ static_assert(int(fb::OpCode::Conv2D) == int(OpType::kConv2D) &&
                   int(fb::OpCode::Quantize) == int(OpType::kQuantize) &&
                   int(fb::OpCode::Dequantize) == int(OpType::kDequantize) &&
                   int(fb::OpCode::Unary) == int(OpType::kUnary) && int(fb::OpCode::Sub) == int(OpType::kSub) &&
-                  int(fb::OpCode::Div) == int(OpType::kDiv) &&
+                  int(fb::OpCode::Div) == int(OpType::kDiv) && int(fb::OpCode::Slice) == int(OpType::kSlice) &&
+                  int(fb::OpCode::Resize) == int(OpType::kResize) && int(fb::OpCode::PRelu) == int(OpType::kPRelu) &&
+                  int(fb::OpCode::LayerNorm) == int(OpType::kLayerNorm) &&
                   int(fb::OpCode::MAX) + 1 == int(OpType::kCount),
               "fb::OpCode must match tinyquant::OpType");
 static_assert(int(fb::UnaryKind::Sigmoid) == int(UnaryKind::kSigmoid) &&
@@ -262,11 +264,15 @@ fb::OperatorOptions expected_options(OpType type) {
     case OpType::kMul:
     case OpType::kSub:
     case OpType::kDiv:
+    case OpType::kPRelu:
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
     case OpType::kDequantize: return fb::OperatorOptions::ActivationOptions;
     case OpType::kUnary: return fb::OperatorOptions::UnaryOptions;
+    case OpType::kSlice: return fb::OperatorOptions::SliceOptions;
+    case OpType::kResize: return fb::OperatorOptions::ResizeOptions;
+    case OpType::kLayerNorm: return fb::OperatorOptions::LayerNormOptions;
     case OpType::kReshape: return fb::OperatorOptions::ReshapeOptions;
     case OpType::kConcat: return fb::OperatorOptions::ConcatOptions;
     case OpType::kSoftmax: return fb::OperatorOptions::SoftmaxOptions;
@@ -326,6 +332,35 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
                 "unary alpha %g / beta %g must be finite", double(op->unary.alpha), double(op->unary.beta));
       return Status::ok();
     }
+    case fb::OperatorOptions::SliceOptions: {
+      const fb::SliceOptions& o = *fo.options_as_SliceOptions();
+      const int n = count(o.begin());
+      TQ_ENSURE(n >= 1 && n <= kMaxRank && count(o.end()) == n && count(o.step()) == n, kInvalidModel,
+                "slice begin/end/step need 1..%d entries each, have %d/%d/%d", kMaxRank, n, count(o.end()),
+                count(o.step()));
+      TQ_RETURN_IF_ERROR(copy_vector(o.begin(), budget, &op->slice.begin));
+      TQ_RETURN_IF_ERROR(copy_vector(o.end(), budget, &op->slice.end));
+      TQ_RETURN_IF_ERROR(copy_vector(o.step(), budget, &op->slice.step));
+      return Status::ok();  // value ranges: validate_graph
+    }
+    case fb::OperatorOptions::ResizeOptions: {
+      const fb::ResizeOptions& o = *fo.options_as_ResizeOptions();
+      TQ_ENSURE(o.mode() <= fb::ResizeMode::MAX && o.coord() <= fb::ResizeCoord::MAX &&
+                    o.nearest() <= fb::ResizeNearest::MAX,
+                kInvalidModel, "unknown resize mode %d / coordinate mode %d / nearest mode %d", int(o.mode()),
+                int(o.coord()), int(o.nearest()));
+      op->resize.mode = ResizeMode(o.mode());
+      op->resize.coord = ResizeCoord(o.coord());
+      op->resize.nearest = ResizeNearest(o.nearest());
+      op->resize.out_h = o.out_h();
+      op->resize.out_w = o.out_w();
+      op->resize.scale_h = o.scale_h();
+      op->resize.scale_w = o.scale_w();
+      return Status::ok();
+    }
+    case fb::OperatorOptions::LayerNormOptions:
+      op->epsilon = fo.options_as_LayerNormOptions()->epsilon();
+      return Status::ok();
     case fb::OperatorOptions::NONE: break;
   }
   return Status::ok();

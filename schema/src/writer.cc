@@ -55,6 +55,7 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kMul:
     case OpType::kSub:
     case OpType::kDiv:
+    case OpType::kPRelu:
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
@@ -67,6 +68,20 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kSoftmax: return {fb::OperatorOptions::SoftmaxOptions, fb::CreateSoftmaxOptions(fbb, op.beta).Union()};
     case OpType::kTranspose:
       return {fb::OperatorOptions::TransposeOptions, fb::CreateTransposeOptions(fbb, fbb.CreateVector(op.perm)).Union()};
+    case OpType::kSlice:
+      return {fb::OperatorOptions::SliceOptions,
+              fb::CreateSliceOptions(fbb, fbb.CreateVector(op.slice.begin), fbb.CreateVector(op.slice.end),
+                                     fbb.CreateVector(op.slice.step))
+                  .Union()};
+    case OpType::kResize: {
+      const ResizeOptions& r = op.resize;
+      return {fb::OperatorOptions::ResizeOptions,
+              fb::CreateResizeOptions(fbb, fb::ResizeMode(r.mode), fb::ResizeCoord(r.coord),
+                                      fb::ResizeNearest(r.nearest), r.out_h, r.out_w, r.scale_h, r.scale_w)
+                  .Union()};
+    }
+    case OpType::kLayerNorm:
+      return {fb::OperatorOptions::LayerNormOptions, fb::CreateLayerNormOptions(fbb, op.epsilon).Union()};
     case OpType::kUnary:
       return {fb::OperatorOptions::UnaryOptions,
               fb::CreateUnaryOptions(fbb, fb::UnaryKind(op.unary.kind), op.unary.alpha, op.unary.beta).Union()};

@@ -29,6 +29,8 @@ Operator sample_op(OpType type, std::vector<int32_t> inputs, std::vector<int32_t
   op.new_shape = {1, 32};
   op.perm = {0, 1, 2, 3};
   op.axis = type == OpType::kConcat ? 3 : -1;
+  op.slice = {{0, 0, 0, 0}, {kSliceToEnd, kSliceToEnd, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
+  op.resize.out_h = op.resize.out_w = 4;
   return op;
 }
 
@@ -108,13 +110,16 @@ TEST_CASE("op_info: int8 roles are the ones the rtn pipeline's contract names") 
       {OpType::kSoftmax, Int8Role::kFixedOutput},       {OpType::kQuantize, Int8Role::kConversion},
       {OpType::kDequantize, Int8Role::kConversion},     {OpType::kUnary, Int8Role::kLookup},
       {OpType::kSub, Int8Role::kNone},                  {OpType::kDiv, Int8Role::kNone},
+      {OpType::kSlice, Int8Role::kPassthrough},         {OpType::kResize, Int8Role::kNone},
+      {OpType::kPRelu, Int8Role::kNone},                {OpType::kLayerNorm, Int8Role::kNone},
   };
   REQUIRE(sizeof(expected) / sizeof(expected[0]) == static_cast<size_t>(kNumOps));
   for (const Expect& e : expected) {
     CAPTURE(op_name(e.type));
     CHECK(op_info(e.type).int8_role == e.role);
     CHECK(op_info(e.type).data_movement ==
-          (e.type == OpType::kReshape || e.type == OpType::kTranspose || e.type == OpType::kConcat));
+          (e.type == OpType::kReshape || e.type == OpType::kTranspose || e.type == OpType::kConcat ||
+           e.type == OpType::kSlice));
   }
 }
 
@@ -231,7 +236,8 @@ TEST_CASE("op_info: int8 roles are what infer_shapes checks") {
       // No int8 kernel at all; a lookup without its table (input 1) is rejected too.
       CHECK_FALSE(infer_shapes(sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f), 1, &none_dims)
                       .is_ok());
-      CHECK(infer_shapes(sample_graph(t, info.min_inputs, 1), 1, &none_dims).is_ok());  // float is fine
+      if (t != OpType::kLayerNorm)  // (its scale must be a constant [C]; sample_graph feeds x everywhere)
+        CHECK(infer_shapes(sample_graph(t, info.min_inputs, 1), 1, &none_dims).is_ok());  // float is fine
       continue;
     }
     // Int8 in and out at the same params: every int8 kernel takes that.

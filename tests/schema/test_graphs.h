@@ -126,8 +126,26 @@ inline Graph make_every_op_graph() {
   const int32_t quot = g.add_tensor("div", DType::kFloat32, {-1, 2, 2, 8});
   g.add_operator(make_op(OpType::kDiv, "div", {diff, add_f32(g, "div/scale", {1})}, quot));
 
+  const int32_t up = g.add_tensor("resize", DType::kFloat32, {-1, 5, 3, 8});
+  op = make_op(OpType::kResize, "resize", {quot}, up);
+  op.resize = {ResizeMode::kLinear, ResizeCoord::kAlignCorners, ResizeNearest::kCeil, 5, 3, 2.5f, 1.5f};
+  g.add_operator(op);
+
+  const int32_t sliced = g.add_tensor("slice", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kSlice, "slice", {up}, sliced);
+  op.slice = {{0, 1, 0, 0}, {kSliceToEnd, 5, 3, 8}, {1, 2, 2, 1}};
+  g.add_operator(op);
+
+  const int32_t pr = g.add_tensor("prelu", DType::kFloat32, {-1, 2, 2, 8});
+  g.add_operator(make_op(OpType::kPRelu, "prelu", {sliced, add_f32(g, "prelu/slope", {8})}, pr));
+
+  const int32_t ln = g.add_tensor("layernorm", DType::kFloat32, {-1, 2, 2, 8});
+  op = make_op(OpType::kLayerNorm, "layernorm", {pr, add_f32(g, "ln/scale", {8}), add_f32(g, "ln/bias", {8})}, ln);
+  op.epsilon = 1e-3f;
+  g.add_operator(op);
+
   const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 2, 2, 8});
-  op = make_op(OpType::kClamp, "clamp", {quot}, clamped);
+  op = make_op(OpType::kClamp, "clamp", {ln}, clamped);
   op.activation = FusedActivation::clip(-2.0f, 2.0f);
   g.add_operator(op);
 
@@ -271,6 +289,17 @@ inline void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x.unary.kind == y.unary.kind);
     CHECK(x.unary.alpha == y.unary.alpha);
     CHECK(x.unary.beta == y.unary.beta);
+    CHECK(x.slice.begin == y.slice.begin);
+    CHECK(x.slice.end == y.slice.end);
+    CHECK(x.slice.step == y.slice.step);
+    CHECK(x.resize.mode == y.resize.mode);
+    CHECK(x.resize.coord == y.resize.coord);
+    CHECK(x.resize.nearest == y.resize.nearest);
+    CHECK(x.resize.out_h == y.resize.out_h);
+    CHECK(x.resize.out_w == y.resize.out_w);
+    CHECK(x.resize.scale_h == y.resize.scale_h);
+    CHECK(x.resize.scale_w == y.resize.scale_w);
+    CHECK(x.epsilon == y.epsilon);
   }
   REQUIRE(a.master_weights.size() == b.master_weights.size());
   for (size_t i = 0; i < a.master_weights.size(); ++i) {

@@ -32,6 +32,27 @@ std::string options_text(const Operator& op) {
     }
     case OpType::kClamp: std::snprintf(buf, sizeof(buf), "[%g, %g]", op.activation.min, op.activation.max); break;
     case OpType::kConcat: std::snprintf(buf, sizeof(buf), "axis %d", op.axis); break;
+    case OpType::kSlice: {
+      std::string t;
+      for (size_t d = 0; d < op.slice.begin.size(); ++d) {
+        t += d ? "," : "[";
+        t += std::to_string(op.slice.begin[d]) + ":" +
+             (op.slice.end[d] == kSliceToEnd ? std::string() : std::to_string(op.slice.end[d]));
+        if (op.slice.step[d] != 1) t += ":" + std::to_string(op.slice.step[d]);
+      }
+      std::snprintf(buf, sizeof(buf), "%s]", t.c_str());
+      break;
+    }
+    case OpType::kResize: {
+      static const char* const kCoord[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"};
+      static const char* const kNearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+      const ResizeOptions& r = op.resize;
+      std::snprintf(buf, sizeof(buf), "%s %dx%d %s%s%s", r.mode == ResizeMode::kLinear ? "linear" : "nearest", r.out_h,
+                    r.out_w, kCoord[static_cast<int>(r.coord) & 3], r.mode == ResizeMode::kNearest ? " " : "",
+                    r.mode == ResizeMode::kNearest ? kNearest[static_cast<int>(r.nearest) & 3] : "");
+      break;
+    }
+    case OpType::kLayerNorm: std::snprintf(buf, sizeof(buf), "epsilon %g", op.epsilon); break;
     case OpType::kUnary: {
       const UnaryOptions& u = op.unary;
       const bool a = u.kind == UnaryKind::kHardSigmoid || u.kind == UnaryKind::kLeakyRelu ||

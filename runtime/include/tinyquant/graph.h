@@ -50,6 +50,10 @@ enum class OpType : uint8_t {
   kUnary,       // y = f(x) elementwise, f = Operator::unary; int8: input 1 is f's 256-entry lookup table
   kSub,         // a - b, NumPy broadcasting (float32)
   kDiv,         // a / b, NumPy broadcasting (float32)
+  kSlice,       // y = x[begin:end:step] per dim (Operator::slice); any dtype, int8 keeps its params
+  kResize,      // [N,H,W,C] -> [N,OH,OW,C], nearest or bilinear (Operator::resize; float32)
+  kPRelu,       // x >= 0 ? x : slope * x, slope (input 1) broadcast against x (float32)
+  kLayerNorm,   // (x - mean) / sqrt(var + epsilon) * scale + bias over the last axis (float32)
   kCount,  // number of op types; keep last
 };
 const char* op_name(OpType type);  // op_info(type).name, "?" when out of range; per-op facts: op_info.h
@@ -98,6 +102,32 @@ struct UnaryOptions {
 
 struct Padding {
   int32_t top = 0, left = 0, bottom = 0, right = 0;
+};
+
+// kSlice, one entry per input dim: indices begin, begin + step, ... below min(end, dim).
+// begin >= 0, end >= begin (kSliceToEnd: the whole dim, e.g. a dynamic batch), step >= 1.
+constexpr int32_t kSliceToEnd = 0x7fffffff;
+struct SliceOptions {
+  std::vector<int32_t> begin, end, step;
+};
+
+// kResize (ONNX Resize semantics, 2-D on NHWC). Output pixel (oy, ox) samples the input at
+// coordinate(oy, scale_h, H, OH), coordinate(ox, scale_w, W, OW):
+//   kHalfPixel:        (o + 0.5) / scale - 0.5
+//   kPytorchHalfPixel: the same, but 0 when the output length is 1
+//   kAlignCorners:     o * (in - 1) / (out - 1)   (0 when out == 1)
+//   kAsymmetric:       o / scale
+// Nearest rounds that coordinate by nearest_mode and clamps it to [0, in - 1]; bilinear clamps
+// it to [0, in - 1] and interpolates between floor and floor + 1 (as ONNX Runtime).
+enum class ResizeMode : uint8_t { kNearest = 0, kLinear };
+enum class ResizeCoord : uint8_t { kHalfPixel = 0, kPytorchHalfPixel, kAlignCorners, kAsymmetric };
+enum class ResizeNearest : uint8_t { kRoundPreferFloor = 0, kRoundPreferCeil, kFloor, kCeil };
+struct ResizeOptions {
+  ResizeMode mode = ResizeMode::kNearest;
+  ResizeCoord coord = ResizeCoord::kHalfPixel;
+  ResizeNearest nearest = ResizeNearest::kRoundPreferFloor;
+  int32_t out_h = 1, out_w = 1;
+  float scale_h = 1.0f, scale_w = 1.0f;  // output / input as the model gave it
 };
 
 // Conv2D and DepthwiseConv2D.
@@ -150,6 +180,9 @@ struct Operator {
   int32_t axis = -1;                 // kConcat (>= 0), kSoftmax (always the last axis: -1)
   float beta = 1.0f;                 // kSoftmax: softmax(beta * x)
   UnaryOptions unary;                // kUnary
+  SliceOptions slice;                // kSlice
+  ResizeOptions resize;              // kResize
+  float epsilon = 1e-5f;             // kLayerNorm
 };
 
 // Constant bytes: owned, or borrowed from memory the caller keeps alive.

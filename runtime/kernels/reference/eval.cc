@@ -49,6 +49,12 @@ Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const T
       break;
     case OpType::kConcat: concat_s8(op.axis, in, num_inputs, out[0]); break;
     case OpType::kUnary: lookup_s8(in[0], in[kTableInput], out[0]); break;
+    case OpType::kSlice:
+      if (!same_quantization(in[0], out[0]))
+        return Status::error(StatusCode::kUnsupported, "Slice '%s': int8 input and output must share scale and zero point",
+                             op.name.c_str());
+      slice(op.slice, in[0], out[0]);
+      break;
     case OpType::kSoftmax:
       if (!softmax_s8_output_supported(out[0]))
         return Status::error(StatusCode::kUnsupported,
@@ -87,6 +93,12 @@ Status eval(const Operator& op, const TensorView* in, int num_inputs, const Tens
     case OpType::kUnary: unary_f32(op.unary, in[0], out[0]); break;
     case OpType::kSub: sub_f32(op.activation, in[0], in[1], out[0]); break;
     case OpType::kDiv: div_f32(op.activation, in[0], in[1], out[0]); break;
+    case OpType::kSlice: slice(op.slice, in[0], out[0]); break;
+    case OpType::kResize: resize_f32(op.resize, in[0], out[0]); break;
+    case OpType::kPRelu: prelu_f32(in[0], in[1], out[0]); break;
+    case OpType::kLayerNorm:
+      layer_norm_f32(op.epsilon, in[0], in[1], num_inputs > 2 && in[2].data ? &in[2] : nullptr, out[0]);
+      break;
     case OpType::kQuantize:
     case OpType::kDequantize: break;  // handled by eval_s8
     case OpType::kCount:

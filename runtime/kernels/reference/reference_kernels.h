@@ -35,6 +35,15 @@ void softmax_f32(float beta, const TensorView& input, const TensorView& output);
 void unary_f32(const UnaryOptions& f, const TensorView& input, const TensorView& output);
 void sub_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
 void div_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
+// Any dtype (byte copies): output = input[begin:end:step] per dim.
+void slice(const SliceOptions& s, const TensorView& input, const TensorView& output);
+// [N,H,W,C] -> [N,OH,OW,C] (graph.h ResizeOptions gives the sampling).
+void resize_f32(const ResizeOptions& r, const TensorView& input, const TensorView& output);
+// x >= 0 ? x : slope * x, slope broadcast (NumPy) against x.
+void prelu_f32(const TensorView& x, const TensorView& slope, const TensorView& out);
+// Over the last axis: mean and variance in double, y = (x - mean) / sqrt(var + eps) * scale + bias.
+void layer_norm_f32(float epsilon, const TensorView& input, const TensorView& scale, const TensorView* bias,
+                    const TensorView& output);
 // Any dtype (byte copies).
 void copy(const TensorView& input, const TensorView& output);
 void concat(int32_t axis, const TensorView* inputs, int count, const TensorView& output);

@@ -1,0 +1,71 @@
+// Bilinear Resize and per-channel PRelu on XNNPACK against the reference; nearest Resize, scales
+// XNNPACK would compute differently, and broadcast slopes fall back.
+#include "xnnpack/xnnpack_test_util.h"
+
+namespace tinyquant {
+namespace xnnpack_test {
+
+TEST_CASE("xnnpack: bilinear Resize matches the reference (half-pixel, align-corners, asymmetric)") {
+  std::mt19937 rng(3201);
+  auto runner = make_runner(1);
+  ErrorStats stats{"Resize"};
+  const ResizeCoord coords[] = {ResizeCoord::kHalfPixel, ResizeCoord::kPytorchHalfPixel, ResizeCoord::kAlignCorners,
+                                ResizeCoord::kAsymmetric};
+  for (int iter = 0; iter < 120; ++iter) {
+    const int32_t n = uniform_int(rng, 1, 2), h = uniform_int(rng, 1, 7), w = uniform_int(rng, 1, 7),
+                  c = uniform_int(rng, 1, 9);
+    Operator op;
+    op.type = OpType::kResize;
+    op.name = "resize" + std::to_string(iter);
+    op.resize.mode = iter % 5 == 4 ? ResizeMode::kNearest : ResizeMode::kLinear;
+    op.resize.coord = coords[iter % 4];
+    op.resize.out_h = uniform_int(rng, 1, 15);
+    op.resize.out_w = uniform_int(rng, 1, 15);
+    op.resize.scale_h = static_cast<float>(op.resize.out_h) / h;
+    op.resize.scale_w = static_cast<float>(op.resize.out_w) / w;
+    const bool odd_scale = iter % 7 == 6;  // a model scale that is not out / in: the reference's
+    if (odd_scale) op.resize.scale_w *= 1.1f;
+    TestTensor x({n, h, w, c});
+    x.uniform(rng, -3, 3);
+    const std::vector<int32_t> out = {n, op.resize.out_h, op.resize.out_w, c};
+    TestTensor got(out), want(out);
+    ++stats.cases;
+    const bool handled = run_xnnpack(*runner, op, {&x}, got);
+    const bool expected = op.resize.mode == ResizeMode::kLinear &&
+                          (op.resize.coord == ResizeCoord::kAlignCorners || !odd_scale) &&
+                          !(op.resize.coord == ResizeCoord::kPytorchHalfPixel &&
+                            (op.resize.out_h == 1 || op.resize.out_w == 1));
+    CHECK(handled == expected);
+    runner->reset();
+    if (!handled) continue;
+    ++stats.handled;
+    run_reference(op, {&x}, want);
+    for (int64_t i = 0; i < want.size(); ++i) {
+      const double err = std::fabs(double(got[i]) - want[i]);
+      stats.max_abs = std::max(stats.max_abs, err);
+      if (!(err <= 2e-6 * 3.0)) FAIL_CHECK("element " << i << ": xnnpack " << got[i] << " reference " << want[i]);
+    }
+  }
+}
+
+TEST_CASE("xnnpack: PRelu with a per-channel slope matches the reference bit for bit") {
+  std::mt19937 rng(3202);
+  auto runner = make_runner(1);
+  ErrorStats stats{"PRelu"};
+  for (int iter = 0; iter < 60; ++iter) {
+    const int32_t c = uniform_int(rng, 1, 17);
+    const std::vector<int32_t> shape = {uniform_int(rng, 1, 3), uniform_int(rng, 1, 5), c};
+    TestTensor x(shape), slope(iter % 3 == 2 ? std::vector<int32_t>{1} : std::vector<int32_t>{c});
+    x.uniform(rng, -2, 2);
+    slope.uniform(rng, -1, 1);
+    Operator op;
+    op.type = OpType::kPRelu;
+    op.name = "prelu" + std::to_string(iter);
+    const bool handled = check_op(*runner, op, {&x, &slope}, shape, 0, &stats, "prelu");
+    CHECK(handled == (iter % 3 != 2 || c == 1));  // a scalar slope broadcast over C > 1 falls back
+    runner->reset();
+  }
+}
+
+}  // namespace xnnpack_test
+}  // namespace tinyquant
