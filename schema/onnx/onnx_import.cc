@@ -286,7 +286,8 @@ class Importer {
   struct OpEntry {
     const char* op;
     ImportFn fn;
-    int since = 0;  // the opset that introduced the op, when later than kMinOpset
+    int since = 0;         // the opset that introduced the op, when later than kMinOpset
+    const char* note = "";  // what of the op is supported, when not all of it
   };
   static const OpEntry kOps[];
   // Ops evaluated at import when every input is a constant (shape arithmetic).
@@ -350,9 +351,20 @@ class Importer {
   void import_add(const Node& node) { emit_binary(OpType::kAdd, node); }
   void import_mul(const Node& node) { emit_binary(OpType::kMul, node); }
   void import_sub(const Node& node) { emit_binary(OpType::kSub, node); }
-  void import_div(const Node& node) { emit_binary(OpType::kDiv, node); }
+  void import_div(const Node& node) {
+    if (!fuse_gelu(node)) emit_binary(OpType::kDiv, node);
+  }
+  bool fuse_gelu(const Node& div);
   void import_unary(const Node& node);
   void import_pow(const Node& node);
+  void import_slice(const Node& node);
+  void emit_slice(const std::string& label, Value& x, const std::vector<int64_t>& begin,
+                  const std::vector<int64_t>& end, const std::vector<int64_t>& step, const Shape& out_shape,
+                  const std::string& out);
+  void import_split(const Node& node);
+  void import_resize(const Node& node);
+  void import_prelu(const Node& node);
+  void import_layer_norm(const Node& node);
   void emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out);
   void import_max_pool(const Node& node);
   void import_average_pool(const Node& node);
@@ -388,36 +400,36 @@ class Importer {
 };
 
 const Importer::OpEntry Importer::kOps[] = {
-    {"Conv", &Importer::import_conv},
-    {"BatchNormalization", &Importer::import_batchnorm},
+    {"Conv", &Importer::import_conv, 0, "2-D (4-D input), constant weights"},
+    {"BatchNormalization", &Importer::import_batchnorm, 0, "inference form; folded into the preceding Conv/Gemm when possible"},
     {"Relu", &Importer::import_clamp},
     {"Clip", &Importer::import_clamp},
     {"Add", &Importer::import_add},
     {"Mul", &Importer::import_mul},
-    {"MaxPool", &Importer::import_max_pool},
-    {"AveragePool", &Importer::import_average_pool},
+    {"MaxPool", &Importer::import_max_pool, 0, "2-D"},
+    {"AveragePool", &Importer::import_average_pool, 0, "2-D"},
     {"GlobalAveragePool", &Importer::import_global_average_pool},
     {"Flatten", &Importer::import_flatten},
     {"Reshape", &Importer::import_reshape},
-    {"Gemm", &Importer::import_gemm},
-    {"MatMul", &Importer::import_matmul},
-    {"Softmax", &Importer::import_softmax},
+    {"Gemm", &Importer::import_gemm, 0, "constant B (and C)"},
+    {"MatMul", &Importer::import_matmul, 0, "constant second input"},
+    {"Softmax", &Importer::import_softmax, 0, "the last axis, or the channels of a 4-D input"},
     {"Concat", &Importer::import_concat},
     {"Identity", &Importer::import_identity},
     {"Dropout", &Importer::import_identity},
-    {"Pad", &Importer::import_pad},
-    {"Transpose", &Importer::import_transpose},
-    {"ReduceMean", &Importer::import_reduce_mean},
+    {"Pad", &Importer::import_pad, 0, "constant zeros on H, W, folded into the Conv / AveragePool that reads it"},
+    {"Transpose", &Importer::import_transpose, 0, "NHWC<->NCHW pairs fold away"},
+    {"ReduceMean", &Importer::import_reduce_mean, 0, "over the spatial axes (a GlobalAveragePool)"},
     {"Squeeze", &Importer::import_squeeze},
     {"Unsqueeze", &Importer::import_squeeze},
     {"Shape", &Importer::import_shape},
     {"Sub", &Importer::import_sub},
     {"Div", &Importer::import_div},
-    {"Pow", &Importer::import_pow},
+    {"Pow", &Importer::import_pow, 0, "constant scalar exponent"},
     {"Sigmoid", &Importer::import_unary},
     {"Tanh", &Importer::import_unary},
     {"HardSigmoid", &Importer::import_unary},
-    {"HardSwish", &Importer::import_unary, 14},
+    {"HardSwish", &Importer::import_unary, 14, ""},
     {"LeakyRelu", &Importer::import_unary},
     {"Elu", &Importer::import_unary},
     {"Exp", &Importer::import_unary},
@@ -428,7 +440,13 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Erf", &Importer::import_unary},
     {"Reciprocal", &Importer::import_unary},
     {"Softplus", &Importer::import_unary},
-    {"Gelu", &Importer::import_unary, 20},
+    {"Gelu", &Importer::import_unary, 20, "none or tanh approximation"},
+    {"Slice", &Importer::import_slice, 0, "constant starts/ends/axes, positive steps"},
+    {"Split", &Importer::import_split, 0, "constant sizes"},
+    {"Resize", &Importer::import_resize, 10, "nearest / linear over H, W; half_pixel, pytorch_half_pixel, align_corners, asymmetric"},
+    {"Upsample", &Importer::import_resize, 0, "nearest / linear over H, W"},
+    {"PRelu", &Importer::import_prelu},
+    {"LayerNormalization", &Importer::import_layer_norm, 17, "over the last axis, constant scale and bias"},
 };
 
 bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
@@ -1050,9 +1068,25 @@ void Importer::emit_fully_connected(const Node& node, Value& a, std::vector<floa
   int32_t b = has_bias ? add_constant(!node.in(2).empty() ? node.in(2) : node.label + ":bias", {m}, bias) : -1;
   Operator op;
   op.activation = f.act;
-  Shape out_shape = {a.shape[0], m};
+  if (a.shape.size() == 2 || a.tensor[2] >= 0) {
+    Shape out_shape = {a.shape[0], m};
+    int32_t t = add_activation(f.out, out_shape);
+    emit(OpType::kFullyConnected, node.label, {input, w, b}, t, op);
+    define(f.out, out_shape, Layout::kOnnx, t);
+    return;
+  }
+  // [..., K] (a token sequence, say): the FC runs on every row, a Reshape restores the leading dims.
+  const bool dynamic = a.shape[0] < 0;
+  Shape out_shape = a.shape;
+  out_shape.back() = m;
+  const Shape rows_shape = {dynamic ? -1 : static_cast<int32_t>(product(a.shape, 0, a.shape.size() - 1)), m};
+  int32_t rows = add_activation(f.out + ":rows", rows_shape);
+  emit(OpType::kFullyConnected, node.label, {input, w, b}, rows, op);
+  Operator reshape;
+  reshape.new_shape = out_shape;
+  if (dynamic) reshape.new_shape[0] = -1;  // inferred from the rows
   int32_t t = add_activation(f.out, out_shape);
-  emit(OpType::kFullyConnected, node.label, {input, w, b}, t, op);
+  emit(OpType::kReshape, node.label + ":unflatten", {rows}, t, reshape);
   define(f.out, out_shape, Layout::kOnnx, t);
 }
 
@@ -1304,8 +1338,8 @@ void Importer::import_matmul(const Node& node) {
               "input B '%s' must be a constant initializer (a product of two activations is not supported)",
               node.in(1).c_str());
   const Constant& b = float_constant(node, 1, "B");
-  if (a.shape.size() != 2 || b.dims.size() != 2 || b.dims[0] != a.shape[1])
-    node.fail(StatusCode::kUnsupported, "shapes %s x %s are not supported (expected [N,K] x constant [K,M])",
+  if (a.shape.size() < 2 || b.dims.size() != 2 || b.dims[0] != a.shape.back())
+    node.fail(StatusCode::kUnsupported, "shapes %s x %s are not supported (expected [..., K] x constant [K,M])",
               shape_string(a.shape).c_str(), shape_string(b.dims).c_str());
   const int32_t k = b.dims[0], m = b.dims[1];
   std::vector<float> weights(static_cast<size_t>(m) * k);
@@ -1783,6 +1817,46 @@ void Importer::emit_unary(const std::string& label, Value& x, const UnaryOptions
   define(out, x.shape, layout, t);
 }
 
+// How exporters before opset 20 write GELU: x * (1 + erf(x / sqrt(2))) * 0.5, as
+// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x, .) -> Mul(0.5), each read only by the next. One Unary
+// Gelu instead: exact in float, and a single int8 lookup table when quantized.
+bool Importer::fuse_gelu(const Node& div) {
+  auto scalar = [&](const std::string& name, float want) {
+    const Constant* c = find_constant(name);
+    return c && c->type == onnx::TensorProto::FLOAT && c->size() == 1 && std::fabs(c->f[0] - want) <= 1e-5f * want;
+  };
+  auto next = [&](const std::string& out, const char* op, std::vector<int>* through) -> int {
+    auto it = readers_.find(out);
+    if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
+    const int r = it->second[0];
+    const onnx::NodeProto& n = g_.node(r);
+    if (done_[r] || n.op_type() != op || !is_default_domain(n.domain()) || n.attribute_size() != 0) return -1;
+    through->push_back(r);
+    return r;
+  };
+  if (div.proto.input_size() != 2 || !scalar(div.in(1), 1.41421356f) || !values_.count(div.in(0))) return false;
+  const std::string& x = div.in(0);
+  std::vector<int> chain;
+  const int erf = next(div.out(0), "Erf", &chain);
+  if (erf < 0) return false;
+  const int add = next(g_.node(erf).output(0), "Add", &chain);
+  if (add < 0) return false;
+  const onnx::NodeProto& a = g_.node(add);
+  if (a.input_size() != 2 || !scalar(a.input(0) == g_.node(erf).output(0) ? a.input(1) : a.input(0), 1.0f)) return false;
+  const int mul = next(a.output(0), "Mul", &chain);
+  if (mul < 0) return false;
+  const onnx::NodeProto& m = g_.node(mul);
+  if (m.input_size() != 2 || (m.input(0) == a.output(0) ? m.input(1) : m.input(0)) != x) return false;
+  const int half = next(m.output(0), "Mul", &chain);
+  if (half < 0) return false;
+  const onnx::NodeProto& h = g_.node(half);
+  if (h.input_size() != 2 || !scalar(h.input(0) == m.output(0) ? h.input(1) : h.input(0), 0.5f)) return false;
+  for (int n : chain) done_[n] = true;
+  emit_unary(h.name().empty() ? h.output(0) : h.name(), values_[x], UnaryOptions{UnaryKind::kGelu, 0.0f, 0.0f},
+             h.output(0));
+  return true;
+}
+
 // Pow with a constant scalar exponent: Sqrt for 1/2, Reciprocal for -1, the identity for 1,
 // Unary Pow otherwise.
 void Importer::import_pow(const Node& node) {
@@ -1797,6 +1871,299 @@ void Importer::import_pow(const Node& node) {
   if (p == 0.5f) f = UnaryOptions{UnaryKind::kSqrt, 0.0f, 0.0f};
   if (p == -1.0f) f = UnaryOptions{UnaryKind::kReciprocal, 0.0f, 0.0f};
   emit_unary(node.label, value(node, 0), f, node.out(0));
+}
+
+// The per-dim ONNX positions of a 4-D value held NHWC: physical dim j holds ONNX dim kNhwcOnnx[j].
+constexpr int32_t kNhwcOnnx[4] = {0, 2, 3, 1};
+
+// Slice of a value with constant starts/ends/axes/steps (attributes before opset 10), in the
+// layout the value already has; positive steps only.
+void Importer::import_slice(const Node& node) {
+  Value& x = value(node, 0);
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  std::vector<int64_t> starts, ends, axes, steps;
+  if (opset_ < 10) {
+    node.allow_attributes({"starts", "ends", "axes"});
+    starts = node.get_ints("starts", {});
+    ends = node.get_ints("ends", {});
+    axes = node.get_ints("axes", {});
+  } else {
+    node.allow_attributes({});
+    auto ints = [&](int i, const char* role, std::vector<int64_t>* out) {
+      if (node.in(i).empty()) return;
+      const Constant* c = find_constant(node.in(i));
+      if (!c || c->type != onnx::TensorProto::INT64 || c->dims.size() != 1)
+        node.fail(StatusCode::kUnsupported, "input '%s' must be a constant 1-D int64 tensor (computed %s are not "
+                  "supported)", role, role);
+      *out = c->i;
+    };
+    ints(1, "starts", &starts);
+    ints(2, "ends", &ends);
+    ints(3, "axes", &axes);
+    ints(4, "steps", &steps);
+  }
+  if (axes.empty())
+    for (size_t k = 0; k < starts.size(); ++k) axes.push_back(static_cast<int64_t>(k));
+  if (steps.empty()) steps.assign(starts.size(), 1);
+  if (starts.empty() || ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+    node.fail(StatusCode::kInvalidModel, "starts, ends, axes and steps differ in length or are empty");
+  std::vector<int64_t> begin(rank, 0), end(rank, kSliceToEnd), step(rank, 1);
+  std::vector<bool> seen(rank, false);
+  Shape out = x.shape;
+  for (size_t k = 0; k < starts.size(); ++k) {
+    int64_t a = axes[k] < 0 ? axes[k] + rank : axes[k];
+    if (a < 0 || a >= rank || seen[a]) node.fail(StatusCode::kInvalidModel, "axis %lld is invalid or repeated",
+                                                 static_cast<long long>(axes[k]));
+    seen[a] = true;
+    if (steps[k] < 1)
+      node.fail(StatusCode::kUnsupported, "step %lld on axis %lld is not supported (expected >= 1)",
+                static_cast<long long>(steps[k]), static_cast<long long>(a));
+    const int64_t d = x.shape[a];
+    if (d < 0) {  // the dynamic batch: only the whole of it
+      if (starts[k] != 0 || ends[k] < std::numeric_limits<int32_t>::max())
+        node.fail(StatusCode::kUnsupported, "slices the dynamic batch (axis 0); export with a fixed batch");
+      continue;
+    }
+    int64_t s = starts[k] < 0 ? starts[k] + d : starts[k], e = ends[k] < 0 ? ends[k] + d : ends[k];
+    s = std::clamp<int64_t>(s, 0, d);
+    e = std::clamp<int64_t>(e, 0, d);
+    if (e <= s) node.fail(StatusCode::kUnsupported, "an empty slice of axis %lld is not supported", static_cast<long long>(a));
+    begin[a] = s;
+    end[a] = e;
+    step[a] = steps[k];
+    out[a] = static_cast<int32_t>((e - s + steps[k] - 1) / steps[k]);
+  }
+  emit_slice(node.label, x, begin, end, step, out, node.out(0));
+}
+
+void Importer::emit_slice(const std::string& label, Value& x, const std::vector<int64_t>& begin,
+                          const std::vector<int64_t>& end, const std::vector<int64_t>& step, const Shape& out_shape,
+                          const std::string& out) {
+  if (out_shape == x.shape) {  // the whole value
+    if (values_.count(out) || is_constant(out)) fail(StatusCode::kInvalidModel, "value '%s' is defined twice", out.c_str());
+    values_[out] = x;
+    return;
+  }
+  const int rank = static_cast<int>(x.shape.size());
+  const Layout layout = rank == 4 && x.tensor[1] >= 0 ? Layout::kNhwc : Layout::kOnnx;
+  Operator op;
+  for (int j = 0; j < rank; ++j) {
+    const int a = layout == Layout::kNhwc ? kNhwcOnnx[j] : j;
+    op.slice.begin.push_back(static_cast<int32_t>(begin[a]));
+    op.slice.end.push_back(end[a] >= kSliceToEnd ? kSliceToEnd : static_cast<int32_t>(end[a]));
+    op.slice.step.push_back(static_cast<int32_t>(step[a]));
+  }
+  int32_t t = add_activation(out, internal_shape(out_shape, layout));
+  emit(OpType::kSlice, label, {tensor_in(x, layout)}, t, op);
+  define(out, out_shape, layout, t);
+}
+
+// Split along one axis: one Slice per output that something reads.
+void Importer::import_split(const Node& node) {
+  Value& x = value(node, 0);
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  std::vector<int64_t> sizes;
+  if (opset_ < 13) {
+    node.allow_attributes({"axis", "split"});
+    sizes = node.get_ints("split", {});
+  } else {
+    node.allow_attributes(opset_ >= 18 ? std::initializer_list<const char*>{"axis", "num_outputs"}
+                                       : std::initializer_list<const char*>{"axis"});
+    if (!node.in(1).empty()) {
+      const Constant* c = find_constant(node.in(1));
+      if (!c || c->type != onnx::TensorProto::INT64 || c->dims.size() != 1)
+        node.fail(StatusCode::kUnsupported, "input 'split' must be a constant 1-D int64 tensor");
+      sizes = c->i;
+    }
+  }
+  int64_t axis = node.get_int("axis", 0);
+  if (axis < -rank || axis >= rank) node.unsupported("axis", std::to_string(axis), "a value in [-rank, rank)");
+  if (axis < 0) axis += rank;
+  const int64_t d = x.shape[axis];
+  if (d < 0) node.fail(StatusCode::kUnsupported, "splits the dynamic batch (axis 0)");
+  const int n = node.proto.output_size();
+  if (n < 1) node.fail(StatusCode::kInvalidModel, "no outputs");
+  if (sizes.empty()) {  // equal parts; opset 18's num_outputs makes the last one smaller when uneven
+    const int64_t part = opset_ >= 18 ? (d + n - 1) / n : d / n;
+    if (opset_ < 18 && d % n != 0)
+      node.fail(StatusCode::kInvalidModel, "dim %lld of size %lld does not split into %d equal parts",
+                static_cast<long long>(axis), static_cast<long long>(d), n);
+    for (int k = 0; k < n; ++k) sizes.push_back(std::min(part, d - part * k));
+  }
+  if (static_cast<int>(sizes.size()) != n)
+    node.fail(StatusCode::kInvalidModel, "%zu split sizes for %d outputs", sizes.size(), n);
+  int64_t offset = 0;
+  for (int k = 0; k < n; ++k) {
+    if (sizes[k] < 1) node.fail(StatusCode::kUnsupported, "split size %lld is not supported (expected >= 1)",
+                                static_cast<long long>(sizes[k]));
+    std::vector<int64_t> begin(rank, 0), end(rank, kSliceToEnd), step(rank, 1);
+    begin[axis] = offset;
+    end[axis] = offset + sizes[k];
+    offset += sizes[k];
+    if (offset > d)
+      node.fail(StatusCode::kInvalidModel, "split sizes %s exceed dim %lld (%lld)", ints_string(sizes).c_str(),
+                static_cast<long long>(axis), static_cast<long long>(d));
+    if (node.out(k).empty() || !readers_.count(node.out(k))) continue;  // nothing reads it
+    Shape out = x.shape;
+    out[axis] = static_cast<int32_t>(sizes[k]);
+    emit_slice(node.label + ":" + std::to_string(k), x, begin, end, step, out, node.out(k));
+  }
+  if (offset != d)
+    node.fail(StatusCode::kInvalidModel, "split sizes %s do not add up to dim %lld (%lld)", ints_string(sizes).c_str(),
+              static_cast<long long>(axis), static_cast<long long>(d));
+}
+
+// Resize (opset 10+) and Upsample (7-9): nearest or (bi)linear over H and W of a 4-D value.
+void Importer::import_resize(const Node& node) {
+  Value& x = value(node, 0);
+  if (x.shape.size() != 4)
+    node.fail(StatusCode::kUnsupported, "input has rank %zu; only 4-D (N,C,H,W) resizing is supported",
+              x.shape.size());
+  const bool upsample = node.op() == "Upsample";
+  const bool legacy = upsample || opset_ < 11;  // asymmetric coordinates, nearest rounds down
+  if (upsample)
+    node.allow_attributes(opset_ < 9 ? std::initializer_list<const char*>{"mode", "scales"}
+                                     : std::initializer_list<const char*>{"mode"});
+  else if (opset_ < 11)
+    node.allow_attributes({"mode"});
+  else
+    node.allow_attributes({"mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
+                           "exclude_outside", "extrapolation_value", "antialias", "axes",
+                           "keep_aspect_ratio_policy"});
+  ResizeOptions r;
+  const std::string mode = node.get_string("mode", "nearest");
+  if (mode == "nearest")
+    r.mode = ResizeMode::kNearest;
+  else if (mode == "linear" || mode == "bilinear")
+    r.mode = ResizeMode::kLinear;
+  else
+    node.unsupported("mode", mode, "nearest or linear");
+  if (legacy) {
+    r.coord = ResizeCoord::kAsymmetric;
+    r.nearest = ResizeNearest::kFloor;
+  } else {
+    const std::string coord = node.get_string("coordinate_transformation_mode", "half_pixel");
+    if (coord == "half_pixel") r.coord = ResizeCoord::kHalfPixel;
+    else if (coord == "pytorch_half_pixel") r.coord = ResizeCoord::kPytorchHalfPixel;
+    else if (coord == "align_corners") r.coord = ResizeCoord::kAlignCorners;
+    else if (coord == "asymmetric") r.coord = ResizeCoord::kAsymmetric;
+    else node.unsupported("coordinate_transformation_mode", coord, "half_pixel, pytorch_half_pixel, align_corners or asymmetric");
+    const std::string nm = node.get_string("nearest_mode", "round_prefer_floor");
+    if (nm == "round_prefer_floor") r.nearest = ResizeNearest::kRoundPreferFloor;
+    else if (nm == "round_prefer_ceil") r.nearest = ResizeNearest::kRoundPreferCeil;
+    else if (nm == "floor") r.nearest = ResizeNearest::kFloor;
+    else if (nm == "ceil") r.nearest = ResizeNearest::kCeil;
+    else node.unsupported("nearest_mode", nm, "round_prefer_floor, round_prefer_ceil, floor or ceil");
+    if (node.get_int("exclude_outside", 0) != 0) node.unsupported("exclude_outside", "1", "0");
+    if (node.get_int("antialias", 0) != 0) node.unsupported("antialias", "1", "0");
+    if (node.get_string("keep_aspect_ratio_policy", "stretch") != "stretch")
+      node.unsupported("keep_aspect_ratio_policy", node.get_string("keep_aspect_ratio_policy", ""), "stretch");
+  }
+  // Scales and sizes per dim (N, C, H, W); axes (opset 18) says which dims the lists cover.
+  std::vector<int64_t> axes = node.get_ints("axes", {0, 1, 2, 3});
+  for (int64_t& a : axes) {
+    if (a < -4 || a >= 4) node.fail(StatusCode::kInvalidModel, "axis %lld is out of range", static_cast<long long>(a));
+    if (a < 0) a += 4;
+  }
+  std::vector<float> scales;
+  std::vector<int64_t> sizes;
+  if (upsample && opset_ < 9) {
+    const auto* a = node.attr("scales", onnx::AttributeProto::FLOATS);
+    if (!a) node.fail(StatusCode::kInvalidModel, "attribute 'scales' is missing");
+    scales.assign(a->floats().begin(), a->floats().end());
+  } else {
+    const int scales_input = upsample || opset_ < 11 ? 1 : 2;
+    if (!node.in(scales_input).empty()) {
+      const Constant* c = find_constant(node.in(scales_input));
+      if (!c || c->type != onnx::TensorProto::FLOAT)
+        node.fail(StatusCode::kUnsupported, "input 'scales' must be a float constant");
+      scales = c->f;
+    }
+    if (!upsample && opset_ >= 11 && !node.in(3).empty()) {
+      const Constant* c = find_constant(node.in(3));
+      if (!c || c->type != onnx::TensorProto::INT64)
+        node.fail(StatusCode::kUnsupported, "input 'sizes' must be an int64 constant (computed sizes are not supported)");
+      sizes = c->i;
+    }
+  }
+  if (scales.empty() == sizes.empty())
+    node.fail(StatusCode::kInvalidModel, "exactly one of scales and sizes must be given");
+  float full_scale[4] = {1, 1, 1, 1};
+  int64_t full_size[4] = {x.shape[0], x.shape[1], x.shape[2], x.shape[3]};
+  const size_t given = scales.empty() ? sizes.size() : scales.size();
+  if (given != axes.size()) node.fail(StatusCode::kInvalidModel, "%zu scales/sizes for %zu axes", given, axes.size());
+  for (size_t k = 0; k < axes.size(); ++k) {
+    const int64_t a = axes[k];
+    if (!scales.empty()) {
+      full_scale[a] = scales[k];
+      if (!(scales[k] > 0.0f) || !std::isfinite(scales[k]))
+        node.fail(StatusCode::kInvalidModel, "scale %g must be positive", scales[k]);
+      full_size[a] = static_cast<int64_t>(std::floor(x.shape[a] * static_cast<double>(scales[k])));
+    } else {
+      full_size[a] = sizes[k];
+      full_scale[a] = x.shape[a] > 0 ? static_cast<float>(sizes[k]) / x.shape[a] : 1.0f;
+    }
+  }
+  if (full_size[0] != x.shape[0] || full_size[1] != x.shape[1])
+    node.fail(StatusCode::kUnsupported, "resizing the batch or channel dims is not supported (scales %g, %g)",
+              full_scale[0], full_scale[1]);
+  if (full_size[2] < 1 || full_size[3] < 1 || full_size[2] > 65536 || full_size[3] > 65536)
+    node.fail(StatusCode::kUnsupported, "output size %lldx%lld is not supported", static_cast<long long>(full_size[2]),
+              static_cast<long long>(full_size[3]));
+  r.out_h = static_cast<int32_t>(full_size[2]);
+  r.out_w = static_cast<int32_t>(full_size[3]);
+  r.scale_h = full_scale[2];
+  r.scale_w = full_scale[3];
+  Operator op;
+  op.resize = r;
+  const Shape out_shape = {x.shape[0], x.shape[1], r.out_h, r.out_w};
+  int32_t t = add_activation(node.out(0), nchw_to_nhwc(out_shape));
+  emit(OpType::kResize, node.label, {tensor_in(x, Layout::kNhwc)}, t, op);
+  define(node.out(0), out_shape, Layout::kNhwc, t);
+}
+
+// PRelu(x, slope): slope broadcast against x (a per-channel [C,1,1] slope of an NCHW value is
+// re-laid out for its NHWC twin). Nothing is fused after it: the kernels apply no clamp.
+void Importer::import_prelu(const Node& node) {
+  node.allow_attributes({});
+  if (node.proto.input_size() != 2) node.fail(StatusCode::kInvalidModel, "expected 2 inputs");
+  Value& x = value(node, 0);
+  Value* vs = values_.count(node.in(1)) ? &values_[node.in(1)] : nullptr;
+  const Constant* cs = vs ? nullptr : &float_constant(node, 1, "slope");
+  Value& y = emit_binary_operands(OpType::kPRelu, node, &x, nullptr, vs, cs, node.out(0), {});
+  if (y.shape != x.shape)
+    node.fail(StatusCode::kInvalidModel, "slope %s does not broadcast to the input %s",
+              shape_string(vs ? vs->shape : cs->dims).c_str(), shape_string(x.shape).c_str());
+}
+
+// LayerNormalization (opset 17) over the last axis, scale and bias constant.
+void Importer::import_layer_norm(const Node& node) {
+  node.allow_attributes({"axis", "epsilon", "stash_type"});
+  Value& x = value(node, 0);
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t axis = node.get_int("axis", -1);
+  if (axis < 0) axis += rank;
+  if (axis != rank - 1) node.unsupported("axis", std::to_string(node.get_int("axis", -1)), "the last axis");
+  if (node.get_int("stash_type", 1) != 1) node.unsupported("stash_type", std::to_string(node.get_int("stash_type", 1)), "1 (float)");
+  for (int i = 1; i < node.proto.output_size(); ++i)
+    if (!node.out(i).empty() && readers_.count(node.out(i)))
+      node.fail(StatusCode::kUnsupported, "output '%s' (mean / inverse std, training only) is not supported",
+                node.out(i).c_str());
+  const int32_t c = x.shape[rank - 1];
+  Operator op;
+  op.epsilon = node.get_float("epsilon", 1e-5f);
+  std::vector<int32_t> inputs = {tensor_in(x, Layout::kOnnx)};
+  for (int i = 1; i <= 2; ++i) {
+    if (i == 2 && node.in(2).empty()) break;
+    const Constant& k = float_constant(node, i, i == 1 ? "Scale" : "B");
+    if (k.size() != c)
+      node.fail(StatusCode::kUnsupported, "input '%s' has %lld values; expected %d (the last axis)", node.in(i).c_str(),
+                static_cast<long long>(k.size()), c);
+    inputs.push_back(add_constant(k.name, {c}, k.f));
+  }
+  int32_t t = add_activation(node.out(0), x.shape);
+  emit(OpType::kLayerNorm, node.label, inputs, t, op);
+  define(node.out(0), x.shape, Layout::kOnnx, t);
 }
 
 // ---------------------------------------------------------------- constant folding
@@ -2076,7 +2443,18 @@ Status import_onnx_bytes(const void* data, size_t size, const char* source_name,
 
 std::vector<OnnxOpSupport> onnx_supported_ops() {
   std::vector<OnnxOpSupport> out;
-  for (const Importer::OpEntry& e : Importer::kOps) out.push_back({e.op, ""});
+  // Composed once (thread-safe static init); the returned pointers point into it.
+  static const std::vector<std::string> notes = [] {
+    std::vector<std::string> v;
+    for (const Importer::OpEntry& e : Importer::kOps) {
+      std::string n = e.since > 0 ? "opset " + std::to_string(e.since) + "+" : "";
+      if (*e.note) n += (n.empty() ? "" : "; ") + std::string(e.note);
+      v.push_back(n);
+    }
+    return v;
+  }();
+  size_t k = 0;
+  for (const Importer::OpEntry& e : Importer::kOps) out.push_back({e.op, notes[k++].c_str()});
   out.push_back({"Constant", ""});
   for (const char* const* op = Importer::kFoldable; *op; ++op) {
     bool listed = false;

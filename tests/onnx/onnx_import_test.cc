@@ -1330,3 +1330,64 @@ TEST_CASE("onnx: dynamic spatial dims are bound with ImportOptions::input_shapes
     CHECK_FALSE(parse_input_shape(bad, &b).is_ok());
   }
 }
+
+TEST_CASE("onnx: Slice, Resize, LayerNormalization forms we do not take are errors naming the node") {
+  SUBCASE("negative Slice step") {
+    OnnxModel m(13);
+    m.input("x", {1, 8}).output("y");
+    m.init_i64("s", {1}, {7});
+    m.init_i64("e", {1}, {0});
+    m.init_i64("a", {1}, {1});
+    m.init_i64("st", {1}, {-1});
+    m.node("Slice", {"x", "s", "e", "a", "st"}, {"y"}, "rev");
+    const std::string e = m.error();
+    CHECK(e.find("node 'rev' (Slice)") != std::string::npos);
+    CHECK(e.find("step -1") != std::string::npos);
+  }
+  SUBCASE("cubic Resize") {
+    OnnxModel m(13);
+    m.input("x", {1, 2, 4, 4}).output("y");
+    m.init("sc", {4}, {1, 1, 2, 2});
+    m.node("Resize", {"x", "", "sc"}, {"y"}, "up").s("mode", "cubic");
+    const std::string e = m.error();
+    CHECK(e.find("node 'up' (Resize)") != std::string::npos);
+    CHECK(e.find("'mode' = cubic") != std::string::npos);
+  }
+  SUBCASE("Resize of the channels") {
+    OnnxModel m(13);
+    m.input("x", {1, 2, 4, 4}).output("y");
+    m.init("sc", {4}, {1, 2, 1, 1});
+    m.node("Resize", {"x", "", "sc"}, {"y"}, "up");
+    CHECK(m.error().find("batch or channel") != std::string::npos);
+  }
+  SUBCASE("LayerNormalization over more than the last axis") {
+    OnnxModel m(17);
+    m.input("x", {1, 3, 4}).output("y");
+    m.init("g", {3, 4}, std::vector<float>(12, 1.0f));
+    m.node("LayerNormalization", {"x", "g"}, {"y"}, "ln").i("axis", 1);
+    CHECK(m.error().find("'axis' = 1") != std::string::npos);
+  }
+}
+
+TEST_CASE("onnx: Split becomes one Slice per read output; PyTorch's decomposed GELU one Unary") {
+  OnnxModel m(13);
+  m.input("x", {1, 6}).output("y");
+  m.init_i64("split", {3}, {1, 2, 3});
+  m.init("sqrt2", {}, {1.41421356f});
+  m.init("one", {}, {1.0f});
+  m.init("half", {}, {0.5f});
+  m.node("Split", {"x", "split"}, {"a", "b", "unused"}).i("axis", 1);
+  m.node("Div", {"b", "sqrt2"}, {"d"});
+  m.node("Erf", {"d"}, {"e"});
+  m.node("Add", {"e", "one"}, {"p"});
+  m.node("Mul", {"b", "p"}, {"q"});
+  m.node("Mul", {"q", "half"}, {"g"});
+  m.node("Concat", {"a", "g"}, {"y"}).i("axis", 1);
+  const Graph g = m.import();
+  std::vector<OpType> types;
+  for (const Operator& op : g.operators) types.push_back(op.type);
+  CHECK(types == std::vector<OpType>{OpType::kSlice, OpType::kSlice, OpType::kUnary, OpType::kConcat});
+  CHECK(g.operators[2].unary.kind == UnaryKind::kGelu);
+  CHECK(g.operators[1].slice.begin == std::vector<int32_t>{0, 1});
+  CHECK(g.operators[1].slice.end == std::vector<int32_t>{kSliceToEnd, 3});
+}

@@ -202,5 +202,10 @@ TEST_CASE("tq eval --against reports output fidelity without labels, on .npy dat
   CHECK(two.code == 1);
   CHECK(contains(two.out, "the model has 1 inputs; got data for 2"));
   CHECK(tq("eval " + dir + "/lenet.w8.tqm --data npy:" + dir + "/x.npy").code == 2);  // no labels, no --against
+  // The simulated twin against the integer model it was rebuilt from: one level apart at most.
+  Run sim = tq("eval " + dir + "/lenet.w8.tqm --simulate --against " + dir + "/lenet.w8.tqm --data npy:" + dir +
+               "/x.npy");
+  REQUIRE_MESSAGE(sim.code == 0, sim.out);
+  CHECK(contains(sim.out, "top-1 agreement"));
   CHECK(tq("eval " + dir + "/lenet.w8.tqm --data cifar").code == 2);
 }

@@ -71,14 +71,15 @@ NpyArray normal_samples(const Graph& graph, int k, int32_t n, uint32_t seed) {
   return a;
 }
 
-// W8A8 round-to-nearest (calibrated on 64 random samples), SQNR of its outputs against the float
-// graph's on 32 others; NaN for models the rtn pipeline does not take (more than one input).
+// W8A8 round-to-nearest (calibrated on 256 random samples), SQNR of its outputs against the float
+// graph's on 32 others; NaN for models the rtn pipeline does not take (more than one input). (With
+// 64 samples the observer's range for a 5-value output clipped samples drawn later: 18.7 dB.)
 double rtn_w8a8_sqnr(const Graph& graph) {
   if (graph.inputs.size() != 1) return std::nan("");
-  const NpyArray calib_x = normal_samples(graph, 0, 64, 11);
+  const NpyArray calib_x = normal_samples(graph, 0, 256, 11);
   quant::CalibrationData calib;
   calib.values = calib_x.data;
-  calib.samples = 64;
+  calib.samples = 256;
   calib.dataset = "normal(0,1)";
   Graph q;
   const Status s = quant::quantize_graph_rtn(graph, calib, quant::RtnOptions(), &q, nullptr, nullptr);

@@ -242,9 +242,9 @@ int cmd_eval(EvalArgs& a) {
   Graph graph;
   Status s = load_any_model(a.model, &graph, ends_with_onnx(a.model) ? a.input_shapes : std::vector<std::string>());
   if (!s.is_ok()) return fail(s);
-  if (!a.against.empty() && !a.simulate) return cmd_eval_against(a, graph);
-  if (a.data != "fashion-mnist")
+  if (a.against.empty() && a.data != "fashion-mnist")
     return usage_error("--data " + a.data + ": data without labels needs --against REFERENCE (output fidelity)");
+  if (!a.against.empty() && !a.simulate) return cmd_eval_against(a, graph);
   if (a.simulate) {
 #if TQ_WITH_QUANT
     Graph sim;

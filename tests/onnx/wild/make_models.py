@@ -225,6 +225,45 @@ def unary_zoo(opset):
     return model_of(nodes, [("x", [1, 2, 7, 7])], ["y"], inits, opset, "unary_zoo")
 
 
+def upsample_forms(opset):
+    """Upsample (opset 7: scales attribute; 9: scales input) and Resize (10: scales; 11+: sizes and
+    coordinate modes; 18: axes), Split with the split attribute (< 13), input (13-17) or
+    num_outputs (18+), Slice with attributes (< 10)."""
+    n = helper.make_node
+    inits = [weights("w1", 4, 2, 3, 3)]
+    nodes = [n("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1])]
+    if opset < 9:
+        nodes.append(n("Upsample", ["c"], ["u"], mode="nearest", scales=[1.0, 1.0, 2.0, 2.0]))
+    elif opset == 9:
+        nodes.append(n("Upsample", ["c", "sc"], ["u"], mode="linear"))
+        inits.append(const("sc", np.array([1, 1, 2, 3], np.float32)))
+    elif opset == 10:
+        nodes.append(n("Resize", ["c", "sc"], ["u"], mode="nearest"))
+        inits.append(const("sc", np.array([1, 1, 2, 2], np.float32)))
+    elif opset < 18:
+        nodes.append(n("Resize", ["c", "", "", "sz"], ["u"], mode="linear", coordinate_transformation_mode="align_corners"))
+        inits.append(const("sz", np.array([1, 4, 9, 13], np.int64)))
+    else:
+        nodes.append(n("Resize", ["c", "", "sc"], ["u"], mode="nearest", axes=[2, 3],
+                       coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil"))
+        inits.append(const("sc", np.array([1.5, 2.5], np.float32)))
+    if opset < 13:
+        nodes.append(n("Split", ["u"], ["s0", "s1"], axis=1, split=[1, 3]))
+    elif opset < 18:
+        nodes.append(n("Split", ["u", "split"], ["s0", "s1"], axis=1))
+        inits.append(const("split", np.array([1, 3], np.int64)))
+    else:
+        nodes.append(n("Split", ["u"], ["s0", "s1"], axis=1, num_outputs=2))
+    if opset < 10:
+        nodes.append(n("Slice", ["s1"], ["y"], starts=[1, 1], ends=[1000, -1], axes=[2, 3]))
+    else:
+        nodes.append(n("Slice", ["s1", "st", "en", "ax", "stp"], ["y"]))
+        inits += [const("st", np.array([1, 0], np.int64)), const("en", np.array([-1, 1 << 30], np.int64)),
+                  const("ax", np.array([2, 3], np.int64)), const("stp", np.array([1, 2], np.int64))]
+    nodes.append(n("Relu", ["s0"], ["y0"]))
+    return model_of(nodes, [("x", [1, 2, 5, 6])], ["y", "y0"], inits, opset, "upsample_forms")
+
+
 def two_inputs_outputs(opset):
     """Two graph inputs (one NHWC behind a Transpose), two outputs."""
     n = helper.make_node
@@ -304,7 +343,67 @@ def torch_activations(opset):
     return Net().eval(), [(1, 3, 12, 12)], {}
 
 
+def torch_detector(opset):
+    """An FPN-style detector head: strided convs, nearest and bilinear upsampling (F.interpolate,
+    align_corners False and True), PReLU, channel slicing and torch.split, concatenation."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(8, 12, 3, stride=2, padding=1)
+            self.act = nn.PReLU(8)
+            self.lat = nn.Conv2d(12, 8, 1)
+            self.head = nn.Conv2d(8, 6, 3, padding=1)
+
+        def forward(self, x):
+            f1 = self.act(self.c1(x))
+            f2 = self.lat(torch.relu(self.c2(f1)))
+            up = nn.functional.interpolate(f2, scale_factor=2.0, mode="nearest")
+            up2 = nn.functional.interpolate(f2, size=(f1.shape[2], f1.shape[3]), mode="bilinear", align_corners=False)
+            up3 = nn.functional.interpolate(f2, scale_factor=2.0, mode="bilinear", align_corners=True)
+            y = self.head(f1 + up + up2 - up3)
+            a, b = torch.split(y, [2, 4], dim=1)
+            return torch.cat([torch.sigmoid(a), b[:, 1:3] * 2.0], dim=1)
+
+    torch.manual_seed(200 + opset)
+    return Net().eval(), [(1, 3, 16, 16)], {}
+
+
+def torch_text_block(opset):
+    """A transformer-style MLP block on [N, T, C]: LayerNorm (opset 17: LayerNormalization), Linear on
+    every token (MatMul of a 3-D input), GELU (Div/Erf/Add/Mul/Mul before opset 20), residual, a
+    slice of the tokens; dynamic batch."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.LayerNorm(16)
+            self.fc1, self.fc2 = nn.Linear(16, 32), nn.Linear(32, 16)
+
+        def forward(self, x):
+            h = self.fc2(nn.functional.gelu(self.fc1(self.norm(x))))
+            return (x + h)[:, 1:]
+
+    torch.manual_seed(300 + opset)
+    return Net().eval(), [(2, 5, 16)], {"dynamic_batch": True}
+
+
+def torch_gelu_mlp(opset):
+    """Linear -> GELU -> Linear as PyTorch exports GELU before opset 20 (x * 0.5 * (1 + erf(x / sqrt 2)))."""
+    import torch
+    from torch import nn
+    torch.manual_seed(400 + opset)
+    return nn.Sequential(nn.Linear(12, 24), nn.GELU(), nn.Linear(24, 5)).eval(), [(3, 12)], {"dynamic_batch": True}
+
+
 TORCH_MODELS = {f"torch_cnn_op{o}": (torch_cnn, o) for o in (9, 11, 13, 17)}
+TORCH_MODELS.update({f"torch_detector_op{o}": (torch_detector, o) for o in (11, 13, 17)})
+TORCH_MODELS["torch_text_block_op17"] = (torch_text_block, 17)
+TORCH_MODELS["torch_gelu_mlp_op13"] = (torch_gelu_mlp, 13)
 TORCH_MODELS.update({f"torch_activations_op{o}": (torch_activations, o) for o in (11, 13, 17)})
 
 HELPER_MODELS = {
@@ -322,6 +421,11 @@ HELPER_MODELS = {
     "shape_subgraph_op13": (shape_subgraph, 13),
     "two_inputs_outputs_op15": (two_inputs_outputs, 15),
     "unary_zoo_op20": (unary_zoo, 20),
+    "upsample_forms_op7": (upsample_forms, 7),
+    "upsample_forms_op9": (upsample_forms, 9),
+    "upsample_forms_op10": (upsample_forms, 10),
+    "upsample_forms_op13": (upsample_forms, 13),
+    "upsample_forms_op19": (upsample_forms, 19),
 }
 
 
