@@ -348,7 +348,10 @@ class Importer {
   void import_conv(const Node& node);
   void import_batchnorm(const Node& node);
   void import_clamp(const Node& node);
-  void import_add(const Node& node) { emit_binary(OpType::kAdd, node); }
+  void import_add(const Node& node) {
+    if (!fuse_hardswish(node)) emit_binary(OpType::kAdd, node);
+  }
+  bool fuse_hardswish(const Node& add);
   void import_mul(const Node& node) { emit_binary(OpType::kMul, node); }
   void import_sub(const Node& node) { emit_binary(OpType::kSub, node); }
   void import_div(const Node& node) {
@@ -364,6 +367,8 @@ class Importer {
   void import_split(const Node& node);
   void import_resize(const Node& node);
   void import_prelu(const Node& node);
+  void import_gather(const Node& node);
+  void import_cast(const Node& node);
   void import_layer_norm(const Node& node);
   void emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out);
   void import_max_pool(const Node& node);
@@ -379,6 +384,7 @@ class Importer {
   void import_pad(const Node& node);
   void import_transpose(const Node& node);
   void import_reduce_mean(const Node& node);
+  bool fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axes);
   void import_squeeze(const Node& node);
   void import_shape(const Node& node);
   void alias(const Node& node);
@@ -446,6 +452,8 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Resize", &Importer::import_resize, 10, "nearest / linear over H, W; half_pixel, pytorch_half_pixel, align_corners, asymmetric"},
     {"Upsample", &Importer::import_resize, 0, "nearest / linear over H, W"},
     {"PRelu", &Importer::import_prelu},
+    {"Gather", &Importer::import_gather, 0, "constant indices"},
+    {"Cast", &Importer::import_cast, 0, "to float (computed values); any type on constants"},
     {"LayerNormalization", &Importer::import_layer_norm, 17, "over the last axis, constant scale and bias"},
 };
 
@@ -1610,6 +1618,7 @@ void Importer::import_reduce_mean(const Node& node) {
   std::sort(axes.begin(), axes.end());
   const int64_t keepdims = node.get_int("keepdims", 1);
   if (keepdims != 0 && keepdims != 1) node.unsupported("keepdims", std::to_string(keepdims), "0 or 1");
+  if (keepdims == 1 && axes == std::vector<int64_t>{rank - 1} && fuse_layer_norm(node, axes)) return;
   const bool nchw_spatial = rank == 4 && axes == std::vector<int64_t>{2, 3};
   const bool nhwc_spatial = rank == 4 && axes == std::vector<int64_t>{1, 2};
   if (!nchw_spatial && !nhwc_spatial)
@@ -1640,6 +1649,102 @@ void Importer::import_reduce_mean(const Node& node) {
   }
   Shape out = {x.shape[0], nchw_spatial ? x.shape[1] : x.shape[3]};
   define(node.out(0), out, Layout::kOnnx, emit_reshape(node.label + ":squeeze", t, phys, out, node.out(0)));
+}
+
+// LayerNorm as exporters before opset 17 write it: mean = ReduceMean(x, -1); d = x - mean;
+// var = ReduceMean(d^2, -1); y = d / Sqrt(var + eps) [* gamma] [+ beta], each intermediate read
+// only inside the pattern. One LayerNorm instead.
+bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axes) {
+  const std::string& x = mean.in(0);
+  const int64_t rank = static_cast<int64_t>(values_.at(x).shape.size());
+  auto readers = [&](const std::string& v) -> std::vector<int> {
+    auto it = readers_.find(v);
+    return it == readers_.end() ? std::vector<int>{} : it->second;
+  };
+  auto only = [&](const std::string& v, const char* op) -> int {
+    const std::vector<int> r = readers(v);
+    if (r.size() != 1 || r[0] < 0 || done_[r[0]] || g_.node(r[0]).op_type() != op ||
+        !is_default_domain(g_.node(r[0]).domain()))
+      return -1;
+    return r[0];
+  };
+  auto scalar = [&](const std::string& name, float* v) {
+    const Constant* c = find_constant(name);
+    if (!c || c->type != onnx::TensorProto::FLOAT || c->size() != 1) return false;
+    *v = c->f[0];
+    return true;
+  };
+  auto last_axis = [&](const onnx::NodeProto& n) {  // a ReduceMean over the last axis, keepdims 1
+    Node rn(n);
+    std::vector<int64_t> a;
+    if (opset_ >= 18) {
+      const Constant* c = rn.in(1).empty() ? nullptr : find_constant(rn.in(1));
+      if (!c || c->type != onnx::TensorProto::INT64) return false;
+      a = c->i;
+    } else {
+      const auto* at = rn.attr("axes", onnx::AttributeProto::INTS);
+      if (!at) return false;
+      a.assign(at->ints().begin(), at->ints().end());
+    }
+    return a.size() == 1 && (a[0] == rank - 1 || a[0] == -1) && rn.get_int("keepdims", 1) == 1;
+  };
+  (void)axes;
+  const int sub = only(mean.out(0), "Sub");
+  if (sub < 0 || g_.node(sub).input(0) != x || g_.node(sub).input(1) != mean.out(0)) return false;
+  const std::string d = g_.node(sub).output(0);
+  const std::vector<int> dr = readers(d);
+  if (dr.size() != 2 || dr[0] < 0 || dr[1] < 0) return false;
+  int pow = -1, div = -1;
+  for (int r : dr) {
+    if (g_.node(r).op_type() == "Pow") pow = r;
+    if (g_.node(r).op_type() == "Div") div = r;
+  }
+  float v = 0;
+  if (pow < 0 || div < 0 || done_[pow] || done_[div] || g_.node(pow).input(0) != d ||
+      !scalar(g_.node(pow).input(1), &v) || v != 2.0f || g_.node(div).input(0) != d)
+    return false;
+  const int var = only(g_.node(pow).output(0), "ReduceMean");
+  if (var < 0 || !last_axis(g_.node(var))) return false;
+  const int add = only(g_.node(var).output(0), "Add");
+  float eps = 0;
+  if (add < 0 || g_.node(add).input(0) != g_.node(var).output(0) || !scalar(g_.node(add).input(1), &eps) ||
+      !(eps >= 0.0f) || !std::isfinite(eps))
+    return false;
+  const int sqrt = only(g_.node(add).output(0), "Sqrt");
+  if (sqrt < 0 || g_.node(div).input(1) != g_.node(sqrt).output(0)) return false;
+  std::vector<int> chain = {sub, pow, div, var, add, sqrt};
+  // Optional affine part: Mul by gamma [C], then Add beta [C].
+  Value& xv = values_.at(x);
+  const int32_t c = xv.shape.back();
+  std::string out = g_.node(div).output(0), label = g_.node(div).name();
+  const Constant* gamma = nullptr;
+  const Constant* beta = nullptr;
+  auto per_channel = [&](const onnx::NodeProto& n, const std::string& from) -> const Constant* {
+    if (n.input_size() != 2) return nullptr;
+    const Constant* k = find_constant(n.input(0) == from ? n.input(1) : n.input(0));
+    return k && k->type == onnx::TensorProto::FLOAT && k->size() == c && k->dims.size() == 1 ? k : nullptr;
+  };
+  if (const int mul = only(out, "Mul"); mul >= 0 && (gamma = per_channel(g_.node(mul), out))) {
+    chain.push_back(mul);
+    out = g_.node(mul).output(0);
+    label = g_.node(mul).name();
+    if (const int b = only(out, "Add"); b >= 0 && (beta = per_channel(g_.node(b), out))) {
+      chain.push_back(b);
+      out = g_.node(b).output(0);
+      label = g_.node(b).name();
+    }
+  }
+  for (int n : chain) done_[n] = true;
+  Operator op;
+  op.epsilon = eps;
+  std::vector<int32_t> inputs = {tensor_in(xv, Layout::kOnnx)};
+  const std::vector<float> ones(c, 1.0f);
+  inputs.push_back(gamma ? add_constant(gamma->name, {c}, gamma->f) : add_constant(mean.label + ":scale", {c}, ones));
+  if (beta) inputs.push_back(add_constant(beta->name, {c}, beta->f));
+  int32_t t = add_activation(out, xv.shape);
+  emit(OpType::kLayerNorm, label.empty() ? out : label, inputs, t, op);
+  define(out, xv.shape, Layout::kOnnx, t);
+  return true;
 }
 
 std::vector<int64_t> Importer::squeeze_axes(const Node& node, const Shape& in) {
@@ -1854,6 +1959,52 @@ bool Importer::fuse_gelu(const Node& div) {
   for (int n : chain) done_[n] = true;
   emit_unary(h.name().empty() ? h.output(0) : h.name(), values_[x], UnaryOptions{UnaryKind::kGelu, 0.0f, 0.0f},
              h.output(0));
+  return true;
+}
+
+// HardSwish as x * Clip(x + 3, 0, 6) / 6 (Add -> Clip -> Mul(x, .) -> Div(6) or Mul(1/6), each
+// read only by the next), as some exporters write it: one Unary HardSwish.
+bool Importer::fuse_hardswish(const Node& add) {
+  auto scalar = [&](const std::string& name, float want) {
+    const Constant* c = find_constant(name);
+    return c && c->type == onnx::TensorProto::FLOAT && c->size() == 1 && std::fabs(c->f[0] - want) <= 1e-6f * std::fabs(want);
+  };
+  auto next = [&](const std::string& out, std::vector<int>* chain) -> int {
+    auto it = readers_.find(out);
+    if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
+    const int r = it->second[0];
+    if (done_[r] || !is_default_domain(g_.node(r).domain())) return -1;
+    chain->push_back(r);
+    return r;
+  };
+  if (add.proto.input_size() != 2) return false;
+  const int xi = scalar(add.in(1), 3.0f) ? 0 : scalar(add.in(0), 3.0f) ? 1 : -1;
+  if (xi < 0 || !values_.count(add.in(xi))) return false;
+  const std::string& x = add.in(xi);
+  std::vector<int> chain;
+  const int clip = next(add.out(0), &chain);
+  if (clip < 0 || g_.node(clip).op_type() != "Clip") return false;
+  Node clip_node(g_.node(clip));
+  FusedActivation bounds;
+  try {
+    bounds = read_activation(clip_node);
+  } catch (const ImportError&) {
+    return false;  // a Clip this pattern is not: left for its own import to report
+  }
+  if (bounds.min != 0.0f || bounds.max != 6.0f) return false;
+  const int mul = next(g_.node(clip).output(0), &chain);
+  if (mul < 0 || g_.node(mul).op_type() != "Mul" || g_.node(mul).input_size() != 2) return false;
+  const onnx::NodeProto& m = g_.node(mul);
+  if ((m.input(0) == g_.node(clip).output(0) ? m.input(1) : m.input(0)) != x) return false;
+  const int scale = next(m.output(0), &chain);
+  if (scale < 0 || g_.node(scale).input_size() != 2) return false;
+  const onnx::NodeProto& s = g_.node(scale);
+  const bool div = s.op_type() == "Div" && s.input(0) == m.output(0) && scalar(s.input(1), 6.0f);
+  const bool mul6 = s.op_type() == "Mul" && scalar(s.input(0) == m.output(0) ? s.input(1) : s.input(0), 1.0f / 6.0f);
+  if (!div && !mul6) return false;
+  for (int n : chain) done_[n] = true;
+  emit_unary(s.name().empty() ? s.output(0) : s.name(), values_[x], UnaryOptions{UnaryKind::kHardSwish, 0.0f, 0.0f},
+             s.output(0));
   return true;
 }
 
@@ -2166,6 +2317,78 @@ void Importer::import_layer_norm(const Node& node) {
   define(node.out(0), x.shape, Layout::kOnnx, t);
 }
 
+// Gather of a value with constant indices along one axis: a Slice when the indices step evenly
+// (a scalar index also drops the axis), else one Slice per index and a Concat.
+void Importer::import_gather(const Node& node) {
+  node.allow_attributes({"axis"});
+  Value& x = value(node, 0);
+  const Constant* idx = find_constant(node.in(1));
+  if (!idx || idx->type != onnx::TensorProto::INT64 || idx->dims.size() > 1 || idx->i.empty())
+    node.fail(StatusCode::kUnsupported, "input 'indices' must be a constant int64 scalar or 1-D tensor");
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t axis = node.get_int("axis", 0);
+  if (axis < -rank || axis >= rank) node.unsupported("axis", std::to_string(axis), "a value in [-rank, rank)");
+  if (axis < 0) axis += rank;
+  const int64_t d = x.shape[axis];
+  if (d < 0) node.fail(StatusCode::kUnsupported, "gathers along the dynamic batch (axis 0)");
+  std::vector<int64_t> at;
+  for (int64_t v : idx->i) {
+    if (v < -d || v >= d)
+      node.fail(StatusCode::kInvalidModel, "index %lld is out of range for dim %lld of size %lld",
+                static_cast<long long>(v), static_cast<long long>(axis), static_cast<long long>(d));
+    at.push_back(v < 0 ? v + d : v);
+  }
+  const bool scalar = idx->dims.empty();
+  const int64_t step = at.size() > 1 ? at[1] - at[0] : 1;
+  bool even = step >= 1;
+  for (size_t k = 1; even && k < at.size(); ++k) even = at[k] - at[k - 1] == step;
+  Shape gathered = x.shape;
+  gathered[axis] = static_cast<int32_t>(at.size());
+  Shape out = gathered;
+  if (scalar) out.erase(out.begin() + axis);
+  if (out.empty()) node.fail(StatusCode::kUnsupported, "a scalar result is not supported");
+  if (x.shape[0] < 0 && scalar && axis == 0) node.fail(StatusCode::kUnsupported, "drops the dynamic batch");
+  const std::string name = scalar ? node.out(0) + ":gathered" : node.out(0);
+  auto one_slice = [&](int64_t begin, int64_t n, int64_t s, const std::string& out_name) {
+    std::vector<int64_t> b(rank, 0), e(rank, kSliceToEnd), st(rank, 1);
+    b[axis] = begin;
+    e[axis] = begin + (n - 1) * s + 1;
+    st[axis] = s;
+    Shape sh = x.shape;
+    sh[axis] = static_cast<int32_t>(n);
+    emit_slice(node.label, x, b, e, st, sh, out_name);
+  };
+  if (even) {
+    one_slice(at[0], static_cast<int64_t>(at.size()), step, name);
+  } else {
+    std::vector<int32_t> parts;
+    Layout layout = Layout::kOnnx;
+    for (size_t k = 0; k < at.size(); ++k) {
+      const std::string part = node.out(0) + ":" + std::to_string(k);
+      one_slice(at[k], 1, 1, part);
+      Value& v = values_[part];
+      layout = rank == 4 && v.tensor[1] >= 0 ? Layout::kNhwc : Layout::kOnnx;
+      parts.push_back(tensor_in(v, layout));
+    }
+    static const int32_t kNchwToNhwcAxis[4] = {0, 3, 1, 2};
+    Operator op;
+    op.axis = layout == Layout::kNhwc ? kNchwToNhwcAxis[axis] : static_cast<int32_t>(axis);
+    int32_t t = add_activation(name, internal_shape(gathered, layout));
+    emit(OpType::kConcat, node.label, parts, t, op);
+    define(name, gathered, layout, t);
+  }
+  if (scalar) import_flatten_to(node, values_[name], out);
+}
+
+// Cast of a float value to float is the identity (exporters emit it around mixed precision).
+void Importer::import_cast(const Node& node) {
+  node.allow_attributes({"to", "saturate"});
+  const int64_t to = node.get_int("to", 0);
+  if (to != onnx::TensorProto::FLOAT)
+    node.unsupported("to", dtype_string(static_cast<int32_t>(to)), "FLOAT for a computed value (any type for constants)");
+  alias(node);
+}
+
 // ---------------------------------------------------------------- constant folding
 // PyTorch computes some inputs (F.pad's pads) with small subgraphs on constants. Those nodes are
 // evaluated here and their outputs become constants.
@@ -2198,8 +2421,9 @@ std::vector<int64_t> strides_of(const Shape& dims) {
   return s;
 }
 
-const char* const Importer::kFoldable[] = {"Cast",  "Concat",    "ConstantOfShape", "Gather", "Reshape",
-                                           "Slice", "Transpose", "Squeeze",         "Unsqueeze", nullptr};
+const char* const Importer::kFoldable[] = {"Cast",      "Concat",    "ConstantOfShape", "Gather", "Reshape", "Slice",
+                                           "Transpose", "Squeeze",   "Unsqueeze",       "Range",  "Add",     "Sub",
+                                           "Mul",       "Div",       nullptr};
 
 bool Importer::fold_constants(const Node& node) {
   bool foldable = false;
@@ -2226,7 +2450,42 @@ bool Importer::fold_constants(const Node& node) {
                 "computes with the dynamic batch size; export the model with a fixed batch or bind it");
   };
   Constant out;
-  if (node.op() == "Gather") {
+  if (node.op() == "Add" || node.op() == "Sub" || node.op() == "Mul" || node.op() == "Div") {
+    // Shape arithmetic: int64 constants of one shape or a scalar against a tensor. Float
+    // constants stay for the float ops to take (a graph computing only constants has no use).
+    if (in.size() != 2 || !in[1] || x.type != onnx::TensorProto::INT64 || in[1]->type != onnx::TensorProto::INT64)
+      return false;
+    node.allow_attributes({});
+    const Constant& y = *in[1];
+    if (x.size() != y.size() && x.size() != 1 && y.size() != 1)
+      node.fail(StatusCode::kUnsupported, "int64 shapes %s and %s are not folded (expected equal sizes or a scalar)",
+                shape_string(x.dims).c_str(), shape_string(y.dims).c_str());
+    no_batch(x);
+    no_batch(y);
+    out.type = onnx::TensorProto::INT64;
+    out.dims = x.size() >= y.size() ? x.dims : y.dims;
+    for (int64_t k = 0, n = std::max(x.size(), y.size()); k < n; ++k) {
+      const int64_t a = x.i[x.size() == 1 ? 0 : k], b = y.i[y.size() == 1 ? 0 : k];
+      if (node.op() == "Div" && b == 0) node.fail(StatusCode::kInvalidModel, "integer division by zero");
+      const int64_t v = node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b
+                                                                                                   : a / b;
+      out.i.push_back(v);
+    }
+  } else if (node.op() == "Range") {
+    node.allow_attributes({});
+    if (in.size() != 3 || !in[1] || !in[2] || x.size() != 1 || in[1]->size() != 1 || in[2]->size() != 1 ||
+        x.type != onnx::TensorProto::INT64 || in[1]->type != x.type || in[2]->type != x.type)
+      node.fail(StatusCode::kUnsupported, "start, limit and delta must be int64 scalars");
+    no_batch(x);
+    no_batch(*in[1]);
+    const int64_t start = x.i[0], limit = in[1]->i[0], delta = in[2]->i[0];
+    if (delta == 0) node.fail(StatusCode::kInvalidModel, "delta is 0");
+    const int64_t n = std::max<int64_t>(0, (limit - start + delta + (delta > 0 ? -1 : 1)) / delta);
+    if (n > kMaxFoldElements) node.fail(StatusCode::kUnsupported, "range of %lld elements", static_cast<long long>(n));
+    out.type = onnx::TensorProto::INT64;
+    out.dims = {static_cast<int32_t>(n)};
+    for (int64_t k = 0; k < n; ++k) out.i.push_back(start + k * delta);
+  } else if (node.op() == "Gather") {
     node.allow_attributes({"axis"});
     const Constant* idx = in.size() > 1 ? in[1] : nullptr;
     if (!idx || idx->type != onnx::TensorProto::INT64)

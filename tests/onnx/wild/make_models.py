@@ -264,6 +264,37 @@ def upsample_forms(opset):
     return model_of(nodes, [("x", [1, 2, 5, 6])], ["y", "y0"], inits, opset, "upsample_forms")
 
 
+def patterns(opset):
+    """Forms converters emit: HardSwish as x * Clip(x + 3, 0, 6) / 6, Gather of channels with
+    constant indices (evenly spaced, uneven, a scalar), Range and int64 arithmetic on shapes,
+    Cast to float of a float value."""
+    n = helper.make_node
+    clip = (n("Clip", ["a3"], ["r6"], min=0.0, max=6.0) if opset < 11 else n("Clip", ["a3", "zero_f", "six"], ["r6"]))
+    nodes = [
+        n("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]),
+        n("Add", ["c", "three"], ["a3"]), clip, n("Mul", ["c", "r6"], ["m"]), n("Div", ["m", "six"], ["hs"]),
+        n("Range", ["r0", "r4", "r1"], ["idx"]),                     # [0, 1, 2, 3]
+        n("Gather", ["hs", "idx"], ["even"], axis=1),
+        n("Gather", ["hs", "uneven"], ["odd"], axis=1),
+        n("Concat", ["even", "odd"], ["cat"], axis=1),
+        n("Cast", ["cat"], ["catf"], to=TensorProto.FLOAT),
+        n("Gather", ["catf", "two"], ["row"], axis=2),                # a scalar index drops H
+        n("Shape", ["row"], ["shp"]),
+        n("Gather", ["shp", "last2"], ["cw"]),                        # [C, W]
+        n("Mul", ["cw", "ones"], ["cw1"]),
+        n("Concat", ["one", "cw1"], ["tgt"], axis=0),
+        n("Reshape", ["row", "tgt"], ["y"]),
+    ]
+    inits = [weights("w1", 6, 3, 3, 3), const("b1", rng.standard_normal(6).astype(np.float32)),
+             const("three", np.array(3.0, np.float32)), const("six", np.array(6.0, np.float32)),
+             const("zero_f", np.array(0.0, np.float32)), const("r0", np.array(0, np.int64)),
+             const("r4", np.array(4, np.int64)), const("r1", np.array(1, np.int64)),
+             const("uneven", np.array([5, 0, 2], np.int64)), const("two", np.array(2, np.int64)),
+             const("last2", np.array([1, 2], np.int64)), const("ones", np.array([1, 1], np.int64)),
+             const("one", np.array([1], np.int64))]
+    return model_of(nodes, [("x", [1, 3, 5, 7])], ["y"], inits, opset, "patterns")
+
+
 def two_inputs_outputs(opset):
     """Two graph inputs (one NHWC behind a Transpose), two outputs."""
     n = helper.make_node
@@ -403,6 +434,7 @@ def torch_gelu_mlp(opset):
 TORCH_MODELS = {f"torch_cnn_op{o}": (torch_cnn, o) for o in (9, 11, 13, 17)}
 TORCH_MODELS.update({f"torch_detector_op{o}": (torch_detector, o) for o in (11, 13, 17)})
 TORCH_MODELS["torch_text_block_op17"] = (torch_text_block, 17)
+TORCH_MODELS["torch_text_block_op13"] = (torch_text_block, 13)  # LayerNorm decomposed
 TORCH_MODELS["torch_gelu_mlp_op13"] = (torch_gelu_mlp, 13)
 TORCH_MODELS.update({f"torch_activations_op{o}": (torch_activations, o) for o in (11, 13, 17)})
 
@@ -421,6 +453,8 @@ HELPER_MODELS = {
     "shape_subgraph_op13": (shape_subgraph, 13),
     "two_inputs_outputs_op15": (two_inputs_outputs, 15),
     "unary_zoo_op20": (unary_zoo, 20),
+    "patterns_op11": (patterns, 11),
+    "patterns_op13": (patterns, 13),
     "upsample_forms_op7": (upsample_forms, 7),
     "upsample_forms_op9": (upsample_forms, 9),
     "upsample_forms_op10": (upsample_forms, 10),
