@@ -129,8 +129,14 @@ Status check_options(const Operator& op) {
             "%s '%s': unknown activation %d", op_name(op.type), name, static_cast<int>(a.type));
   switch (op.type) {
     case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D: {
+    case OpType::kDepthwiseConv2D:
+    case OpType::kConvTranspose: {
       const ConvOptions& c = op.conv;
+      TQ_ENSURE(op.type == OpType::kConvTranspose || (c.output_pad_h == 0 && c.output_pad_w == 0), kInvalidModel,
+                "%s '%s': output padding is for ConvTranspose only", op_name(op.type), name);
+      TQ_ENSURE(c.output_pad_h >= 0 && c.output_pad_w >= 0 && c.output_pad_h < c.stride_h && c.output_pad_w < c.stride_w,
+                kInvalidModel, "ConvTranspose '%s': output padding %d,%d must be below the stride %d,%d", name,
+                c.output_pad_h, c.output_pad_w, c.stride_h, c.stride_w);
       TQ_RETURN_IF_ERROR(check_window(op, 1, 1, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.padding));
       TQ_ENSURE(c.groups >= 1, kInvalidModel, "%s '%s': groups %d must be >= 1", op_name(op.type), name, c.groups);
       TQ_ENSURE(c.depth_multiplier >= 1, kInvalidModel, "%s '%s': depth multiplier %d must be >= 1",

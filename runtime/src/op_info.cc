@@ -33,6 +33,7 @@ constexpr OpInfo kOps[] = {
     {OpType::kResize,            "Resize",            1, 1,  1, false, N, true,  false},
     {OpType::kPRelu,             "PRelu",             2, 2,  1, false, N, true,  false},
     {OpType::kLayerNorm,         "LayerNorm",         2, 3,  1, false, N, true,  false},
+    {OpType::kConvTranspose,     "ConvTranspose",     3, 3,  1, false, N, true,  false},
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(OpType::kCount),
               "op_info: one entry per OpType");

@@ -101,6 +101,32 @@ Status infer_conv(const Ctx& c, Dims* out) {
   return Status::ok();
 }
 
+Status infer_conv_transpose(const Ctx& c, Dims* out) {
+  TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
+  TQ_RETURN_IF_ERROR(require_rank(c, 1, 4));
+  TQ_RETURN_IF_ERROR(require_constant(c, 1));
+  TQ_RETURN_IF_ERROR(require_constant(c, 2));
+  const Dims& x = c.in(0);
+  const Dims& w = c.in(1);
+  const ConvOptions& o = c.op.conv;
+  char xb[96], wb[96];
+  if (x[3] % o.groups != 0 || w[0] % o.groups != 0 || w[3] * o.groups != x[3])
+    SHAPE_ERROR("ConvTranspose '%s': input %s and weights '%s' %s do not match %d group(s) (weights are OHWI with I = "
+                "input channels / groups)",
+                c.name(), x.str(xb, sizeof(xb)), c.tname(1), w.str(wb, sizeof(wb)), o.groups);
+  TQ_RETURN_IF_ERROR(check_bias(c, w[0]));
+  const int64_t oh = int64_t(x[1] - 1) * o.stride_h - o.padding.top - o.padding.bottom + int64_t(o.dilation_h) * (w[1] - 1) +
+                     1 + o.output_pad_h;
+  const int64_t ow = int64_t(x[2] - 1) * o.stride_w - o.padding.left - o.padding.right + int64_t(o.dilation_w) * (w[2] - 1) +
+                     1 + o.output_pad_w;
+  if (oh < 1 || ow < 1 || oh > (1 << 20) || ow > (1 << 20))
+    SHAPE_ERROR("ConvTranspose '%s': output %lldx%lld from input %s is empty or too large", c.name(),
+                static_cast<long long>(oh), static_cast<long long>(ow), x.str(xb, sizeof(xb)));
+  out->rank = 4;
+  out->d[0] = x[0], out->d[1] = static_cast<int32_t>(oh), out->d[2] = static_cast<int32_t>(ow), out->d[3] = w[0];
+  return Status::ok();
+}
+
 Status infer_fc(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_rank(c, 1, 2));
   TQ_RETURN_IF_ERROR(require_constant(c, 1));
@@ -374,6 +400,7 @@ Status infer_op(const Ctx& c, Dims* out) {
       return Status::ok();
     }
     case OpType::kSlice: return infer_slice(c, out);
+    case OpType::kConvTranspose: return infer_conv_transpose(c, out);
     case OpType::kLayerNorm: return infer_layer_norm(c, out);
     case OpType::kResize:
       TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));

@@ -367,6 +367,7 @@ class Importer {
   void import_split(const Node& node);
   void import_resize(const Node& node);
   void import_prelu(const Node& node);
+  void import_conv_transpose(const Node& node);
   void import_gather(const Node& node);
   void import_cast(const Node& node);
   void import_layer_norm(const Node& node);
@@ -452,6 +453,7 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Resize", &Importer::import_resize, 10, "nearest / linear over H, W; half_pixel, pytorch_half_pixel, align_corners, asymmetric"},
     {"Upsample", &Importer::import_resize, 0, "nearest / linear over H, W"},
     {"PRelu", &Importer::import_prelu},
+    {"ConvTranspose", &Importer::import_conv_transpose, 0, "2-D, constant weights; explicit pads or VALID"},
     {"Gather", &Importer::import_gather, 0, "constant indices"},
     {"Cast", &Importer::import_cast, 0, "to float (computed values); any type on constants"},
     {"LayerNormalization", &Importer::import_layer_norm, 17, "over the last axis, constant scale and bias"},
@@ -2387,6 +2389,90 @@ void Importer::import_cast(const Node& node) {
   if (to != onnx::TensorProto::FLOAT)
     node.unsupported("to", dtype_string(static_cast<int32_t>(to)), "FLOAT for a computed value (any type for constants)");
   alias(node);
+}
+
+// ConvTranspose (2-D): weights [C_in, C_out/group, KH, KW] re-laid out to [C_out, KH, KW, C_in/group];
+// explicit pads (or VALID), output_padding; an output_shape attribute only when it is the size the
+// pads give. Folds a following BatchNormalization and Relu/Clip like Conv.
+void Importer::import_conv_transpose(const Node& node) {
+  node.allow_attributes({"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads",
+                         "strides"});
+  Value& x = value(node, 0);
+  if (x.shape.size() != 4)
+    node.fail(StatusCode::kUnsupported, "input '%s' has rank %zu; only 2-D transposed convolution is supported",
+              node.in(0).c_str(), x.shape.size());
+  const Constant& w = float_constant(node, 1, "W");
+  if (w.dims.size() != 4)
+    node.fail(StatusCode::kInvalidModel, "weights '%s' have shape %s (expected 4-D)", node.in(1).c_str(),
+              shape_string(w.dims).c_str());
+  const int64_t group = node.get_int("group", 1);
+  const int32_t c_in = x.shape[1];
+  if (group < 1 || w.dims[0] != c_in || c_in % group != 0)
+    node.fail(StatusCode::kInvalidModel, "group %lld does not fit input %s and weights %s", static_cast<long long>(group),
+              shape_string(x.shape).c_str(), shape_string(w.dims).c_str());
+  const int32_t go = w.dims[1], kh = w.dims[2], kw = w.dims[3], gi = c_in / static_cast<int32_t>(group);
+  const int32_t out_c = go * static_cast<int32_t>(group);
+  if (node.get_pair("kernel_shape", {kh, kw}) != std::vector<int64_t>{kh, kw})
+    node.unsupported("kernel_shape", ints_string(node.get_ints("kernel_shape", {})), "the weights' [KH,KW]");
+  const std::vector<int64_t> stride = node.get_pair("strides", {1, 1});
+  const std::vector<int64_t> dilation = node.get_pair("dilations", {1, 1});
+  std::vector<int64_t> out_pad = node.get_ints("output_padding", {0, 0});
+  if (out_pad.size() != 2 || out_pad[0] < 0 || out_pad[1] < 0 || out_pad[0] >= stride[0] || out_pad[1] >= stride[1])
+    node.unsupported("output_padding", ints_string(out_pad), "two values each below its stride");
+  const std::string auto_pad = node.get_string("auto_pad", "NOTSET");
+  std::vector<int64_t> pads = node.get_ints("pads", {0, 0, 0, 0});
+  if (auto_pad == "VALID") pads = {0, 0, 0, 0};
+  else if (auto_pad != "NOTSET") node.unsupported("auto_pad", auto_pad, "NOTSET or VALID");
+  if (pads.size() != 4 || *std::min_element(pads.begin(), pads.end()) < 0)
+    node.unsupported("pads", ints_string(pads), "4 values >= 0");
+  ConvOptions opt;
+  opt.stride_h = static_cast<int32_t>(stride[0]);
+  opt.stride_w = static_cast<int32_t>(stride[1]);
+  opt.dilation_h = static_cast<int32_t>(dilation[0]);
+  opt.dilation_w = static_cast<int32_t>(dilation[1]);
+  opt.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]), static_cast<int32_t>(pads[2]),
+                 static_cast<int32_t>(pads[3])};
+  opt.groups = static_cast<int32_t>(group);
+  opt.output_pad_h = static_cast<int32_t>(out_pad[0]);
+  opt.output_pad_w = static_cast<int32_t>(out_pad[1]);
+  int64_t out_hw[2];
+  for (int a = 0; a < 2; ++a)
+    out_hw[a] = int64_t(x.shape[2 + a] - 1) * stride[a] - pads[a] - pads[a + 2] + dilation[a] * (a ? kw - 1 : kh - 1) +
+                1 + out_pad[a];
+  if (out_hw[0] < 1 || out_hw[1] < 1)
+    node.fail(StatusCode::kInvalidModel, "output %lldx%lld is empty", static_cast<long long>(out_hw[0]),
+              static_cast<long long>(out_hw[1]));
+  if (const auto* os = node.attr("output_shape", onnx::AttributeProto::INTS)) {
+    std::vector<int64_t> want(os->ints().begin(), os->ints().end());
+    if (want.size() > 2) want.erase(want.begin(), want.end() - 2);
+    if (want != std::vector<int64_t>{out_hw[0], out_hw[1]})
+      node.unsupported("output_shape", ints_string(want), "the size the pads give (pass pads instead)");
+  }
+  std::vector<float> relaid(static_cast<size_t>(out_c) * kh * kw * gi), bias(out_c, 0.0f);
+  for (int32_t g = 0; g < group; ++g)
+    for (int32_t i = 0; i < gi; ++i)
+      for (int32_t o = 0; o < go; ++o)
+        for (int32_t k = 0; k < kh * kw; ++k)
+          relaid[(static_cast<size_t>(g * go + o) * kh * kw + k) * gi + i] = w.f[(static_cast<size_t>(g * gi + i) * go + o) * kh * kw + k];
+  if (!node.in(2).empty()) {
+    const Constant& b = float_constant(node, 2, "B");
+    if (b.size() != out_c)
+      node.fail(StatusCode::kInvalidModel, "bias '%s' has %lld values, expected %d", node.in(2).c_str(),
+                static_cast<long long>(b.size()), out_c);
+    bias = b.f;
+  }
+  // A BatchNormalization scales rows of the [C_out, ...] weights; a bias Add is not folded: a
+  // constant [C] added to an NCHW value broadcasts along W, not the channels.
+  Fused f = absorb(node.out(0), false, out_c, &relaid, &bias);
+  int32_t wt = add_constant(node.in(1), {out_c, kh, kw, gi}, relaid);
+  int32_t bt = add_constant(!node.in(2).empty() ? node.in(2) : node.label + ":bias", {out_c}, bias);
+  Operator op;
+  op.conv = opt;
+  op.activation = f.act;
+  Shape out_shape = {x.shape[0], out_c, static_cast<int32_t>(out_hw[0]), static_cast<int32_t>(out_hw[1])};
+  int32_t t = add_activation(f.out, nchw_to_nhwc(out_shape));
+  emit(OpType::kConvTranspose, node.label, {tensor_in(x, Layout::kNhwc), wt, bt}, t, op);
+  define(f.out, out_shape, Layout::kNhwc, t);
 }
 
 // ---------------------------------------------------------------- constant folding

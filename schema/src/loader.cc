@@ -39,6 +39,7 @@ static_assert(int(fb::OpCode::Conv2D) == int(OpType::kConv2D) &&
                   int(fb::OpCode::Div) == int(OpType::kDiv) && int(fb::OpCode::Slice) == int(OpType::kSlice) &&
                   int(fb::OpCode::Resize) == int(OpType::kResize) && int(fb::OpCode::PRelu) == int(OpType::kPRelu) &&
                   int(fb::OpCode::LayerNorm) == int(OpType::kLayerNorm) &&
+                  int(fb::OpCode::ConvTranspose) == int(OpType::kConvTranspose) &&
                   int(fb::OpCode::MAX) + 1 == int(OpType::kCount),
               "fb::OpCode must match tinyquant::OpType");
 static_assert(int(fb::UnaryKind::Sigmoid) == int(UnaryKind::kSigmoid) &&
@@ -211,6 +212,8 @@ Status read_conv(const fb::ConvOptions& o, Operator* op) {
   TQ_RETURN_IF_ERROR(read_padding(o.pad_top(), o.pad_left(), o.pad_bottom(), o.pad_right(), &c.padding));
   TQ_RETURN_IF_ERROR(check_range("groups", c.groups = o.groups(), 1, kMaxWindow));
   TQ_RETURN_IF_ERROR(check_range("depth_multiplier", c.depth_multiplier = o.depth_multiplier(), 1, kMaxWindow));
+  TQ_RETURN_IF_ERROR(check_range("output_pad_h", c.output_pad_h = o.output_pad_h(), 0, kMaxWindow));
+  TQ_RETURN_IF_ERROR(check_range("output_pad_w", c.output_pad_w = o.output_pad_w(), 0, kMaxWindow));
   return read_activation(o.activation(), &op->activation);
 }
 
@@ -256,7 +259,8 @@ Status read_transpose(const fb::TransposeOptions& o, Budget* budget, Operator* o
 fb::OperatorOptions expected_options(OpType type) {
   switch (type) {
     case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D: return fb::OperatorOptions::ConvOptions;
+    case OpType::kDepthwiseConv2D:
+    case OpType::kConvTranspose: return fb::OperatorOptions::ConvOptions;
     case OpType::kMaxPool2D:
     case OpType::kAveragePool2D: return fb::OperatorOptions::PoolOptions;
     case OpType::kFullyConnected:

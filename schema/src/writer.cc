@@ -33,12 +33,13 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
   const fb::FusedActivation act = to_fb(op.activation);
   switch (op.type) {
     case OpType::kConv2D:
-    case OpType::kDepthwiseConv2D: {
+    case OpType::kDepthwiseConv2D:
+    case OpType::kConvTranspose: {
       const ConvOptions& c = op.conv;
       return {fb::OperatorOptions::ConvOptions,
               fb::CreateConvOptions(fbb, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.padding.top,
                                     c.padding.left, c.padding.bottom, c.padding.right, c.groups, c.depth_multiplier,
-                                    &act)
+                                    &act, c.output_pad_h, c.output_pad_w)
                   .Union()};
     }
     case OpType::kMaxPool2D:

@@ -1391,3 +1391,24 @@ TEST_CASE("onnx: Split becomes one Slice per read output; PyTorch's decomposed G
   CHECK(g.operators[1].slice.begin == std::vector<int32_t>{0, 1});
   CHECK(g.operators[1].slice.end == std::vector<int32_t>{kSliceToEnd, 3});
 }
+
+TEST_CASE("onnx: ConvTranspose forms we do not take are errors naming the node") {
+  OnnxModel m(13);
+  m.input("x", {1, 2, 4, 4}).output("y");
+  m.init("w", {2, 3, 3, 3}, std::vector<float>(54, 0.1f));
+  m.node("ConvTranspose", {"x", "w"}, {"y"}, "up").ints("strides", {2, 2}).ints("output_shape", {1, 3, 20, 20});
+  const std::string e = m.error();
+  CHECK(e.find("node 'up' (ConvTranspose)") != std::string::npos);
+  CHECK(e.find("'output_shape'") != std::string::npos);
+  OnnxModel same(13);
+  same.input("x", {1, 2, 4, 4}).output("y");
+  same.init("w", {2, 3, 3, 3}, std::vector<float>(54, 0.1f));
+  same.node("ConvTranspose", {"x", "w"}, {"y"}, "up").s("auto_pad", "SAME_UPPER");
+  CHECK(same.error().find("'auto_pad' = SAME_UPPER") != std::string::npos);
+  OnnxModel ok(13);  // the same size the pads give: accepted
+  ok.input("x", {1, 2, 4, 4}).output("y");
+  ok.init("w", {2, 3, 3, 3}, std::vector<float>(54, 0.1f));
+  ok.node("ConvTranspose", {"x", "w"}, {"y"}, "up").ints("strides", {2, 2}).ints("output_shape", {9, 9});
+  const Graph g = ok.import();
+  CHECK(g.tensors[g.outputs[0]].shape == std::vector<int32_t>{1, 3, 9, 9});
+}

@@ -112,6 +112,7 @@ TEST_CASE("op_info: int8 roles are the ones the rtn pipeline's contract names") 
       {OpType::kSub, Int8Role::kNone},                  {OpType::kDiv, Int8Role::kNone},
       {OpType::kSlice, Int8Role::kPassthrough},         {OpType::kResize, Int8Role::kNone},
       {OpType::kPRelu, Int8Role::kNone},                {OpType::kLayerNorm, Int8Role::kNone},
+      {OpType::kConvTranspose, Int8Role::kNone},
   };
   REQUIRE(sizeof(expected) / sizeof(expected[0]) == static_cast<size_t>(kNumOps));
   for (const Expect& e : expected) {
@@ -236,7 +237,7 @@ TEST_CASE("op_info: int8 roles are what infer_shapes checks") {
       // No int8 kernel at all; a lookup without its table (input 1) is rejected too.
       CHECK_FALSE(infer_shapes(sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f), 1, &none_dims)
                       .is_ok());
-      if (t != OpType::kLayerNorm)  // (its scale must be a constant [C]; sample_graph feeds x everywhere)
+      if (t != OpType::kLayerNorm && t != OpType::kConvTranspose)  // (they need constant weights; sample_graph feeds x)
         CHECK(infer_shapes(sample_graph(t, info.min_inputs, 1), 1, &none_dims).is_ok());  // float is fine
       continue;
     }

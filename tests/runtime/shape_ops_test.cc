@@ -125,3 +125,58 @@ TEST_CASE("prelu and layer norm follow their definitions") {
 
 }  // namespace
 }  // namespace tinyquant
+
+namespace tinyquant {
+namespace {
+
+TEST_CASE("conv transpose: the reference equals the gather form of its definition") {
+  std::mt19937 rng(53);
+  for (int iter = 0; iter < 60; ++iter) {
+    ConvOptions o;
+    o.groups = testing::rand_int(rng, 1, 2);
+    o.stride_h = testing::rand_int(rng, 1, 3);
+    o.stride_w = testing::rand_int(rng, 1, 3);
+    o.dilation_h = testing::rand_int(rng, 1, 2);
+    o.dilation_w = 1;
+    const int32_t kh = testing::rand_int(rng, 1, 3), kw = testing::rand_int(rng, 1, 3);
+    o.padding = {testing::rand_int(rng, 0, kh - 1), testing::rand_int(rng, 0, kw - 1), testing::rand_int(rng, 0, kh - 1),
+                 testing::rand_int(rng, 0, kw - 1)};
+    o.output_pad_h = testing::rand_int(rng, 0, o.stride_h - 1);
+    o.output_pad_w = testing::rand_int(rng, 0, o.stride_w - 1);
+    const int32_t n = 2, h = testing::rand_int(rng, 1, 5), w = testing::rand_int(rng, 1, 5);
+    const int32_t gi = testing::rand_int(rng, 1, 3), go = testing::rand_int(rng, 1, 3);
+    const int32_t ic = gi * o.groups, oc = go * o.groups;
+    const int32_t oh = (h - 1) * o.stride_h - o.padding.top - o.padding.bottom + o.dilation_h * (kh - 1) + 1 + o.output_pad_h;
+    const int32_t ow = (w - 1) * o.stride_w - o.padding.left - o.padding.right + o.dilation_w * (kw - 1) + 1 + o.output_pad_w;
+    if (oh < 1 || ow < 1) continue;
+    std::vector<float> x = testing::random_floats(rng, size_t(n) * h * w * ic);
+    std::vector<float> wt = testing::random_floats(rng, size_t(oc) * kh * kw * gi);
+    std::vector<float> b = testing::random_floats(rng, size_t(oc));
+    std::vector<float> y(size_t(n) * oh * ow * oc);
+    reference::conv_transpose_f32(o, FusedActivation(), view(x, dims_of({n, h, w, ic})),
+                                  view(wt, dims_of({oc, kh, kw, gi})), view(b, dims_of({oc})),
+                                  view(y, dims_of({n, oh, ow, oc})));
+    // Gather form: output (oy, ox) sums input (iy, ix) with oy = iy * s - pad + ky * d.
+    for (int32_t bn = 0; bn < n; ++bn)
+      for (int32_t oy = 0; oy < oh; ++oy)
+        for (int32_t ox = 0; ox < ow; ++ox)
+          for (int32_t k = 0; k < oc; ++k) {
+            const int32_t g = k / go;
+            double acc = b[k];
+            for (int32_t ky = 0; ky < kh; ++ky)
+              for (int32_t kx = 0; kx < kw; ++kx) {
+                const int32_t ty = oy + o.padding.top - ky * o.dilation_h, tx = ox + o.padding.left - kx * o.dilation_w;
+                if (ty < 0 || tx < 0 || ty % o.stride_h || tx % o.stride_w) continue;
+                const int32_t iy = ty / o.stride_h, ix = tx / o.stride_w;
+                if (iy >= h || ix >= w) continue;
+                for (int32_t i = 0; i < gi; ++i)
+                  acc += double(x[((size_t(bn) * h + iy) * w + ix) * ic + g * gi + i]) *
+                         wt[((size_t(k) * kh + ky) * kw + kx) * gi + i];
+              }
+            REQUIRE(y[((size_t(bn) * oh + oy) * ow + ox) * oc + k] == doctest::Approx(acc).epsilon(1e-5));
+          }
+  }
+}
+
+}  // namespace
+}  // namespace tinyquant

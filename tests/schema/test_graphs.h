@@ -144,8 +144,18 @@ inline Graph make_every_op_graph() {
   op.epsilon = 1e-3f;
   g.add_operator(op);
 
-  const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 2, 2, 8});
-  op = make_op(OpType::kClamp, "clamp", {ln}, clamped);
+  const int32_t ct = g.add_tensor("convtranspose", DType::kFloat32, {-1, 3, 3, 8});
+  op = make_op(OpType::kConvTranspose, "convtranspose",
+               {ln, add_f32(g, "ct/w", {8, 2, 2, 4}), add_f32(g, "ct/b", {8})}, ct);
+  op.conv.stride_h = op.conv.stride_w = 2;
+  op.conv.padding = {1, 1, 1, 1};
+  op.conv.groups = 2;
+  op.conv.output_pad_h = 1;
+  op.conv.output_pad_w = 1;
+  g.add_operator(op);
+
+  const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 3, 3, 8});
+  op = make_op(OpType::kClamp, "clamp", {ct}, clamped);
   op.activation = FusedActivation::clip(-2.0f, 2.0f);
   g.add_operator(op);
 
@@ -271,6 +281,8 @@ inline void check_same_graph(const Graph& a, const Graph& b) {
     check_same_padding(x.conv.padding, y.conv.padding);
     CHECK(x.conv.groups == y.conv.groups);
     CHECK(x.conv.depth_multiplier == y.conv.depth_multiplier);
+    CHECK(x.conv.output_pad_h == y.conv.output_pad_h);
+    CHECK(x.conv.output_pad_w == y.conv.output_pad_w);
     CHECK(x.pool.kernel_h == y.pool.kernel_h);
     CHECK(x.pool.kernel_w == y.pool.kernel_w);
     CHECK(x.pool.stride_h == y.pool.stride_h);

@@ -69,3 +69,44 @@ TEST_CASE("xnnpack: PRelu with a per-channel slope matches the reference bit for
 
 }  // namespace xnnpack_test
 }  // namespace tinyquant
+
+namespace tinyquant {
+namespace xnnpack_test {
+
+TEST_CASE("xnnpack: ConvTranspose (deconvolution) matches the reference on random shapes") {
+  std::mt19937 rng(3203);
+  auto runner = make_runner(1);
+  ErrorStats stats{"ConvTranspose"};
+  for (int iter = 0; iter < 80; ++iter) {
+    Operator op;
+    op.type = OpType::kConvTranspose;
+    op.name = "ct" + std::to_string(iter);
+    ConvOptions& o = op.conv;
+    o.groups = uniform_int(rng, 1, 2);
+    o.stride_h = uniform_int(rng, 1, 3);
+    o.stride_w = uniform_int(rng, 1, 3);
+    o.dilation_h = uniform_int(rng, 1, 2);
+    const int32_t kh = uniform_int(rng, 1, 4), kw = uniform_int(rng, 1, 4);
+    o.padding = {uniform_int(rng, 0, kh - 1), uniform_int(rng, 0, kw - 1), uniform_int(rng, 0, kh - 1),
+                 uniform_int(rng, 0, kw - 1)};
+    o.output_pad_h = uniform_int(rng, 0, o.stride_h - 1);
+    o.output_pad_w = uniform_int(rng, 0, o.stride_w - 1);
+    op.activation = random_activation(rng);
+    const int32_t n = uniform_int(rng, 1, 2), h = uniform_int(rng, 1, 6), w = uniform_int(rng, 1, 6);
+    const int32_t gi = uniform_int(rng, 1, 5), go = uniform_int(rng, 1, 5);
+    const int32_t oh = (h - 1) * o.stride_h - o.padding.top - o.padding.bottom + o.dilation_h * (kh - 1) + 1 + o.output_pad_h;
+    const int32_t ow = (w - 1) * o.stride_w - o.padding.left - o.padding.right + (kw - 1) + 1 + o.output_pad_w;
+    if (oh < 1 || ow < 1) continue;
+    TestTensor x({n, h, w, gi * o.groups}), wt({go * o.groups, kh, kw, gi}), b({go * o.groups});
+    x.uniform(rng, -1, 1);
+    wt.uniform(rng, -1, 1);
+    b.uniform(rng, -1, 1);
+    const std::string what = "ConvTranspose " + str(x.shape()) + " k " + std::to_string(kh) + "x" + std::to_string(kw);
+    CHECK_MESSAGE(check_op(*runner, op, {&x, &wt, &b}, {n, oh, ow, go * o.groups}, double(kh) * kw * gi, &stats, what),
+                  what);
+    runner->reset();
+  }
+}
+
+}  // namespace xnnpack_test
+}  // namespace tinyquant

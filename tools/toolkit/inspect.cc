@@ -53,6 +53,13 @@ std::string options_text(const Operator& op) {
       break;
     }
     case OpType::kLayerNorm: std::snprintf(buf, sizeof(buf), "epsilon %g", op.epsilon); break;
+    case OpType::kConvTranspose: {
+      const ConvOptions& c = op.conv;
+      std::snprintf(buf, sizeof(buf), "stride %dx%d pad %d,%d,%d,%d out_pad %d,%d%s", c.stride_h, c.stride_w,
+                    c.padding.top, c.padding.left, c.padding.bottom, c.padding.right, c.output_pad_h, c.output_pad_w,
+                    c.groups > 1 ? (" groups " + std::to_string(c.groups)).c_str() : "");
+      break;
+    }
     case OpType::kUnary: {
       const UnaryOptions& u = op.unary;
       const bool a = u.kind == UnaryKind::kHardSigmoid || u.kind == UnaryKind::kLeakyRelu ||

@@ -54,6 +54,7 @@ enum class OpType : uint8_t {
   kResize,      // [N,H,W,C] -> [N,OH,OW,C], nearest or bilinear (Operator::resize; float32)
   kPRelu,       // x >= 0 ? x : slope * x, slope (input 1) broadcast against x (float32)
   kLayerNorm,   // (x - mean) / sqrt(var + epsilon) * scale + bias over the last axis (float32)
+  kConvTranspose,  // transposed 2-D convolution, weights [O,KH,KW,I/groups], bias [O] (float32)
   kCount,  // number of op types; keep last
 };
 const char* op_name(OpType type);  // op_info(type).name, "?" when out of range; per-op facts: op_info.h
@@ -135,8 +136,11 @@ struct ConvOptions {
   int32_t stride_h = 1, stride_w = 1;
   int32_t dilation_h = 1, dilation_w = 1;
   Padding padding;
-  int32_t groups = 1;            // Conv2D only; input and output channels divide by it
+  int32_t groups = 1;            // Conv2D, ConvTranspose; input and output channels divide by it
   int32_t depth_multiplier = 1;  // DepthwiseConv2D only
+  // ConvTranspose only: rows / columns added at the bottom / right of the output, < stride.
+  // Output size (in - 1) * stride - pad_before - pad_after + dilation * (k - 1) + 1 + output_pad.
+  int32_t output_pad_h = 0, output_pad_w = 0;
 };
 
 // MaxPool2D and AveragePool2D.

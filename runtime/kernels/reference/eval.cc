@@ -94,6 +94,7 @@ Status eval(const Operator& op, const TensorView* in, int num_inputs, const Tens
     case OpType::kSub: sub_f32(op.activation, in[0], in[1], out[0]); break;
     case OpType::kDiv: div_f32(op.activation, in[0], in[1], out[0]); break;
     case OpType::kSlice: slice(op.slice, in[0], out[0]); break;
+    case OpType::kConvTranspose: conv_transpose_f32(op.conv, op.activation, in[0], in[1], in[2], out[0]); break;
     case OpType::kResize: resize_f32(op.resize, in[0], out[0]); break;
     case OpType::kPRelu: prelu_f32(in[0], in[1], out[0]); break;
     case OpType::kLayerNorm:

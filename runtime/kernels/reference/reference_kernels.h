@@ -35,6 +35,9 @@ void softmax_f32(float beta, const TensorView& input, const TensorView& output);
 void unary_f32(const UnaryOptions& f, const TensorView& input, const TensorView& output);
 void sub_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
 void div_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out);
+// input [N,H,W,C], weights [O,KH,KW,C/groups], bias [O], output [N,OH,OW,O] (graph.h ConvOptions).
+void conv_transpose_f32(const ConvOptions& opt, const FusedActivation& act, const TensorView& input,
+                        const TensorView& weights, const TensorView& bias, const TensorView& output);
 // Any dtype (byte copies): output = input[begin:end:step] per dim.
 void slice(const SliceOptions& s, const TensorView& input, const TensorView& output);
 // [N,H,W,C] -> [N,OH,OW,C] (graph.h ResizeOptions gives the sampling).

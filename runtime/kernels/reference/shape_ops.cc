@@ -130,3 +130,47 @@ void layer_norm_f32(float epsilon, const TensorView& input, const TensorView& sc
 
 }  // namespace reference
 }  // namespace tinyquant
+
+namespace tinyquant {
+namespace reference {
+
+void conv_transpose_f32(const ConvOptions& o, const FusedActivation& act, const TensorView& input,
+                        const TensorView& weights, const TensorView& bias, const TensorView& output) {
+  const int32_t n = input.dims[0], h = input.dims[1], w = input.dims[2], in_c = input.dims[3];
+  const int32_t oh = output.dims[1], ow = output.dims[2], out_c = output.dims[3];
+  const int32_t kh = weights.dims[1], kw = weights.dims[2];
+  const int32_t gi = in_c / o.groups, go = out_c / o.groups;
+  const float* x = input.as<const float>();
+  const float* wt = weights.as<const float>();
+  const float* b = bias.as<const float>();
+  float* y = output.as<float>();
+  for (int64_t p = 0; p < int64_t(n) * oh * ow; ++p)
+    for (int32_t k = 0; k < out_c; ++k) y[p * out_c + k] = b[k];
+  // Scatter: input pixel (iy, ix) reaches output (iy * s - pad + ky * d, ix * s - pad + kx * d).
+  for (int32_t bn = 0; bn < n; ++bn)
+    for (int32_t iy = 0; iy < h; ++iy)
+      for (int32_t ix = 0; ix < w; ++ix) {
+        const float* px = x + ((int64_t(bn) * h + iy) * w + ix) * in_c;
+        for (int32_t ky = 0; ky < kh; ++ky) {
+          const int32_t oy = iy * o.stride_h - o.padding.top + ky * o.dilation_h;
+          if (oy < 0 || oy >= oh) continue;
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t ox = ix * o.stride_w - o.padding.left + kx * o.dilation_w;
+            if (ox < 0 || ox >= ow) continue;
+            float* py = y + ((int64_t(bn) * oh + oy) * ow + ox) * out_c;
+            for (int32_t g = 0; g < o.groups; ++g)
+              for (int32_t k = 0; k < go; ++k) {
+                const float* pw = wt + ((int64_t(g * go + k) * kh + ky) * kw + kx) * gi;
+                float acc = 0.0f;
+                for (int32_t i = 0; i < gi; ++i) acc += px[g * gi + i] * pw[i];
+                py[g * go + k] += acc;
+              }
+          }
+        }
+      }
+  const int64_t total = output.elements();
+  for (int64_t i = 0; i < total; ++i) y[i] = apply_activation(y[i], act);
+}
+
+}  // namespace reference
+}  // namespace tinyquant

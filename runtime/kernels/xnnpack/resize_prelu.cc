@@ -60,3 +60,44 @@ Status prepare_prelu(OpContext* ctx, bool* handled) {
 
 }  // namespace xnnpack
 }  // namespace tinyquant
+
+namespace tinyquant {
+namespace xnnpack {
+
+// ConvTranspose on xnn_deconvolution2d_nhwc_f32 (weights OHWI per group, as XNNPACK packs them).
+Status prepare_conv_transpose(OpContext* ctx, bool* handled) {
+  const Operator& op = ctx->op;
+  const ConvOptions& c = op.conv;
+  const TensorView& x = ctx->in(0);
+  const TensorView& w = ctx->in(1);
+  const TensorView* b = ctx->bias();
+  const TensorView& y = ctx->output;
+  if (!is_plain_f32(x) || !is_plain_f32(w) || !is_plain_f32(y) || (b && !is_plain_f32(*b)) ||
+      !clamp_supported(op.activation.min, op.activation.max) || x.dims.rank != 4 || w.dims.rank != 4)
+    return Status::ok();
+  const int32_t kh = w.dims[1], kw = w.dims[2];
+  const int64_t oh = int64_t(x.dims[1] - 1) * c.stride_h - c.padding.top - c.padding.bottom +
+                     int64_t(c.dilation_h) * (kh - 1) + 1 + c.output_pad_h;
+  const int64_t ow = int64_t(x.dims[2] - 1) * c.stride_w - c.padding.left - c.padding.right +
+                     int64_t(c.dilation_w) * (kw - 1) + 1 + c.output_pad_w;
+  if (y.dims.rank != 4 || y.dims[1] != oh || y.dims[2] != ow || y.dims[3] != w.dims[0] || y.dims[0] != x.dims[0])
+    return ctx->shape_mismatch("output is not the transposed convolution's size");
+  const size_t gi = static_cast<size_t>(x.dims[3] / c.groups), go = static_cast<size_t>(w.dims[0] / c.groups);
+  *handled = true;
+  xnn_operator_t d = nullptr;
+  TQ_RETURN_IF_ERROR(ctx->record(
+      xnn_create_deconvolution2d_nhwc_f32(c.padding.top, c.padding.right, c.padding.bottom, c.padding.left, kh, kw,
+                                          c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.groups, gi, go,
+                                          gi * c.groups, go * c.groups, w.as<const float>(),
+                                          b ? b->as<const float>() : nullptr, op.activation.min, op.activation.max, 0,
+                                          &d),
+      &d, "xnn_create_deconvolution2d_nhwc_f32"));
+  ctx->weight_bytes += static_cast<size_t>(w.elements() + (b ? b->elements() : 0)) * sizeof(float);
+  return ctx->check(xnn_setup_deconvolution2d_nhwc_f32(d, x.dims[0], x.dims[1], x.dims[2], c.output_pad_h,
+                                                       c.output_pad_w, x.as<const float>(), y.as<float>(),
+                                                       ctx->threadpool),
+                    "xnn_setup_deconvolution2d_nhwc_f32");
+}
+
+}  // namespace xnnpack
+}  // namespace tinyquant

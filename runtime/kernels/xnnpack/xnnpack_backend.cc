@@ -134,6 +134,7 @@ Status dispatch(OpContext* ctx, bool* handled) {
       return s8 ? Status::ok() : prepare_unary(ctx, handled);
     case OpType::kResize: return s8 ? Status::ok() : prepare_resize(ctx, handled);
     case OpType::kPRelu: return s8 ? Status::ok() : prepare_prelu(ctx, handled);
+    case OpType::kConvTranspose: return s8 ? Status::ok() : prepare_conv_transpose(ctx, handled);
     case OpType::kSlice:      // no slice operator in XNNPACK 2022-02: the reference's strided copies
     case OpType::kLayerNorm:  // no layer norm operator
     case OpType::kTranspose:  // XNNPACK 2022-02 has no transpose operator

@@ -75,6 +75,7 @@ Status prepare_binary(OpContext* ctx, bool* handled);  // Add, Mul, Sub, Div
 Status prepare_unary(OpContext* ctx, bool* handled);   // float Unary kinds XNNPACK has (unary.cc)
 Status prepare_resize(OpContext* ctx, bool* handled);  // bilinear (resize_prelu.cc)
 Status prepare_prelu(OpContext* ctx, bool* handled);   // per-channel constant slope
+Status prepare_conv_transpose(OpContext* ctx, bool* handled);  // deconvolution
 Status prepare_clamp(OpContext* ctx, bool* handled);
 Status prepare_max_pool2d(OpContext* ctx, bool* handled);
 Status prepare_average_pool2d(OpContext* ctx, bool* handled);

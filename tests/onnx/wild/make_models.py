@@ -433,6 +433,35 @@ def torch_gelu_mlp(opset):
 
 TORCH_MODELS = {f"torch_cnn_op{o}": (torch_cnn, o) for o in (9, 11, 13, 17)}
 TORCH_MODELS.update({f"torch_detector_op{o}": (torch_detector, o) for o in (11, 13, 17)})
+def torch_decoder(opset):
+    """A segmentation-style decoder: ConvTranspose (stride 2, padding, output_padding, groups),
+    BatchNorm after it, ReLU, nearest upsampling."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            self.up1 = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+            self.bn = nn.BatchNorm2d(6)
+            self.up2 = nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1, groups=2, bias=False)
+            self.dil = nn.ConvTranspose2d(4, 2, 3, dilation=2)
+
+        def forward(self, x):
+            y = torch.relu(self.bn(self.up1(torch.relu(self.enc(x)))))
+            return self.dil(torch.relu(self.up2(y)))
+
+    torch.manual_seed(500 + opset)
+    net = Net().eval()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.2, 0.2)
+        net.bn.running_var.uniform_(0.5, 1.5)
+    return net, [(1, 3, 10, 12)], {}
+
+
+TORCH_MODELS["torch_decoder_op11"] = (torch_decoder, 11)
+TORCH_MODELS["torch_decoder_op17"] = (torch_decoder, 17)
 TORCH_MODELS["torch_text_block_op17"] = (torch_text_block, 17)
 TORCH_MODELS["torch_text_block_op13"] = (torch_text_block, 13)  # LayerNorm decomposed
 TORCH_MODELS["torch_gelu_mlp_op13"] = (torch_gelu_mlp, 13)
