@@ -30,7 +30,7 @@ constexpr OpInfo kOps[] = {
     {OpType::kSub,               "Sub",               2, 2,  1, false, N, true,  false},
     {OpType::kDiv,               "Div",               2, 2,  1, false, N, true,  false},
     {OpType::kSlice,             "Slice",             1, 1,  1, false, P, true,  true},
-    {OpType::kResize,            "Resize",            1, 1,  1, false, N, true,  false},
+    {OpType::kResize,            "Resize",            1, 1,  1, false, P, true,  false},
     {OpType::kPRelu,             "PRelu",             2, 2,  1, false, N, true,  false},
     {OpType::kLayerNorm,         "LayerNorm",         2, 3,  1, false, N, true,  false},
     {OpType::kConvTranspose,     "ConvTranspose",     3, 3,  1, false, N, true,  false},

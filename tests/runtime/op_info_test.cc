@@ -110,7 +110,7 @@ TEST_CASE("op_info: int8 roles are the ones the rtn pipeline's contract names") 
       {OpType::kSoftmax, Int8Role::kFixedOutput},       {OpType::kQuantize, Int8Role::kConversion},
       {OpType::kDequantize, Int8Role::kConversion},     {OpType::kUnary, Int8Role::kLookup},
       {OpType::kSub, Int8Role::kNone},                  {OpType::kDiv, Int8Role::kNone},
-      {OpType::kSlice, Int8Role::kPassthrough},         {OpType::kResize, Int8Role::kNone},
+      {OpType::kSlice, Int8Role::kPassthrough},         {OpType::kResize, Int8Role::kPassthrough},
       {OpType::kPRelu, Int8Role::kNone},                {OpType::kLayerNorm, Int8Role::kNone},
       {OpType::kConvTranspose, Int8Role::kNone},
   };

@@ -180,3 +180,39 @@ TEST_CASE("conv transpose: the reference equals the gather form of its definitio
 
 }  // namespace
 }  // namespace tinyquant
+
+namespace tinyquant {
+namespace {
+
+TEST_CASE("resize int8: the float resize of the dequantized values, quantized with the shared params") {
+  std::mt19937 rng(54);
+  int total = 0, exact = 0;
+  for (int iter = 0; iter < 40; ++iter) {
+    ResizeOptions r;
+    r.mode = iter % 2 ? ResizeMode::kLinear : ResizeMode::kNearest;
+    r.coord = static_cast<ResizeCoord>(iter % 4);
+    const int32_t h = testing::rand_int(rng, 1, 5), w = testing::rand_int(rng, 1, 5), c = testing::rand_int(rng, 1, 4);
+    r.out_h = testing::rand_int(rng, 1, 11);
+    r.out_w = testing::rand_int(rng, 1, 11);
+    r.scale_h = float(r.out_h) / h;
+    r.scale_w = float(r.out_w) / w;
+    testing::QTensor x = testing::qtensor(rng, dims_of({1, h, w, c}), 8, 0.05f);
+    testing::QTensor y = testing::qtensor(rng, dims_of({1, r.out_h, r.out_w, c}), 8, 0.05f, false);
+    y.quant = x.quant;
+    reference::resize_s8(r, x.view(), y.view());
+    std::vector<float> xf(x.data.size()), yf(y.data.size());
+    const int32_t z = x.quant.zero_point[0];
+    for (size_t i = 0; i < xf.size(); ++i) xf[i] = float(x.data[i] - z) * 0.05f;
+    reference::resize_f32(r, view(xf, dims_of({1, h, w, c})), view(yf, dims_of({1, r.out_h, r.out_w, c})));
+    for (size_t i = 0; i < yf.size(); ++i) {
+      const int want = std::min(127, std::max(-128, qmath::round_half_even(yf[i] * (1.0f / 0.05f)) + z));
+      ++total;
+      exact += y.data[i] == want;
+      REQUIRE(std::abs(y.data[i] - want) <= (r.mode == ResizeMode::kNearest ? 0 : 1));
+    }
+  }
+  CHECK(exact >= total * 99 / 100);
+}
+
+}  // namespace
+}  // namespace tinyquant

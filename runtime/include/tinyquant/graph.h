@@ -51,7 +51,7 @@ enum class OpType : uint8_t {
   kSub,         // a - b, NumPy broadcasting (float32)
   kDiv,         // a / b, NumPy broadcasting (float32)
   kSlice,       // y = x[begin:end:step] per dim (Operator::slice); any dtype, int8 keeps its params
-  kResize,      // [N,H,W,C] -> [N,OH,OW,C], nearest or bilinear (Operator::resize; float32)
+  kResize,      // [N,H,W,C] -> [N,OH,OW,C], nearest or bilinear (Operator::resize); int8 keeps its params
   kPRelu,       // x >= 0 ? x : slope * x, slope (input 1) broadcast against x (float32)
   kLayerNorm,   // (x - mean) / sqrt(var + epsilon) * scale + bias over the last axis (float32)
   kConvTranspose,  // transposed 2-D convolution, weights [O,KH,KW,I/groups], bias [O] (float32)

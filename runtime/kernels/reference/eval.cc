@@ -50,10 +50,14 @@ Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const T
     case OpType::kConcat: concat_s8(op.axis, in, num_inputs, out[0]); break;
     case OpType::kUnary: lookup_s8(in[0], in[kTableInput], out[0]); break;
     case OpType::kSlice:
+    case OpType::kResize:
       if (!same_quantization(in[0], out[0]))
-        return Status::error(StatusCode::kUnsupported, "Slice '%s': int8 input and output must share scale and zero point",
-                             op.name.c_str());
-      slice(op.slice, in[0], out[0]);
+        return Status::error(StatusCode::kUnsupported, "%s '%s': int8 input and output must share scale and zero point",
+                             op_name(op.type), op.name.c_str());
+      if (op.type == OpType::kSlice)
+        slice(op.slice, in[0], out[0]);
+      else
+        resize_s8(op.resize, in[0], out[0]);
       break;
     case OpType::kSoftmax:
       if (!softmax_s8_output_supported(out[0]))

@@ -42,6 +42,10 @@ void conv_transpose_f32(const ConvOptions& opt, const FusedActivation& act, cons
 void slice(const SliceOptions& s, const TensorView& input, const TensorView& output);
 // [N,H,W,C] -> [N,OH,OW,C] (graph.h ResizeOptions gives the sampling).
 void resize_f32(const ResizeOptions& r, const TensorView& input, const TensorView& output);
+// Int8, input and output sharing scale / zero point: nearest copies codes; bilinear interpolates
+// the codes in float and rounds half to even (so it equals the float resize of the dequantized
+// values, quantized again with the same params, up to float rounding).
+void resize_s8(const ResizeOptions& r, const TensorView& input, const TensorView& output);
 // x >= 0 ? x : slope * x, slope broadcast (NumPy) against x.
 void prelu_f32(const TensorView& x, const TensorView& slope, const TensorView& out);
 // Over the last axis: mean and variance in double, y = (x - mean) / sqrt(var + eps) * scale + bias.

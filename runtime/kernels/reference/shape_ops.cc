@@ -1,6 +1,9 @@
 // Slice (any dtype: byte copies), Resize (nearest / bilinear, NHWC float32), PRelu and LayerNorm.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+
+#include "tinyquant/qmath.h"
 
 #include "common.h"
 #include "reference_kernels.h"
@@ -69,20 +72,26 @@ int32_t nearest_index(const ResizeOptions& r, float x, int32_t in) {
 
 }  // namespace
 
-void resize_f32(const ResizeOptions& r, const TensorView& input, const TensorView& output) {
+namespace {
+
+// One resize loop for float and int8: nearest copies elements; bilinear interpolates in float and
+// (int8) rounds half to even back onto the input's codes, which the output shares.
+template <typename T>
+void resize_impl(const ResizeOptions& r, const TensorView& input, const TensorView& output, int32_t zero_point) {
+  const float z = static_cast<float>(zero_point);
   const int32_t n = input.dims[0], h = input.dims[1], w = input.dims[2], c = input.dims[3];
   const int32_t oh = output.dims[1], ow = output.dims[2];
-  const float* x = input.as<const float>();
-  float* y = output.as<float>();
+  const T* x = input.as<const T>();
+  T* y = output.as<T>();
   for (int32_t b = 0; b < n; ++b)
     for (int32_t oy = 0; oy < oh; ++oy) {
       const float sy = source_coordinate(r, oy, r.scale_h, h, oh);
       for (int32_t ox = 0; ox < ow; ++ox) {
         const float sx = source_coordinate(r, ox, r.scale_w, w, ow);
-        float* out = y + ((int64_t(b) * oh + oy) * ow + ox) * c;
+        T* out = y + ((int64_t(b) * oh + oy) * ow + ox) * c;
         if (r.mode == ResizeMode::kNearest) {
-          const float* in = x + ((int64_t(b) * h + nearest_index(r, sy, h)) * w + nearest_index(r, sx, w)) * c;
-          std::memcpy(out, in, sizeof(float) * c);
+          const T* in = x + ((int64_t(b) * h + nearest_index(r, sy, h)) * w + nearest_index(r, sx, w)) * c;
+          std::memcpy(out, in, sizeof(T) * c);
           continue;
         }
         const float cy = std::min(std::max(sy, 0.0f), static_cast<float>(h - 1));
@@ -90,17 +99,35 @@ void resize_f32(const ResizeOptions& r, const TensorView& input, const TensorVie
         const int32_t y0 = static_cast<int32_t>(cy), x0 = static_cast<int32_t>(cx);
         const int32_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
         const float dy = cy - y0, dx = cx - x0;
-        const float* p00 = x + ((int64_t(b) * h + y0) * w + x0) * c;
-        const float* p01 = x + ((int64_t(b) * h + y0) * w + x1) * c;
-        const float* p10 = x + ((int64_t(b) * h + y1) * w + x0) * c;
-        const float* p11 = x + ((int64_t(b) * h + y1) * w + x1) * c;
+        const T* p00 = x + ((int64_t(b) * h + y0) * w + x0) * c;
+        const T* p01 = x + ((int64_t(b) * h + y0) * w + x1) * c;
+        const T* p10 = x + ((int64_t(b) * h + y1) * w + x0) * c;
+        const T* p11 = x + ((int64_t(b) * h + y1) * w + x1) * c;
         for (int32_t k = 0; k < c; ++k) {
-          const float top = p00[k] + (p01[k] - p00[k]) * dx;
-          const float bottom = p10[k] + (p11[k] - p10[k]) * dx;
-          out[k] = top + (bottom - top) * dy;
+          // int8: interpolate q - z (the value's steps) and round that, as quantizing the float
+          // result with the same params does; z = 0 for float.
+          const float a00 = float(p00[k]) - z, a01 = float(p01[k]) - z, a10 = float(p10[k]) - z, a11 = float(p11[k]) - z;
+          const float top = a00 + (a01 - a00) * dx;
+          const float bottom = a10 + (a11 - a10) * dx;
+          const float v = top + (bottom - top) * dy;
+          if constexpr (std::is_same<T, float>::value)
+            out[k] = v;
+          else
+            out[k] = static_cast<T>(std::min(127, std::max(-128, qmath::round_half_even(v) + zero_point)));
         }
       }
     }
+}
+
+}  // namespace
+
+void resize_f32(const ResizeOptions& r, const TensorView& input, const TensorView& output) {
+  resize_impl<float>(r, input, output, 0);
+}
+
+void resize_s8(const ResizeOptions& r, const TensorView& input, const TensorView& output) {
+  resize_impl<int8_t>(r, input, output,
+                      input.quant && !input.quant->zero_point.empty() ? input.quant->zero_point[0] : 0);
 }
 
 void prelu_f32(const TensorView& x, const TensorView& slope, const TensorView& out) {
