@@ -173,6 +173,8 @@ class Pipeline {
   Status run(Graph* out, AdaQuantReport* report) {
     const uint64_t t0 = port::now_us();
     report->start_rss_bytes = rss_bytes();
+    TQ_ENSURE(fg_.inputs.size() == 1, kUnsupported,
+              "AdaQuant calibrates single-input models; this one has %zu inputs (use --method rtn)", fg_.inputs.size());
     TQ_RETURN_IF_ERROR(check_quantization_inputs(fg_, calib_, opt_.rtn.weight_bits, opt_.rtn.activation_bits,
                                                  opt_.rtn.batch, &per_sample_));
     TQ_ENSURE(!opt_.adaquant || (opt_.iterations >= 1 && opt_.batch >= 1), kInvalidArgument,

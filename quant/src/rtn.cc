@@ -302,12 +302,17 @@ class IntegerGraphBuilder {
   int32_t quantize_ops_ = 0, dequantize_ops_ = 0;
 };
 
-Status check_finite_input(const CalibrationData& c, int64_t per_sample, const std::string& input) {
-  for (size_t i = 0; i < c.values.size(); ++i)
-    TQ_ENSURE(std::isfinite(c.values[i]), kInvalidArgument,
+Status check_finite_input(const std::vector<float>& values, int64_t per_sample, const std::string& input) {
+  for (size_t i = 0; i < values.size(); ++i)
+    TQ_ENSURE(std::isfinite(values[i]), kInvalidArgument,
               "calibration data: sample %lld, element %lld of input '%s' is %s", static_cast<long long>(i / per_sample),
-              static_cast<long long>(i % per_sample), input.c_str(), std::isnan(c.values[i]) ? "NaN" : "Inf");
+              static_cast<long long>(i % per_sample), input.c_str(), std::isnan(values[i]) ? "NaN" : "Inf");
   return Status::ok();
+}
+
+// Input k's calibration values: CalibrationData::values for input 0, more_inputs[k - 1] after.
+const std::vector<float>& input_values(const CalibrationData& c, size_t k) {
+  return k == 0 ? c.values : c.more_inputs[k - 1];
 }
 
 // Runs the float graph over the calibration set and feeds every activation to its observer from
@@ -352,8 +357,11 @@ Status run_calibration_batches(const Graph& graph, const CalibrationData& calib,
       prepared = n;
       if (arena_bytes) *arena_bytes = std::max(*arena_bytes, interp.arena_bytes());
     }
-    const float* x = calib.values.data() + first * per_sample;
-    std::copy(x, x + n * per_sample, interp.input(0).as<float>());
+    for (size_t k = 0; k < graph.inputs.size(); ++k) {  // input k: its values' share of one sample
+      const std::vector<float>& v = input_values(calib, k);
+      const int64_t per = k == 0 ? per_sample : static_cast<int64_t>(v.size()) / calib.samples;
+      std::copy(v.data() + first * per, v.data() + (first + n) * per, interp.input(static_cast<int>(k)).as<float>());
+    }
     Status s = interp.invoke_range(0, end);
     if (s.is_ok()) s = after_batch(first, n);
     if (!s.is_ok()) return s.with_context("calibration samples %d..%d", first, first + n - 1);
@@ -379,8 +387,11 @@ Status calibrate_activations(const Graph& fg, const CalibrationData& calib, int6
       [&](int32_t first, int32_t n) -> Status {
         TQ_RETURN_IF_ERROR(ctx.status);
         // The input's arena bytes may be reused once its last reader ran: observe the samples.
-        TQ_RETURN_IF_ERROR((*observers)[fg.inputs[0]]->observe(calib.values.data() + first * per_sample,
-                                                              n * per_sample));
+        for (size_t k = 0; k < fg.inputs.size(); ++k) {
+          const std::vector<float>& v = input_values(calib, k);
+          const int64_t per = k == 0 ? per_sample : static_cast<int64_t>(v.size()) / calib.samples;
+          TQ_RETURN_IF_ERROR((*observers)[fg.inputs[k]]->observe(v.data() + first * per, n * per));
+        }
         const uint64_t now = port::now_us();
         if (opt.progress && (now - last_report > 2000000 || first + n == calib.samples)) {
           port::log("  calibration: %d/%d samples, %.1f s", first + n, calib.samples, (now - t0) / 1e6);
@@ -463,8 +474,9 @@ Status check_quantization_inputs(const Graph& float_graph, const CalibrationData
   TQ_ENSURE(calibration.samples > 0 && !calibration.values.empty(), kInvalidArgument,
             "the calibration set is empty (%d samples); quantization needs at least one sample", calibration.samples);
   TQ_RETURN_IF_ERROR(validate_graph(float_graph));
-  TQ_ENSURE(float_graph.inputs.size() == 1, kUnsupported,
-            "the model has %zu inputs; calibration feeds exactly one", float_graph.inputs.size());
+  TQ_ENSURE(float_graph.inputs.size() == calibration.more_inputs.size() + 1, kInvalidArgument,
+            "the model has %zu inputs; the calibration data holds %zu (one array per input)",
+            float_graph.inputs.size(), calibration.more_inputs.size() + 1);
   for (const Tensor& t : float_graph.tensors)
     TQ_ENSURE(t.dtype == DType::kFloat32 || (t.dtype == DType::kInt32 && t.is_constant()), kUnsupported,
               "tensor '%s' is %s: quantization takes float models only (is the model already quantized?)",
@@ -477,7 +489,16 @@ Status check_quantization_inputs(const Graph& float_graph, const CalibrationData
             kInvalidArgument, "calibration data has %zu values; %d samples of input '%s' need %lld",
             calibration.values.size(), calibration.samples, float_graph.tensors[input].name.c_str(),
             static_cast<long long>(per_sample * calibration.samples));
-  TQ_RETURN_IF_ERROR(check_finite_input(calibration, per_sample, float_graph.tensors[input].name));
+  TQ_RETURN_IF_ERROR(check_finite_input(calibration.values, per_sample, float_graph.tensors[input].name));
+  for (size_t k = 1; k < float_graph.inputs.size(); ++k) {
+    const Tensor& t = float_graph.tensors[float_graph.inputs[k]];
+    const int64_t per = dims[float_graph.inputs[k]].elements();
+    const std::vector<float>& v = calibration.more_inputs[k - 1];
+    TQ_ENSURE(per > 0 && v.size() == static_cast<size_t>(per) * calibration.samples, kInvalidArgument,
+              "calibration data has %zu values for input '%s'; %d samples need %lld", v.size(), t.name.c_str(),
+              calibration.samples, static_cast<long long>(per * calibration.samples));
+    TQ_RETURN_IF_ERROR(check_finite_input(v, per, t.name));
+  }
   *per_sample_out = per_sample;
   return Status::ok();
 }

@@ -10,6 +10,7 @@
 
 #include "quant/quant_test_graphs.h"
 #include "test_util.h"
+#include "tinyquant/adaquant.h"
 #include "tinyquant/interpreter.h"
 #include "tinyquant/model_io.h"
 #include "tinyquant/op_info.h"
@@ -342,4 +343,84 @@ TEST_CASE("rtn: a Unary runs int8 as a lookup table; Sub (no int8 kernel) stays 
     MESSAGE(kind, ": W8A8 SQNR vs float ", sqnr, " dB");
     CHECK(sqnr > 25.0);
   }
+}
+
+TEST_CASE("rtn: a two-input model calibrates each input from its own data; mismatched data is an error") {
+  // a [N,4,4,2] -> conv, b [N,4,4,3] -> conv, add, relu.
+  std::mt19937 rng(23);
+  Graph g;
+  const int32_t a = g.add_tensor("a", DType::kFloat32, {-1, 4, 4, 2});
+  const int32_t b = g.add_tensor("b", DType::kFloat32, {-1, 4, 4, 3});
+  g.inputs = {a, b};
+  auto conv = [&](int32_t in, int32_t c_in, const char* name) {
+    Operator op;
+    op.type = OpType::kConv2D;
+    op.name = name;
+    op.conv.padding = {1, 1, 1, 1};
+    const int32_t out = g.add_tensor(std::string(name) + "_out", DType::kFloat32, {-1, 4, 4, 4});
+    op.inputs = {in, add_weights(&g, rng, std::string(name) + ".w", {4, 3, 3, c_in}, 0.4f),
+                 add_weights(&g, rng, std::string(name) + ".b", {4}, 0.1f)};
+    op.outputs = {out};
+    g.add_operator(op);
+    return out;
+  };
+  const int32_t ca = conv(a, 2, "conv_a"), cb = conv(b, 3, "conv_b");
+  Operator add;
+  add.type = OpType::kAdd;
+  add.name = "add";
+  add.activation = FusedActivation::relu();
+  const int32_t y = g.add_tensor("y", DType::kFloat32, {-1, 4, 4, 4});
+  add.inputs = {ca, cb};
+  add.outputs = {y};
+  g.add_operator(add);
+  g.outputs = {y};
+  REQUIRE(validate_graph(g).is_ok());
+
+  quant::CalibrationData calib;
+  calib.samples = 40;
+  calib.values = random_floats(rng, 40 * 32, -1.0f, 1.0f);
+  calib.more_inputs = {random_floats(rng, 40 * 48, -3.0f, 3.0f)};  // a wider range than input a
+  Graph q, sim;
+  const Status s = quant::quantize_graph_rtn(g, calib, bits(8, 8), &q, &sim, nullptr);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  float scale_a = 0, scale_b = 0;
+  for (const Operator& op : q.operators)
+    if (op.type == OpType::kQuantize) {
+      const float sc = q.tensors[op.outputs[0]].quant.scale[0];
+      if (q.tensors[op.inputs[0]].name == "a") scale_a = sc;
+      if (q.tensors[op.inputs[0]].name == "b") scale_b = sc;
+    }
+  CHECK(scale_a > 0);
+  CHECK(scale_b > 2.0f * scale_a);  // each input got its own range
+
+  // Run both models on the same two inputs: integer within one level of the simulation.
+  std::vector<float> xa = random_floats(rng, 8 * 32, -1.0f, 1.0f), xb = random_floats(rng, 8 * 48, -3.0f, 3.0f);
+  std::vector<std::vector<float>> outs;
+  for (const Graph* m : {&q, &sim}) {
+    Interpreter interp;
+    PrepareOptions opt;
+    opt.batch = 8;
+    REQUIRE(interp.prepare(*m, opt).is_ok());
+    std::memcpy(interp.input(0).data, xa.data(), xa.size() * sizeof(float));
+    std::memcpy(interp.input(1).data, xb.data(), xb.size() * sizeof(float));
+    REQUIRE(interp.invoke().is_ok());
+    const float* o = interp.output(0).as<const float>();
+    outs.emplace_back(o, o + 8 * 64);
+  }
+  check_within_one_level(outs[0], outs[1], output_step(q));
+
+  quant::CalibrationData one = calib;
+  one.more_inputs.clear();
+  const Status missing = quant::quantize_graph_rtn(g, one, bits(8, 8), &q, nullptr, nullptr);
+  CHECK_FALSE(missing.is_ok());
+  CHECK(std::string(missing.message()).find("the model has 2 inputs; the calibration data holds 1") != std::string::npos);
+  quant::CalibrationData wrong = calib;
+  wrong.more_inputs[0].resize(40 * 47);
+  const Status size = quant::quantize_graph_rtn(g, wrong, bits(8, 8), &q, nullptr, nullptr);
+  CHECK_FALSE(size.is_ok());
+  CHECK(std::string(size.message()).find("input 'b'") != std::string::npos);
+  // AdaQuant takes single-input models and says so.
+  const Status ada = quant::quantize_graph_adaquant(g, calib, quant::AdaQuantOptions(), &q, nullptr);
+  CHECK_FALSE(ada.is_ok());
+  CHECK(std::string(ada.message()).find("single-input") != std::string::npos);
 }

@@ -12,25 +12,45 @@ namespace tinyquant {
 
 Status load_calibration_set(const std::string& spec, const std::string& data_dir, int32_t count, uint64_t seed,
                             float mean, float std, const Graph& graph, quant::CalibrationData* out) {
-  TQ_ENSURE(graph.inputs.size() == 1, kUnsupported, "calibration feeds one model input; the model has %zu",
-            graph.inputs.size());
-  const Tensor& in = graph.tensors[graph.inputs[0]];
   quant::CalibrationData c;
   c.dataset = spec;
-  if (spec.rfind("npy:", 0) == 0) {
-    NpyArray a;
-    TQ_RETURN_IF_ERROR(read_npy(spec.substr(4), &a));
-    bool match = a.shape.size() == in.shape.size() && !a.shape.empty();
-    for (size_t i = 1; match && i < in.shape.size(); ++i) match = a.shape[i] == in.shape[i];
-    char got[96], want[96];
-    TQ_ENSURE(match, kInvalidArgument, "--calib %s: shape %s does not match model input '%s' %s (N = any)",
-              spec.c_str(), shape_str(a.shape.data(), (int)a.shape.size(), got, sizeof(got)), in.name.c_str(),
-              shape_str(in.shape.data(), (int)in.shape.size(), want, sizeof(want)));
-    c.samples = a.shape[0];
-    c.values = std::move(a.data);
+  if (spec.rfind("npy:", 0) == 0) {  // one file per model input, comma-separated
+    std::vector<std::string> files;
+    const std::string list = spec.substr(4);
+    for (size_t start = 0; start <= list.size();) {
+      const size_t comma = std::min(list.find(',', start), list.size());
+      files.push_back(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+    TQ_ENSURE(files.size() == graph.inputs.size(), kInvalidArgument,
+              "--calib %s: %zu file(s) for a model with %zu input(s) (give npy:A.npy,B.npy,... in input order)",
+              spec.c_str(), files.size(), graph.inputs.size());
+    for (size_t k = 0; k < files.size(); ++k) {
+      const Tensor& in = graph.tensors[graph.inputs[k]];
+      NpyArray a;
+      TQ_RETURN_IF_ERROR(read_npy(files[k], &a));
+      bool match = a.shape.size() == in.shape.size() && !a.shape.empty();
+      for (size_t i = 1; match && i < in.shape.size(); ++i) match = a.shape[i] == in.shape[i];
+      char got[96], want[96];
+      TQ_ENSURE(match, kInvalidArgument, "--calib %s: shape %s does not match model input '%s' %s (N = any)",
+                files[k].c_str(), shape_str(a.shape.data(), (int)a.shape.size(), got, sizeof(got)), in.name.c_str(),
+                shape_str(in.shape.data(), (int)in.shape.size(), want, sizeof(want)));
+      TQ_ENSURE(k == 0 || a.shape[0] == c.samples, kInvalidArgument,
+                "--calib %s: %d samples, but %s has %d (every input needs the same count)", files[k].c_str(),
+                a.shape[0], files[0].c_str(), c.samples);
+      if (k == 0) {
+        c.samples = a.shape[0];
+        c.values = std::move(a.data);
+      } else {
+        c.more_inputs.push_back(std::move(a.data));
+      }
+    }
     *out = std::move(c);
     return Status::ok();
   }
+  TQ_ENSURE(graph.inputs.size() == 1, kUnsupported,
+            "--calib %s feeds one image input; the model has %zu inputs (give npy:A.npy,B.npy,...)", spec.c_str(),
+            graph.inputs.size());
   std::string split;
   if (spec == "fashion-mnist:train" || spec == "fashion-mnist") split = "train";
   else if (spec == "fashion-mnist:test") split = "test";

@@ -317,7 +317,7 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
   cmd->add_option("--output-abits", rtn.output_activation_bits,
                   "bits of int8 activations that feed no other layer (the logits); 0: --abits")
       ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
-  cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
+  cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy[,FILE2.npy...] (one per model input)");
   add_input_shapes(cmd, &a.input_shapes);
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")
       ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));

@@ -55,6 +55,9 @@ struct CalibrationData {
   std::vector<float> values;
   int32_t samples = 0;
   std::string dataset;  // recorded in Graph::calibration (e.g. "fashion-mnist:train")
+  // A model with several inputs: inputs 1, 2, ... each as `samples` x that input's elements
+  // (values holds input 0). The rtn pipeline takes them; AdaQuant takes single-input models.
+  std::vector<std::vector<float>> more_inputs;
 };
 
 struct RtnOptions {
