@@ -8,7 +8,7 @@ PKGS=(
   libflatbuffers-dev flatbuffers-compiler
   liblpsolve55-dev doctest-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev libopenblas-dev
+  dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libpng-dev libjpeg-dev
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
 )
 # Node.js runs ONNX Runtime, the tests' oracle for ONNX semantics (below). A machine whose node

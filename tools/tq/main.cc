@@ -19,6 +19,7 @@
 #include <malloc.h>
 #endif
 
+#include "data/image.h"
 #include "data/npy.h"
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
@@ -143,6 +144,7 @@ int cmd_import(const ImportArgs& a) {
 struct EvalArgs {
   std::string model, data = "fashion-mnist", split = "test", data_dir = kDefaultFashionMnistDir, against;
   std::vector<std::string> input_shapes;
+  std::vector<float> pixel_mean = {0.0f}, pixel_std = {1.0f};
   EvalOptions eval;
   bool json = false, quiet = false, simulate = false;
 };
@@ -151,15 +153,20 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
   CLI::App* cmd = tq.add_subcommand(
       "eval", "top-1 accuracy on Fashion-MNIST, or output fidelity against a reference model (--against)");
   add_model(cmd, &a.model, "MODEL.(tqm|onnx)");
-  cmd->add_option("--data", a.data, "fashion-mnist, or npy:A.npy[,B.npy...] (one float32 [N,...] file per model "
-                                    "input; with --against)")
+  cmd->add_option("--data", a.data, "fashion-mnist; with --against also npy:A.npy[,B.npy...] (one float32 [N,...] "
+                                    "file per model input) or images:DIR (PNG / JPEG files, resized to the input)")
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
-            return v == "fashion-mnist" || (v.rfind("npy:", 0) == 0 && v.size() > 4)
+            return v == "fashion-mnist" || (v.rfind("npy:", 0) == 0 && v.size() > 4) ||
+                           (v.rfind("images:", 0) == 0 && v.size() > 7)
                        ? ""
-                       : "expected fashion-mnist or npy:FILE.npy[,FILE.npy...]";
+                       : "expected fashion-mnist, npy:FILE.npy[,FILE.npy...] or images:DIR";
           },
           "DATA"));
+  cmd->add_option("--pixel-mean", a.pixel_mean, "images:DIR: per-channel mean of pixel / 255 (1 or C values)")
+      ->delimiter(',');
+  cmd->add_option("--pixel-std", a.pixel_std, "images:DIR: per-channel std of pixel / 255 (1 or C values)")
+      ->delimiter(',');
   cmd->add_option("--against", a.against,
                   "REFERENCE.(tqm|onnx): report output fidelity against it (SQNR in dB, max abs error, top-1 "
                   "agreement) instead of accuracy; needs no labels");
@@ -182,7 +189,19 @@ int cmd_eval_against(const EvalArgs& a, const Graph& graph) {
   Status s = load_any_model(a.against, &reference, ends_with_onnx(a.against) ? a.input_shapes : std::vector<std::string>());
   if (!s.is_ok()) return fail(s);
   std::vector<NpyArray> inputs;
-  if (a.data.rfind("npy:", 0) == 0) {
+  if (a.data.rfind("images:", 0) == 0) {
+    if (graph.inputs.size() != 1) return fail(Status::error(StatusCode::kInvalidArgument,
+                                                            "images:DIR feeds one input; the model has %zu",
+                                                            graph.inputs.size()));
+    ImageBatchOptions io;
+    io.mean = a.pixel_mean;
+    io.std = a.pixel_std;
+    io.limit = a.eval.limit;
+    NpyArray x;
+    s = load_image_folder(a.data.substr(7), graph.tensors[graph.inputs[0]].shape, io, &x, nullptr);
+    if (!s.is_ok()) return fail(s);
+    inputs.push_back(std::move(x));
+  } else if (a.data.rfind("npy:", 0) == 0) {
     std::string list = a.data.substr(4);
     for (size_t start = 0; start <= list.size();) {
       const size_t comma = std::min(list.find(',', start), list.size());
