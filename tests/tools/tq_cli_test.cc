@@ -209,3 +209,59 @@ TEST_CASE("tq eval --against reports output fidelity without labels, on .npy dat
   CHECK(contains(sim.out, "top-1 agreement"));
   CHECK(tq("eval " + dir + "/lenet.w8.tqm --data cifar").code == 2);
 }
+
+TEST_CASE("tq inspect of a quantized model: only weighted ops show weight bits (a lookup table is no weight)") {
+  const std::string dir = temp_dir();
+  // x [N,4] -> Gemm (constant W) -> Sigmoid -> y
+  onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  onnx::GraphProto* g = m.mutable_graph();
+  g->set_name("g");
+  onnx::TensorProto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(3);
+  w->add_dims(4);
+  for (int i = 0; i < 12; ++i) w->add_float_data(0.1f * static_cast<float>(i % 5) - 0.2f);
+  onnx::NodeProto* gemm = g->add_node();
+  gemm->set_op_type("Gemm");
+  gemm->set_name("fc");
+  gemm->add_input("x");
+  gemm->add_input("w");
+  gemm->add_output("h");
+  onnx::AttributeProto* tb = gemm->add_attribute();
+  tb->set_name("transB");
+  tb->set_type(onnx::AttributeProto::INT);
+  tb->set_i(1);
+  onnx::NodeProto* sig = g->add_node();
+  sig->set_op_type("Sigmoid");
+  sig->set_name("sig");
+  sig->add_input("h");
+  sig->add_output("y");
+  for (const char* name : {"x", "y"}) {
+    onnx::ValueInfoProto* v = name[0] == 'x' ? g->add_input() : g->add_output();
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_param("N");
+    t->mutable_shape()->add_dim()->set_dim_value(name[0] == 'x' ? 4 : 3);
+  }
+  std::ofstream(dir + "/sig.onnx", std::ios::binary) << m.SerializeAsString();
+  std::vector<float> calib(32 * 4);
+  for (size_t i = 0; i < calib.size(); ++i) calib[i] = std::cos(0.7f * static_cast<float>(i));
+  REQUIRE(write_npy(dir + "/c.npy", {32, 4}, calib.data()).is_ok());
+  Run q = tq("quantize " + dir + "/sig.onnx --calib npy:" + dir + "/c.npy -o " + dir + "/sig.q.tqm");
+  REQUIRE_MESSAGE(q.code == 0, q.out);
+  Run ins = tq("inspect " + dir + "/sig.q.tqm");
+  REQUIRE(ins.code == 0);
+  std::string unary_line;
+  for (size_t at = ins.out.find("Unary"); at != std::string::npos && unary_line.empty();) {
+    const size_t end = ins.out.find('\n', at);
+    unary_line = ins.out.substr(at, end - at);
+  }
+  CAPTURE(unary_line);
+  CHECK(contains(unary_line, "int8        -     8"));  // dtype, wbits '-', abits
+  CHECK(contains(unary_line, "int8 lookup table"));
+  CHECK(contains(ins.out, "weights    12 bytes packed at 8 bits in 1 layers"));
+}

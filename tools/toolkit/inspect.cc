@@ -139,9 +139,12 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
       const int32_t t = op.inputs[k];
       if (t < 0 || !graph.tensors[t].is_constant()) continue;
       params += graph.buffers[graph.tensors[t].buffer].size();
-      if (k == 1) {
-        bits = graph.tensors[t].quant.scale.empty() ? 32 : graph.tensors[t].quant.bits;
-        weight = &graph.tensors[t];
+      // The weights of a weighted op (or ConvTranspose's float ones); a lookup table, a PRelu
+      // slope or a Mul's constant operand is no weight.
+      if (k == kWeightInput && (op_info(op.type).weighted || op.type == OpType::kConvTranspose)) {
+        const Tensor& w = graph.tensors[t];
+        bits = w.quant.scale.empty() ? static_cast<int>(dtype_size(w.dtype) * 8) : w.quant.bits;
+        weight = &w;
       }
     }
     total_params += params;
