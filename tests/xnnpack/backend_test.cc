@@ -43,6 +43,20 @@ TEST_CASE("xnnpack: unsupported ops and options fall back to the reference") {
     op.perm = {0, 3, 1, 2};
     expect_fallback(*runner, op, {x.view}, xt.view);
   }
+  SUBCASE("Slice, LayerNorm and nearest Resize: no XNNPACK operator in this version") {
+    Operator slice = make_op(OpType::kSlice, "slice");
+    slice.slice = {{0, 0, 0, 0}, {kSliceToEnd, 2, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
+    TestTensor half({1, 2, 4, 2});
+    expect_fallback(*runner, slice, {x.view}, half.view);
+    expect_fallback(*runner, slice, {i8_in.view}, i8_out.view);
+    TestTensor gamma({2}), beta({2});
+    expect_fallback(*runner, make_op(OpType::kLayerNorm, "layernorm"), {x.view, gamma.view, beta.view}, y.view);
+    Operator resize = make_op(OpType::kResize, "resize_nearest");
+    resize.resize.out_h = resize.resize.out_w = 4;
+    expect_fallback(*runner, resize, {x.view}, y.view);
+    resize.resize.mode = ResizeMode::kLinear;  // int8 bilinear: the reference's
+    expect_fallback(*runner, resize, {i8_in.view}, i8_out.view);
+  }
   SUBCASE("Softmax with beta != 1") {
     Operator op = make_op(OpType::kSoftmax, "softmax_beta");
     op.beta = 2.0f;
