@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <unordered_map>
 
 #include "rewrite.h"
 #include "tinyquant/op_info.h"
@@ -132,9 +133,43 @@ class IntegerGraphBuilder {
     return qver_[t];
   }
 
-  // Params the int8 version of t has or will have.
+  // Params the int8 version of t has or will have (a constant operand: its own range, 8 bits).
   ActivationParams int8_params(int32_t t) const {
+    if (fg_.tensors[t].is_constant()) return constant_params(t);
     return qver_[t] >= 0 ? params_of(q_.tensors[qver_[t]]) : params_[t];
+  }
+
+  // A float constant operand of an int8 Add / Mul (a bias added in NHWC space, a per-channel
+  // scale): per tensor at 8 bits over [min(c, 0), max(c, 0)].
+  ActivationParams constant_params(int32_t t) const {
+    const float* c = fg_.constant_data<float>(t);
+    const int64_t n = shape_elements(fg_.tensors[t].shape);
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t i = 0; i < n; ++i) lo = std::min(lo, c[i]), hi = std::max(hi, c[i]);
+    if (hi - lo < 1e-30f) hi = lo + 1e-6f;  // an all-zero constant: any scale holds it exactly
+    return params_for_range(lo, hi, 8);
+  }
+
+  int32_t quantized_constant(int32_t t) {
+    auto it = qconst_.find(t);
+    if (it != qconst_.end()) return it->second;
+    const Tensor& src = fg_.tensors[t];
+    const ActivationParams p = constant_params(t);
+    const float* c = fg_.constant_data<float>(t);
+    const int64_t n = shape_elements(src.shape);
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    const float inv = 1.0f / p.scale;
+    for (int64_t i = 0; i < n; ++i) q[i] = static_cast<int8_t>(quantize_activation(c[i], inv, p.zero_point, p.bits));
+    const int32_t qt = q_.add_constant(src.name + ":q", DType::kInt8, src.shape, q.data(), q.size());
+    set_activation_quant(&q_.tensors[qt], p);
+    return qconst_[t] = qt;
+  }
+
+  bool constant_operand_ok(const Operator& op) const {
+    if (op.type != OpType::kAdd && op.type != OpType::kMul) return false;
+    int constants = 0;
+    for (int32_t t : op.inputs) constants += t >= 0 && fg_.tensors[t].is_constant() && fg_.tensors[t].dtype == DType::kFloat32;
+    return constants == 1;
   }
 
   bool all_activations(const Operator& op) const {
@@ -162,12 +197,12 @@ class IntegerGraphBuilder {
       return home_int8_[op.inputs[0]];
     }
     if (is_requantizing(op.type)) {
-      if (!all_activations(op)) {
+      if (!all_activations(op) && !constant_operand_ok(op)) {
         *note = "a constant input";
         return false;
       }
       bool any = false;
-      for (int32_t t : op.inputs) any |= home_int8_[t];
+      for (int32_t t : op.inputs) any |= !fg_.tensors[t].is_constant() && home_int8_[t];
       if (!any) {
         *note = "inputs are float";
         return false;
@@ -204,6 +239,7 @@ class IntegerGraphBuilder {
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       const int32_t t = op.inputs[k];
       if (t >= 0 && !fg_.tensors[t].is_constant()) nop.inputs[k] = int8_version(t);
+      else if (t >= 0 && is_requantizing(op.type)) nop.inputs[k] = quantized_constant(t);
     }
     const Tensor& fout = fg_.tensors[out];
     qver_[out] = q_.add_tensor(fout.name, DType::kInt8, fout.shape);
@@ -299,6 +335,7 @@ class IntegerGraphBuilder {
   std::vector<bool> op_int8_;
   std::vector<int32_t> fver_, qver_;
   std::vector<bool> home_int8_;
+  std::unordered_map<int32_t, int32_t> qconst_;  // float constant -> its int8 twin (Add / Mul operands)
   int32_t quantize_ops_ = 0, dequantize_ops_ = 0;
 };
 

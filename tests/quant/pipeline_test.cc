@@ -424,3 +424,55 @@ TEST_CASE("rtn: a two-input model calibrates each input from its own data; misma
   CHECK_FALSE(ada.is_ok());
   CHECK(std::string(ada.message()).find("single-input") != std::string::npos);
 }
+
+TEST_CASE("rtn: Add and Mul with one constant operand run int8, the constant quantized per tensor") {
+  Graph g = conv_pool_fc_graph();
+  const int32_t pool_out = g.operators[1].outputs[0];
+  const std::vector<float> scale = {0.5f, 1.5f, -1.0f, 2.0f, 0.25f, 1.0f}, shift = {0.1f, -0.3f, 0.0f, 0.2f, 0.4f, -0.1f};
+  const int32_t sc = g.add_constant("scale", DType::kFloat32, {6}, scale.data(), scale.size() * 4);
+  const int32_t sh = g.add_constant("shift", DType::kFloat32, {6}, shift.data(), shift.size() * 4);
+  const int32_t scaled = g.add_tensor("scaled", DType::kFloat32, {-1, 4, 4, 6});
+  const int32_t shifted = g.add_tensor("shifted", DType::kFloat32, {-1, 4, 4, 6});
+  Operator mul;
+  mul.type = OpType::kMul;
+  mul.name = "mul";
+  mul.inputs = {pool_out, sc};
+  mul.outputs = {scaled};
+  Operator add;
+  add.type = OpType::kAdd;
+  add.name = "add";
+  add.inputs = {sh, scaled};  // the constant first
+  add.outputs = {shifted};
+  g.operators[2].inputs[0] = shifted;
+  g.operators.insert(g.operators.begin() + 2, {mul, add});
+  REQUIRE(validate_graph(g).is_ok());
+  const quant::CalibrationData calib = random_calibration(g, 48, 13);
+  Graph q, sim;
+  quant::RtnReport report;
+  const Status s = quant::quantize_graph_rtn(g, calib, bits(8, 8), &q, &sim, &report);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  int int8_binary = 0;
+  for (const Operator& op : q.operators) {
+    if (op.type != OpType::kMul && op.type != OpType::kAdd) continue;
+    CHECK(q.tensors[op.outputs[0]].dtype == DType::kInt8);
+    for (int32_t t : op.inputs) {
+      CHECK(q.tensors[t].dtype == DType::kInt8);
+      if (q.tensors[t].is_constant()) CHECK(q.tensors[t].quant.scale.size() == 1);
+    }
+    ++int8_binary;
+  }
+  CHECK(int8_binary == 2);
+  std::mt19937 rng(5);
+  const std::vector<float> x = random_floats(rng, 30 * 8 * 8 * 3, -1.0f, 1.5f);
+  std::vector<uint8_t> bytes;
+  REQUIRE(serialize_model(q, &bytes).is_ok());
+  Graph loaded, rebuilt;
+  REQUIRE(load_model(bytes.data(), bytes.size(), &loaded, "const.tqm").is_ok());
+  REQUIRE(quant::build_simulated_graph(loaded, &rebuilt).is_ok());
+  check_within_one_level(run(loaded, x, 30), run(rebuilt, x, 30), output_step(q));
+  const std::vector<float> yf = run(g, x, 30), yq = run(loaded, x, 30);
+  double sig = 0, err = 0;
+  for (size_t i = 0; i < yf.size(); ++i) sig += double(yf[i]) * yf[i], err += double(yf[i] - yq[i]) * (yf[i] - yq[i]);
+  MESSAGE("W8A8 SQNR with int8 constant operands: ", 10 * std::log10(sig / err), " dB");
+  CHECK(10 * std::log10(sig / err) > 25.0);
+}

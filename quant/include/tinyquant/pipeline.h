@@ -12,11 +12,13 @@
 //     symmetric per output channel at weight_bits (bit-packed below 8), int32 bias at scale
 //     s_in * s_w[c], int8 output; the fused activation stays in Operator::activation (the kernels
 //     fold it into the output clamp).
-//   * MaxPool2D / Reshape / Transpose / Clamp run int8 when their input is int8 and keep its
-//     quantization. Concat / Add / Mul / AveragePool2D / GlobalAveragePool run int8 when an input
-//     is int8 and none is a constant (float inputs are quantized first; a Mul or Add by a constant,
-//     e.g. an unfolded batch norm, stays float); an Add whose scale ratios the int8 kernel cannot
-//     take stays float.
+//   * MaxPool2D / Reshape / Transpose / Clamp / Slice / Resize run int8 when their input is int8
+//     and keep its quantization; Unary runs int8 through a 256-entry table built from its
+//     input's and output's params. Concat / Add / Mul / AveragePool2D / GlobalAveragePool run int8
+//     when an input is int8 (float inputs are quantized first); an Add or Mul may have one float
+//     constant operand (an unfolded batch norm, a bias added in NHWC space), quantized per tensor
+//     at 8 bits over its own range; an Add whose scale ratios the int8 kernel cannot take stays
+//     float. Ops without an int8 kernel (Sub, Div, PRelu, LayerNorm, ConvTranspose) stay float.
 //   * Every other op (Softmax, Transpose/Clamp on float data, weighted ops with non-constant weights) stays
 //     float, with Dequantize before it and Quantize after it as needed.
 //   * Graph inputs and outputs stay float: Quantize where float data enters the int8 region
