@@ -1025,6 +1025,14 @@ void Importer::emit_binary(OpType type, const Node& node) {
   if (c[0] && c[1])
     node.fail(StatusCode::kUnsupported, "both inputs are constants (Add/Mul of constants is not folded)");
   Fused f = absorb(node.out(0), false, 0, nullptr, nullptr);
+  if (type == OpType::kSub && c[1]) {
+    // x - c is x + (-c) exactly (negation is exact): an Add, which has an int8 kernel.
+    Constant negated = *c[1];
+    negated.name += ":neg";
+    for (float& x : negated.f) x = -x;
+    emit_binary_operands(OpType::kAdd, node, v[0], nullptr, nullptr, &negated, f.out, f.act);
+    return;
+  }
   emit_binary_operands(type, node, v[0], c[0], v[1], c[1], f.out, f.act);
 }
 

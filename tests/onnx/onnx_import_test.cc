@@ -1412,3 +1412,19 @@ TEST_CASE("onnx: ConvTranspose forms we do not take are errors naming the node")
   const Graph g = ok.import();
   CHECK(g.tensors[g.outputs[0]].shape == std::vector<int32_t>{1, 3, 9, 9});
 }
+
+TEST_CASE("onnx: Sub of a constant is an Add of its negation (exact, and int8-capable); c - x stays a Sub") {
+  OnnxModel m(13);
+  m.input("x", {1, 3}).output("y");
+  m.init("c", {3}, {0.5f, -1.0f, 2.0f});
+  m.node("Sub", {"x", "c"}, {"d"});
+  m.node("Sub", {"c", "d"}, {"y"});
+  const Graph g = m.import();
+  REQUIRE(g.operators.size() == 2);
+  CHECK(g.operators[0].type == OpType::kAdd);
+  const float* neg = g.constant_data<float>(g.operators[0].inputs[1]);
+  CHECK(neg[0] == -0.5f);
+  CHECK(neg[1] == 1.0f);
+  CHECK(neg[2] == -2.0f);
+  CHECK(g.operators[1].type == OpType::kSub);
+}
