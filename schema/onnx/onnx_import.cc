@@ -80,6 +80,8 @@ int64_t product(const Shape& s, size_t begin = 0, size_t end = SIZE_MAX) {
 }
 
 Shape nchw_to_nhwc(const Shape& s) { return {s[0], s[2], s[3], s[1]}; }
+// The per-dim ONNX positions of a 4-D value held NHWC: physical dim j holds ONNX dim kNhwcOnnx[j].
+constexpr int32_t kNhwcOnnx[4] = {0, 2, 3, 1};
 
 // NHWC and NCHW hold the same bytes when H*W == 1 or C == 1: a Reshape changes the layout.
 bool layouts_share_bytes(const Shape& nchw) { return nchw[1] == 1 || nchw[2] * nchw[3] == 1; }
@@ -426,7 +428,7 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Dropout", &Importer::import_identity},
     {"Pad", &Importer::import_pad, 0, "constant zeros on H, W, folded into the Conv / AveragePool that reads it"},
     {"Transpose", &Importer::import_transpose, 0, "NHWC<->NCHW pairs fold away"},
-    {"ReduceMean", &Importer::import_reduce_mean, 0, "over the spatial axes (a GlobalAveragePool)"},
+    {"ReduceMean", &Importer::import_reduce_mean, 0, "over consecutive axes after the batch (a GlobalAveragePool)"},
     {"Squeeze", &Importer::import_squeeze},
     {"Unsqueeze", &Importer::import_squeeze},
     {"Shape", &Importer::import_shape},
@@ -1631,11 +1633,68 @@ void Importer::import_reduce_mean(const Node& node) {
   if (keepdims == 1 && axes == std::vector<int64_t>{rank - 1} && fuse_layer_norm(node, axes)) return;
   const bool nchw_spatial = rank == 4 && axes == std::vector<int64_t>{2, 3};
   const bool nhwc_spatial = rank == 4 && axes == std::vector<int64_t>{1, 2};
-  if (!nchw_spatial && !nhwc_spatial)
-    node.fail(StatusCode::kUnsupported,
-              "axes %s of a %lld-D input are not supported (expected the spatial axes of a 4-D input: [2,3], "
-              "or [1,2] of an NHWC one)",
-              ints_string(axes).c_str(), static_cast<long long>(rank));
+  if (!nchw_spatial && !nhwc_spatial) {
+    // Any other run of consecutive axes after the batch: viewed as [P, R, 1, Q] (P: the dims
+    // before, R: the reduced ones, Q: those after), it is a GlobalAveragePool over R.
+    bool consecutive = !axes.empty() && axes[0] >= 1;
+    for (size_t k = 1; consecutive && k < axes.size(); ++k) consecutive = axes[k] == axes[k - 1] + 1;
+    const int64_t a0 = axes.empty() ? 0 : axes.front(), a1 = axes.empty() ? 0 : axes.back();
+    if (!consecutive)
+      node.fail(StatusCode::kUnsupported,
+                "axes %s of a %lld-D input are not supported (expected consecutive axes after the batch)",
+                ints_string(axes).c_str(), static_cast<long long>(rank));
+    // Reshapes whose dim 0 is always inferred (-1): P = N x the dims before, and a model with a
+    // static batch still runs at others (calibration batches).
+    const bool dynamic = x.shape[0] < 0;
+    auto view_op = [&](const std::string& label, int32_t in, Shape shape, const std::string& name) {
+      Operator op;
+      op.new_shape = shape;
+      op.new_shape[0] = -1;
+      if (dynamic) shape[0] = -1;
+      int32_t t = add_activation(name, shape);
+      emit(OpType::kReshape, label, {in}, t, op);
+      return t;
+    };
+    Shape out;
+    for (int64_t d = 0; d < rank; ++d)
+      if (d < a0 || d > a1) out.push_back(x.shape[d]);
+      else if (keepdims) out.push_back(1);
+    if (out.empty()) node.fail(StatusCode::kUnsupported, "a scalar result is not supported");
+    // A 4-D value held NHWC whose reduced axes are consecutive there too (the channels, say)
+    // reduces in place: no layout change before or after.
+    Layout layout = Layout::kOnnx;
+    Shape phys = x.shape;
+    int64_t p0 = a0, p1 = a1;
+    if (rank == 4 && x.tensor[1] >= 0) {
+      std::vector<int64_t> pa;
+      for (int64_t a : axes)
+        for (int j = 0; j < 4; ++j)
+          if (kNhwcOnnx[j] == a) pa.push_back(j);
+      std::sort(pa.begin(), pa.end());
+      bool ok = pa.back() - pa.front() + 1 == static_cast<int64_t>(pa.size());
+      Shape kept;  // the physical dims that remain without keepdims, in their physical order
+      for (int j = 0; j < 4; ++j)
+        if (std::find(pa.begin(), pa.end(), j) == pa.end()) kept.push_back(x.shape[kNhwcOnnx[j]]);
+      if (ok && (keepdims || kept == out)) {
+        layout = Layout::kNhwc;
+        phys = nchw_to_nhwc(x.shape);
+        p0 = pa.front();
+        p1 = pa.back();
+      }
+    }
+    const int32_t p = dynamic ? -1 : static_cast<int32_t>(product(phys, 0, p0));
+    const Shape view = {p, static_cast<int32_t>(product(phys, p0, p1 + 1)), 1, static_cast<int32_t>(product(phys, p1 + 1))};
+    const int32_t in4 = view_op(node.label + ":view", tensor_in(x, layout), view, node.out(0) + ":view");
+    const Shape pooled_view = {p, 1, 1, view[3]};
+    const int32_t gap = add_activation(node.out(0) + ":pooled", pooled_view);
+    emit(OpType::kGlobalAveragePool, node.label, {in4}, gap);
+    if (layout == Layout::kNhwc && keepdims) {
+      define(node.out(0), out, Layout::kNhwc, view_op(node.label + ":out", gap, nchw_to_nhwc(out), node.out(0)));
+      return;
+    }
+    define(node.out(0), out, Layout::kOnnx, view_op(node.label + ":out", gap, out, node.out(0)));
+    return;
+  }
   // The tensor to pool: physically NHWC with H, W in the middle.
   int32_t src;
   Shape pooled;  // ONNX shape of the keepdims=1 result
@@ -2034,8 +2093,6 @@ void Importer::import_pow(const Node& node) {
   emit_unary(node.label, value(node, 0), f, node.out(0));
 }
 
-// The per-dim ONNX positions of a 4-D value held NHWC: physical dim j holds ONNX dim kNhwcOnnx[j].
-constexpr int32_t kNhwcOnnx[4] = {0, 2, 3, 1};
 
 // Slice of a value with constant starts/ends/axes/steps (attributes before opset 10), in the
 // layout the value already has; positive steps only.

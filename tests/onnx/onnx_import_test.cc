@@ -1118,13 +1118,17 @@ TEST_CASE("onnx: per-opset forms that cannot be imported are errors naming the n
     m.node("HardSwish", {"x"}, {"y"}, "hs");
     CHECK(m.error().find("exists from opset 14") != std::string::npos);
   }
-  SUBCASE("ReduceMean over non-spatial axes") {
+  SUBCASE("ReduceMean over axes that are not consecutive, or over the batch") {
     OnnxModel m(13);
     m.input("x", {1, 4, 3, 3}).output("y");
-    m.node("ReduceMean", {"x"}, {"y"}, "rm").ints("axes", {1});
+    m.node("ReduceMean", {"x"}, {"y"}, "rm").ints("axes", {1, 3});
     const std::string e = m.error();
     CHECK(e.find("node 'rm' (ReduceMean)") != std::string::npos);
-    CHECK(e.find("axes [1]") != std::string::npos);
+    CHECK(e.find("axes [1,3]") != std::string::npos);
+    OnnxModel b(13);
+    b.input("x", {2, 4}).output("y");
+    b.node("ReduceMean", {"x"}, {"y"}, "rm").ints("axes", {0});
+    CHECK(b.error().find("consecutive axes after the batch") != std::string::npos);
   }
   SUBCASE("Squeeze of a dim that is not 1") {
     OnnxModel m(11);
@@ -1427,4 +1431,21 @@ TEST_CASE("onnx: Sub of a constant is an Add of its negation (exact, and int8-ca
   CHECK(neg[1] == 1.0f);
   CHECK(neg[2] == -2.0f);
   CHECK(g.operators[1].type == OpType::kSub);
+}
+
+TEST_CASE("onnx: ReduceMean over the channels of an NHWC-held value reduces in place (no Transpose)") {
+  OnnxModel m(13);
+  m.input("x", {1, 2, 5, 5}).output("y");
+  m.init("w", {6, 2, 3, 3}, std::vector<float>(108, 0.1f));
+  m.node("Conv", {"x", "w"}, {"c"}).ints("pads", {1, 1, 1, 1});
+  m.node("ReduceMean", {"c"}, {"m"}).ints("axes", {1}).i("keepdims", 1);
+  m.node("Mul", {"c", "m"}, {"y"});
+  const Graph g = m.import();
+  int transposes = 0, pools = 0;
+  for (const Operator& op : g.operators) {
+    transposes += op.type == OpType::kTranspose;
+    pools += op.type == OpType::kGlobalAveragePool;
+  }
+  CHECK(pools == 1);
+  CHECK(transposes == 2);  // the graph input's NCHW->NHWC and the output's NHWC->NCHW only
 }

@@ -395,6 +395,7 @@ def torch_detector(opset):
             up2 = nn.functional.interpolate(f2, size=(f1.shape[2], f1.shape[3]), mode="bilinear", align_corners=False)
             up3 = nn.functional.interpolate(f2, scale_factor=2.0, mode="bilinear", align_corners=True)
             y = self.head(f1 + up + up2 - up3)
+            y = y * torch.sigmoid(y.mean(1, keepdim=True))  # spatial attention from the channel mean
             a, b = torch.split(y, [2, 4], dim=1)
             return torch.cat([torch.sigmoid(a), b[:, 1:3] * 2.0], dim=1)
 
@@ -417,7 +418,8 @@ def torch_text_block(opset):
 
         def forward(self, x):
             h = self.fc2(nn.functional.gelu(self.fc1(self.norm(x))))
-            return (x + h)[:, 1:]
+            y = (x + h)[:, 1:]
+            return torch.cat([y.mean(1), y.mean(2)], dim=1)  # mean-pool over tokens / over features
 
     torch.manual_seed(300 + opset)
     return Net().eval(), [(2, 5, 16)], {"dynamic_batch": True}
