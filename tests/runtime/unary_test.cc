@@ -33,7 +33,7 @@ double onnx_unary(const UnaryOptions& f, double x) {
     case UnaryKind::kNeg: return -x;
     case UnaryKind::kErf: return std::erf(x);
     case UnaryKind::kGelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
-    case UnaryKind::kGeluTanh: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case UnaryKind::kGeluTanh: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
     case UnaryKind::kPow: return std::pow(x, double(f.alpha));
     case UnaryKind::kReciprocal: return 1.0 / x;
     case UnaryKind::kSoftplus: return std::log(1.0 + std::exp(x));
