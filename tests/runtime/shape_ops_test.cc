@@ -205,7 +205,7 @@ TEST_CASE("resize int8: the float resize of the dequantized values, quantized wi
     for (size_t i = 0; i < xf.size(); ++i) xf[i] = float(x.data[i] - z) * 0.05f;
     reference::resize_f32(r, view(xf, dims_of({1, h, w, c})), view(yf, dims_of({1, r.out_h, r.out_w, c})));
     for (size_t i = 0; i < yf.size(); ++i) {
-      const int want = std::min(127, std::max(-128, qmath::round_half_even(yf[i] * (1.0f / 0.05f)) + z));
+      const int want = std::min<int32_t>(127, std::max<int32_t>(-128, qmath::round_half_even(yf[i] * (1.0f / 0.05f)) + z));
       ++total;
       exact += y.data[i] == want;
       REQUIRE(std::abs(y.data[i] - want) <= (r.mode == ResizeMode::kNearest ? 0 : 1));

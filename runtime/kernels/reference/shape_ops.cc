@@ -113,7 +113,7 @@ void resize_impl(const ResizeOptions& r, const TensorView& input, const TensorVi
           if constexpr (std::is_same<T, float>::value)
             out[k] = v;
           else
-            out[k] = static_cast<T>(std::min(127, std::max(-128, qmath::round_half_even(v) + zero_point)));
+            out[k] = static_cast<T>(std::min<int32_t>(127, std::max<int32_t>(-128, qmath::round_half_even(v) + zero_point)));
         }
       }
     }
