@@ -1025,7 +1025,7 @@ void Importer::emit_binary(OpType type, const Node& node) {
       value(node, i);  // fails naming the input
   }
   if (c[0] && c[1])
-    node.fail(StatusCode::kUnsupported, "both inputs are constants (Add/Mul of constants is not folded)");
+    node.fail(StatusCode::kUnsupported, "both inputs are constants of different dtypes (not folded)");
   Fused f = absorb(node.out(0), false, 0, nullptr, nullptr);
   if (type == OpType::kSub && c[1]) {
     // x - c is x + (-c) exactly (negation is exact): an Add, which has an int8 kernel.
@@ -2602,20 +2602,27 @@ bool Importer::fold_constants(const Node& node) {
   };
   Constant out;
   if (node.op() == "Add" || node.op() == "Sub" || node.op() == "Mul" || node.op() == "Div") {
-    // Shape arithmetic: int64 constants of one shape or a scalar against a tensor. Float
-    // constants stay for the float ops to take (a graph computing only constants has no use).
-    if (in.size() != 2 || !in[1] || x.type != onnx::TensorProto::INT64 || in[1]->type != onnx::TensorProto::INT64)
+    // Arithmetic on constants (shape arithmetic on int64; exporters also compute float constants
+    // this way): equal shapes, or a scalar against a tensor.
+    if (in.size() != 2 || !in[1] || x.type != in[1]->type ||
+        (x.type != onnx::TensorProto::INT64 && x.type != onnx::TensorProto::FLOAT))
       return false;
     node.allow_attributes({});
     const Constant& y = *in[1];
     if (x.size() != y.size() && x.size() != 1 && y.size() != 1)
-      node.fail(StatusCode::kUnsupported, "int64 shapes %s and %s are not folded (expected equal sizes or a scalar)",
+      node.fail(StatusCode::kUnsupported, "constant shapes %s and %s are not folded (expected equal sizes or a scalar)",
                 shape_string(x.dims).c_str(), shape_string(y.dims).c_str());
+    out.type = x.type;
+    out.dims = x.size() >= y.size() ? x.dims : y.dims;
+    if (x.type == onnx::TensorProto::FLOAT) {
+      for (int64_t k = 0, n = std::max(x.size(), y.size()); k < n; ++k) {
+        const float a = x.f[x.size() == 1 ? 0 : k], b = y.f[y.size() == 1 ? 0 : k];
+        out.f.push_back(node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b : a / b);
+      }
+    }
     no_batch(x);
     no_batch(y);
-    out.type = onnx::TensorProto::INT64;
-    out.dims = x.size() >= y.size() ? x.dims : y.dims;
-    for (int64_t k = 0, n = std::max(x.size(), y.size()); k < n; ++k) {
+    for (int64_t k = 0, n = x.type == onnx::TensorProto::INT64 ? std::max(x.size(), y.size()) : 0; k < n; ++k) {
       const int64_t a = x.i[x.size() == 1 ? 0 : k], b = y.i[y.size() == 1 ? 0 : k];
       if (node.op() == "Div" && b == 0) node.fail(StatusCode::kInvalidModel, "integer division by zero");
       const int64_t v = node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b

@@ -1449,3 +1449,19 @@ TEST_CASE("onnx: ReduceMean over the channels of an NHWC-held value reduces in p
   CHECK(pools == 1);
   CHECK(transposes == 2);  // the graph input's NCHW->NHWC and the output's NHWC->NCHW only
 }
+
+TEST_CASE("onnx: arithmetic on float constants is folded at import") {
+  OnnxModel m(13);
+  m.input("x", {1, 3}).output("y");
+  m.init("a", {3}, {1.0f, 2.0f, 3.0f});
+  m.init("b", {}, {0.5f});
+  m.node("Mul", {"a", "b"}, {"ab"});  // a computed constant: [0.5, 1, 1.5]
+  m.node("Sub", {"ab", "b"}, {"c"});  // [0, 0.5, 1]
+  m.node("Add", {"x", "c"}, {"y"});
+  const Graph g = m.import();
+  REQUIRE(g.operators.size() == 1);
+  const float* c = g.constant_data<float>(g.operators[0].inputs[1]);
+  CHECK(c[0] == 0.0f);
+  CHECK(c[1] == 0.5f);
+  CHECK(c[2] == 1.0f);
+}
