@@ -39,26 +39,22 @@ Status eval_s8(const Operator& op, const TensorView* in, int num_inputs, const T
     case OpType::kGlobalAveragePool: global_average_pool_s8(op.activation, in[0], out[0]); break;
     case OpType::kReshape:
     case OpType::kTranspose:
+    case OpType::kSlice:
+    case OpType::kResize:  // codes moved (or interpolated) within the one scale / zero point
       if (!same_quantization(in[0], out[0]))
         return Status::error(StatusCode::kUnsupported, "%s '%s': int8 input and output must share scale and zero point",
                              op_name(op.type), op.name.c_str());
       if (op.type == OpType::kReshape)
         copy(in[0], out[0]);
-      else
+      else if (op.type == OpType::kTranspose)
         transpose(op.perm.data(), in[0], out[0]);
-      break;
-    case OpType::kConcat: concat_s8(op.axis, in, num_inputs, out[0]); break;
-    case OpType::kUnary: lookup_s8(in[0], in[kTableInput], out[0]); break;
-    case OpType::kSlice:
-    case OpType::kResize:
-      if (!same_quantization(in[0], out[0]))
-        return Status::error(StatusCode::kUnsupported, "%s '%s': int8 input and output must share scale and zero point",
-                             op_name(op.type), op.name.c_str());
-      if (op.type == OpType::kSlice)
+      else if (op.type == OpType::kSlice)
         slice(op.slice, in[0], out[0]);
       else
         resize_s8(op.resize, in[0], out[0]);
       break;
+    case OpType::kConcat: concat_s8(op.axis, in, num_inputs, out[0]); break;
+    case OpType::kUnary: lookup_s8(in[0], in[kTableInput], out[0]); break;
     case OpType::kSoftmax:
       if (!softmax_s8_output_supported(out[0]))
         return Status::error(StatusCode::kUnsupported,
