@@ -7,29 +7,66 @@
 
 namespace tinyquant {
 
+namespace {
+
+// f for one kind, chosen at compile time: unary_apply picks it per element, unary_apply_n once
+// per run, so the float kernel's loop has no switch in it.
+template <UnaryKind K>
+inline float apply_one(const UnaryOptions& f, float x) {
+  if constexpr (K == UnaryKind::kSigmoid) return 1.0f / (1.0f + std::exp(-x));
+  if constexpr (K == UnaryKind::kTanh) return std::tanh(x);
+  if constexpr (K == UnaryKind::kHardSigmoid) return std::fmax(0.0f, std::fmin(1.0f, f.alpha * x + f.beta));
+  if constexpr (K == UnaryKind::kHardSwish) return x * std::fmax(0.0f, std::fmin(1.0f, x * (1.0f / 6.0f) + 0.5f));
+  if constexpr (K == UnaryKind::kLeakyRelu) return x >= 0.0f ? x : f.alpha * x;
+  if constexpr (K == UnaryKind::kElu) return x >= 0.0f ? x : f.alpha * std::expm1(x);
+  if constexpr (K == UnaryKind::kExp) return std::exp(x);
+  if constexpr (K == UnaryKind::kLog) return std::log(x);
+  if constexpr (K == UnaryKind::kSqrt) return std::sqrt(x);
+  if constexpr (K == UnaryKind::kAbs) return std::fabs(x);
+  if constexpr (K == UnaryKind::kNeg) return -x;
+  if constexpr (K == UnaryKind::kErf) return std::erf(x);
+  if constexpr (K == UnaryKind::kGelu) return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+  if constexpr (K == UnaryKind::kGeluTanh)
+    return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+  if constexpr (K == UnaryKind::kPow) return f.alpha == 2.0f ? x * x : std::pow(x, f.alpha);  // x * x: one rounding
+  if constexpr (K == UnaryKind::kReciprocal) return 1.0f / x;
+  if constexpr (K == UnaryKind::kSoftplus) return x > 20.0f ? x : std::log1p(std::exp(x));  // exp overflows past ~88
+  return std::nanf("");
+}
+
+template <UnaryKind K>
+void apply_run(const UnaryOptions& f, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = apply_one<K>(f, x[i]);
+}
+
+}  // namespace
+
+#define TQ_FOR_EACH_UNARY(X)                                                                                      \
+  X(kSigmoid) X(kTanh) X(kHardSigmoid) X(kHardSwish) X(kLeakyRelu) X(kElu) X(kExp) X(kLog) X(kSqrt) X(kAbs) X(kNeg) \
+  X(kErf) X(kGelu) X(kGeluTanh) X(kPow) X(kReciprocal) X(kSoftplus)
+
 float unary_apply(const UnaryOptions& f, float x) {
   switch (f.kind) {
-    case UnaryKind::kSigmoid: return 1.0f / (1.0f + std::exp(-x));
-    case UnaryKind::kTanh: return std::tanh(x);
-    case UnaryKind::kHardSigmoid: return std::fmax(0.0f, std::fmin(1.0f, f.alpha * x + f.beta));
-    case UnaryKind::kHardSwish: return x * std::fmax(0.0f, std::fmin(1.0f, x * (1.0f / 6.0f) + 0.5f));
-    case UnaryKind::kLeakyRelu: return x >= 0.0f ? x : f.alpha * x;
-    case UnaryKind::kElu: return x >= 0.0f ? x : f.alpha * std::expm1(x);
-    case UnaryKind::kExp: return std::exp(x);
-    case UnaryKind::kLog: return std::log(x);
-    case UnaryKind::kSqrt: return std::sqrt(x);
-    case UnaryKind::kAbs: return std::fabs(x);
-    case UnaryKind::kNeg: return -x;
-    case UnaryKind::kErf: return std::erf(x);
-    case UnaryKind::kGelu: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
-    case UnaryKind::kGeluTanh:
-      return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    case UnaryKind::kPow: return f.alpha == 2.0f ? x * x : std::pow(x, f.alpha);  // x * x: one rounding
-    case UnaryKind::kReciprocal: return 1.0f / x;
-    case UnaryKind::kSoftplus: return x > 20.0f ? x : std::log1p(std::exp(x));  // exp overflows past ~88
+#define TQ_CASE(k) \
+  case UnaryKind::k: return apply_one<UnaryKind::k>(f, x);
+    TQ_FOR_EACH_UNARY(TQ_CASE)
+#undef TQ_CASE
     case UnaryKind::kCount: break;
   }
   return std::nanf("");
+}
+
+void unary_apply_n(const UnaryOptions& f, const float* x, float* y, int64_t n) {
+  switch (f.kind) {
+#define TQ_CASE(k)                               \
+  case UnaryKind::k:                             \
+    apply_run<UnaryKind::k>(f, x, y, n);         \
+    return;
+    TQ_FOR_EACH_UNARY(TQ_CASE)
+#undef TQ_CASE
+    case UnaryKind::kCount: break;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = std::nanf("");
 }
 
 Status build_unary_table(const UnaryOptions& f, const Quantization& in, const Quantization& out, int8_t* table) {

@@ -12,6 +12,8 @@ namespace tinyquant {
 
 // f(x) for one element, float32 arithmetic (ONNX semantics; NaN in, NaN out).
 float unary_apply(const UnaryOptions& f, float x);
+// y[i] = unary_apply(f, x[i]) for n elements, f chosen once (the float kernel's loop).
+void unary_apply_n(const UnaryOptions& f, const float* x, float* y, int64_t n);
 
 // The 256-entry int8 table of `f` from the input's per-tensor params to the output's:
 // table[q + 128] = quantize_out(f(dequantize_in(q))), with Quantize's rounding (round half to

@@ -7,10 +7,7 @@ namespace tinyquant {
 namespace reference {
 
 void unary_f32(const UnaryOptions& f, const TensorView& input, const TensorView& output) {
-  const float* x = input.as<const float>();
-  float* y = output.as<float>();
-  const int64_t n = input.elements();
-  for (int64_t i = 0; i < n; ++i) y[i] = unary_apply(f, x[i]);
+  unary_apply_n(f, input.as<const float>(), output.as<float>(), input.elements());
 }
 
 void sub_f32(const FusedActivation& act, const TensorView& a, const TensorView& b, const TensorView& out) {
