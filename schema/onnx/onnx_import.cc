@@ -360,6 +360,13 @@ class Importer {
     if (!fuse_gelu(node)) emit_binary(OpType::kDiv, node);
   }
   bool fuse_gelu(const Node& div);
+  // Pattern matching for the fusions: a float scalar constant's value; the one node (of type op,
+  // or any when null) that reads `value`, not yet imported, in the default domain; else -1.
+  bool scalar_constant(const std::string& name, float* value);
+  int only_reader(const std::string& value, const char* op);
+  // A constant bias of `channels` values for input 2 of a conv-like node into *bias (which keeps
+  // its zeros when the input is absent); returns whether the node has one.
+  bool read_bias(const Node& node, int32_t channels, std::vector<float>* bias);
   void import_unary(const Node& node);
   void import_pow(const Node& node);
   void import_slice(const Node& node);
@@ -1177,14 +1184,7 @@ void Importer::import_conv(const Node& node) {
   add_padding(&opt.padding, x.pad);  // a folded Pad: x.shape is padded, its tensor is not
 
   std::vector<float> weights = w.f, bias(out_c, 0.0f);
-  bool has_bias = !node.in(2).empty();
-  if (has_bias) {
-    const Constant& b = float_constant(node, 2, "B");
-    if (b.size() != out_c)
-      node.fail(StatusCode::kInvalidModel, "bias '%s' has %lld values, expected %d", node.in(2).c_str(),
-                static_cast<long long>(b.size()), out_c);
-    bias = b.f;
-  }
+  bool has_bias = read_bias(node, out_c, &bias);
   Fused f = absorb(node.out(0), false, out_c, &weights, &bias);
   has_bias = has_bias || f.made_bias;
 
@@ -1218,6 +1218,16 @@ void Importer::import_conv(const Node& node) {
 
 // A BatchNormalization nothing could absorb: Mul by scale, then Add shift (which may absorb an
 // activation), both per channel (dim 1).
+bool Importer::read_bias(const Node& node, int32_t channels, std::vector<float>* bias) {
+  if (node.in(2).empty()) return false;
+  const Constant& b = float_constant(node, 2, "B");
+  if (b.size() != channels)
+    node.fail(StatusCode::kInvalidModel, "bias '%s' has %lld values, expected %d", node.in(2).c_str(),
+              static_cast<long long>(b.size()), channels);
+  *bias = b.f;
+  return true;
+}
+
 void Importer::import_batchnorm(const Node& node) {
   Value& x = value(node, 0);
   if (x.shape.size() < 2)
@@ -1730,19 +1740,8 @@ bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axe
     auto it = readers_.find(v);
     return it == readers_.end() ? std::vector<int>{} : it->second;
   };
-  auto only = [&](const std::string& v, const char* op) -> int {
-    const std::vector<int> r = readers(v);
-    if (r.size() != 1 || r[0] < 0 || done_[r[0]] || g_.node(r[0]).op_type() != op ||
-        !is_default_domain(g_.node(r[0]).domain()))
-      return -1;
-    return r[0];
-  };
-  auto scalar = [&](const std::string& name, float* v) {
-    const Constant* c = find_constant(name);
-    if (!c || c->type != onnx::TensorProto::FLOAT || c->size() != 1) return false;
-    *v = c->f[0];
-    return true;
-  };
+  auto only = [&](const std::string& v, const char* op) { return only_reader(v, op); };
+  auto scalar = [&](const std::string& name, float* v) { return scalar_constant(name, v); };
   auto last_axis = [&](const onnx::NodeProto& n) {  // a ReduceMean over the last axis, keepdims 1
     Node rn(n);
     std::vector<int64_t> a;
@@ -1994,17 +1993,30 @@ void Importer::emit_unary(const std::string& label, Value& x, const UnaryOptions
 // How exporters before opset 20 write GELU: x * (1 + erf(x / sqrt(2))) * 0.5, as
 // Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x, .) -> Mul(0.5), each read only by the next. One Unary
 // Gelu instead: exact in float, and a single int8 lookup table when quantized.
+bool Importer::scalar_constant(const std::string& name, float* value) {
+  const Constant* c = find_constant(name);
+  if (!c || c->type != onnx::TensorProto::FLOAT || c->size() != 1) return false;
+  *value = c->f[0];
+  return true;
+}
+
+int Importer::only_reader(const std::string& value, const char* op) {
+  auto it = readers_.find(value);
+  if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
+  const int r = it->second[0];
+  const onnx::NodeProto& n = g_.node(r);
+  if (done_[r] || !is_default_domain(n.domain()) || (op && n.op_type() != op)) return -1;
+  return r;
+}
+
 bool Importer::fuse_gelu(const Node& div) {
   auto scalar = [&](const std::string& name, float want) {
-    const Constant* c = find_constant(name);
-    return c && c->type == onnx::TensorProto::FLOAT && c->size() == 1 && std::fabs(c->f[0] - want) <= 1e-5f * want;
+    float v;
+    return scalar_constant(name, &v) && std::fabs(v - want) <= 1e-5f * want;
   };
   auto next = [&](const std::string& out, const char* op, std::vector<int>* through) -> int {
-    auto it = readers_.find(out);
-    if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
-    const int r = it->second[0];
-    const onnx::NodeProto& n = g_.node(r);
-    if (done_[r] || n.op_type() != op || !is_default_domain(n.domain()) || n.attribute_size() != 0) return -1;
+    const int r = only_reader(out, op);
+    if (r < 0 || g_.node(r).attribute_size() != 0) return -1;
     through->push_back(r);
     return r;
   };
@@ -2035,15 +2047,12 @@ bool Importer::fuse_gelu(const Node& div) {
 // read only by the next), as some exporters write it: one Unary HardSwish.
 bool Importer::fuse_hardswish(const Node& add) {
   auto scalar = [&](const std::string& name, float want) {
-    const Constant* c = find_constant(name);
-    return c && c->type == onnx::TensorProto::FLOAT && c->size() == 1 && std::fabs(c->f[0] - want) <= 1e-6f * std::fabs(want);
+    float v;
+    return scalar_constant(name, &v) && std::fabs(v - want) <= 1e-6f * std::fabs(want);
   };
   auto next = [&](const std::string& out, std::vector<int>* chain) -> int {
-    auto it = readers_.find(out);
-    if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
-    const int r = it->second[0];
-    if (done_[r] || !is_default_domain(g_.node(r).domain())) return -1;
-    chain->push_back(r);
+    const int r = only_reader(out, nullptr);
+    if (r >= 0) chain->push_back(r);
     return r;
   };
   if (add.proto.input_size() != 2) return false;
@@ -2519,13 +2528,7 @@ void Importer::import_conv_transpose(const Node& node) {
       for (int32_t o = 0; o < go; ++o)
         for (int32_t k = 0; k < kh * kw; ++k)
           relaid[(static_cast<size_t>(g * go + o) * kh * kw + k) * gi + i] = w.f[(static_cast<size_t>(g * gi + i) * go + o) * kh * kw + k];
-  if (!node.in(2).empty()) {
-    const Constant& b = float_constant(node, 2, "B");
-    if (b.size() != out_c)
-      node.fail(StatusCode::kInvalidModel, "bias '%s' has %lld values, expected %d", node.in(2).c_str(),
-                static_cast<long long>(b.size()), out_c);
-    bias = b.f;
-  }
+  read_bias(node, out_c, &bias);
   // A BatchNormalization scales rows of the [C_out, ...] weights; a bias Add is not folded: a
   // constant [C] added to an NCHW value broadcasts along W, not the channels.
   Fused f = absorb(node.out(0), false, out_c, &relaid, &bias);
@@ -2614,15 +2617,17 @@ bool Importer::fold_constants(const Node& node) {
                 shape_string(x.dims).c_str(), shape_string(y.dims).c_str());
     out.type = x.type;
     out.dims = x.size() >= y.size() ? x.dims : y.dims;
+    const int64_t n = std::max(x.size(), y.size());
     if (x.type == onnx::TensorProto::FLOAT) {
-      for (int64_t k = 0, n = std::max(x.size(), y.size()); k < n; ++k) {
+      for (int64_t k = 0; k < n; ++k) {
         const float a = x.f[x.size() == 1 ? 0 : k], b = y.f[y.size() == 1 ? 0 : k];
         out.f.push_back(node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b : a / b);
       }
+    } else {
+      no_batch(x);
+      no_batch(y);
     }
-    no_batch(x);
-    no_batch(y);
-    for (int64_t k = 0, n = x.type == onnx::TensorProto::INT64 ? std::max(x.size(), y.size()) : 0; k < n; ++k) {
+    for (int64_t k = 0; x.type == onnx::TensorProto::INT64 && k < n; ++k) {
       const int64_t a = x.i[x.size() == 1 ? 0 : k], b = y.i[y.size() == 1 ? 0 : k];
       if (node.op() == "Div" && b == 0) node.fail(StatusCode::kInvalidModel, "integer division by zero");
       const int64_t v = node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b
