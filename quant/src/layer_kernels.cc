@@ -146,6 +146,33 @@ bool deconv_dx(const LayerShape& s, const float* w, const float* dy, float* dx, 
   xnn_delete_operator(op);
   return ok;
 }
+
+// Y = conv(X, W) + b over the whole batch as XNNPACK's f32 convolution (an indirect GEMM: no
+// im2col copy), in runs of images whose indirection buffer (a pointer per output pixel and tap)
+// stays under kConvIndirectionBytes. W is [C_out, KH, KW, C_in / groups], XNNPACK's layout.
+constexpr int64_t kConvIndirectionBytes = int64_t(4) << 20;
+bool conv_forward_xnn(const LayerShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (!xnn_ready()) return false;
+  const ConvOptions& c = s.conv;
+  const int32_t groups = c.groups, gin = s.in_c / groups, gout = s.out_c / groups;
+  xnn_operator_t op = nullptr;
+  if (xnn_create_convolution2d_nhwc_f32(c.padding.top, c.padding.right, c.padding.bottom, c.padding.left, s.k_h,
+                                        s.k_w, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, groups, gin, gout,
+                                        s.in_c, s.out_c, w, b, -INFINITY, INFINITY, 0, &op) != xnn_status_success)
+    return false;
+  const int64_t per_image = int64_t(s.out_h) * s.out_w * s.k_h * s.k_w * int64_t(sizeof(void*));
+  const int32_t run = static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(s.batch, kConvIndirectionBytes / per_image)));
+  pthreadpool_t pool = gemm_pool();
+  bool ok = true;
+  for (int32_t n0 = 0; ok && n0 < s.batch; n0 += run) {
+    const int32_t nn = std::min(run, s.batch - n0);
+    ok = xnn_setup_convolution2d_nhwc_f32(op, nn, s.in_h, s.in_w, x + int64_t(n0) * s.in_h * s.in_w * s.in_c,
+                                          y + int64_t(n0) * s.out_h * s.out_w * s.out_c, pool) == xnn_status_success &&
+         xnn_run_operator(op, pool) == xnn_status_success;
+  }
+  xnn_delete_operator(op);
+  return ok;
+}
 #endif
 
 }  // namespace
@@ -380,6 +407,9 @@ void layer_forward(const LayerShape& s, const float* x, const float* w, const fl
   const int64_t rows = int64_t(s.batch) * s.out_h * s.out_w;
   if (s.type == OpType::kDepthwiseConv2D) return depthwise_forward(s, x, w, b, 0, rows, y);
   const bool direct = s.type == OpType::kFullyConnected || is_pointwise(s);
+#if TQ_QUANT_XNNPACK
+  if (!direct && conv_forward_xnn(s, x, w, b, y)) return;
+#endif
   const int32_t groups = direct ? 1 : s.conv.groups, gin = s.in_c / groups, gout = s.out_c / groups;
   const int64_t kdim = direct ? s.in_c : int64_t(s.k_h) * s.k_w * gin;
   // Tiled over output rows like layer_mse_step, so the im2col matrix stays in cache.
