@@ -292,8 +292,9 @@ class Pipeline {
       }
       l.name = op.name;
       l.type = op.type;
-      l.weight_bits = layers_[targets_[k]].weight_bits ? layers_[targets_[k]].weight_bits : opt_.rtn.weight_bits;
-      l.activation_bits = opt_.rtn.activation_bits;
+      l.weight_bits = layers_[targets_[k]].weight_bits ? layers_[targets_[k]].weight_bits
+                                                       : weight_bits_for(fg_, targets_[k], opt_.rtn);
+      l.activation_bits = in.bits;  // the input quantizer's bits (8 under keep_first_last_8bit, say)
     }
     report->pipeline = std::string(opt_.adaquant ? (opt_.sequential ? "adaquant-sequential" : "adaquant-parallel")
                                                  : "rtn") +
@@ -350,7 +351,7 @@ class Pipeline {
     const Dims& wd = dims_[op.inputs[1]];
     TQ_RETURN_IF_ERROR(LayerShape::of(op, in.d, in.rank, wd.d, 1, &p->shape1));
     p->act = op.activation;
-    p->wbits = layers_[i].weight_bits ? layers_[i].weight_bits : opt_.rtn.weight_bits;
+    p->wbits = layers_[i].weight_bits ? layers_[i].weight_bits : weight_bits_for(fg_, i, opt_.rtn);
     const int32_t r = root_[op.inputs[0]];
     p->abits = params_[r].bits;
     p->in_per = dims_[op.inputs[0]].elements();

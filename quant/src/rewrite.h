@@ -54,8 +54,12 @@ Status calibrate_activations(const Graph& float_graph, const CalibrationData& ca
                              const RtnOptions& options, std::vector<std::unique_ptr<ActivationObserver>>* observers,
                              RtnReport* report);
 
-// The bits activation t is quantized to (RtnOptions::activation_bits / output_activation_bits).
+// The bits activation t is quantized to (RtnOptions::activation_bits / output_activation_bits;
+// 8 for the input of the first and last weighted ops with keep_first_last_8bit).
 int32_t activation_bits_for(const Graph& float_graph, int32_t t, const RtnOptions& options);
+// The bits of weighted op `op`'s weights when no LayerQuant sets them (RtnOptions::weight_bits;
+// 8 for the first and last weighted ops with keep_first_last_8bit).
+int32_t weight_bits_for(const Graph& float_graph, int32_t op, const RtnOptions& options);
 
 // The checks quantize_graph_rtn makes on its inputs; per_sample is the model input's size.
 Status check_quantization_inputs(const Graph& float_graph, const CalibrationData& calibration, int32_t weight_bits,

@@ -271,7 +271,7 @@ class IntegerGraphBuilder {
     TQ_ENSURE(w.dtype == DType::kFloat32, kInvalidModel, "%s '%s': weights '%s' are %s, expected float32",
               op_name(op.type), op.name.c_str(), w.name.c_str(), dtype_name(w.dtype));
     const LayerQuant* lq = layers_ && (*layers_)[current_op_].present ? &(*layers_)[current_op_] : nullptr;
-    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits : opt_.weight_bits;
+    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits : weight_bits_for(fg_, current_op_, opt_);
     TQ_RETURN_IF_ERROR(check_bits(w.name.c_str(), bits));
     QuantizedWeights qw;
     const float* fw = fg_.constant_data<float>(op.inputs[1]);
@@ -540,12 +540,54 @@ Status check_quantization_inputs(const Graph& float_graph, const CalibrationData
   return Status::ok();
 }
 
+namespace {
+// The first and last weighted ops in graph order (-1, -1 when there is none).
+std::pair<int32_t, int32_t> first_last_weighted(const Graph& fg) {
+  int32_t first = -1, last = -1;
+  for (size_t i = 0; i < fg.operators.size(); ++i)
+    if (op_info(fg.operators[i].type).weighted) {
+      if (first < 0) first = static_cast<int32_t>(i);
+      last = static_cast<int32_t>(i);
+    }
+  return {first, last};
+}
+
+// Whether activation t is the input of op, directly or through the passthrough ops (Reshape,
+// MaxPool, ...) between them, which share one quantizer.
+bool feeds_through_passthrough(const Graph& fg, int32_t t, const Operator& op) {
+  std::vector<int32_t> producer(fg.tensors.size(), -1);
+  for (size_t i = 0; i < fg.operators.size(); ++i)
+    for (int32_t o : fg.operators[i].outputs) producer[o] = static_cast<int32_t>(i);
+  for (int32_t u = op.inputs[0]; u >= 0;) {
+    if (u == t) return true;
+    const int32_t p = producer[u];
+    if (p < 0 || op_info(fg.operators[p].type).int8_role != Int8Role::kPassthrough) return false;
+    u = fg.operators[p].inputs[0];
+  }
+  return false;
+}
+}  // namespace
+
+int32_t weight_bits_for(const Graph& fg, int32_t op, const RtnOptions& options) {
+  if (!options.keep_first_last_8bit) return options.weight_bits;
+  const std::pair<int32_t, int32_t> fl = first_last_weighted(fg);
+  return op == fl.first || op == fl.second ? std::max(options.weight_bits, 8) : options.weight_bits;
+}
+
 int32_t activation_bits_for(const Graph& fg, int32_t t, const RtnOptions& options) {
-  if (options.output_activation_bits <= 0) return options.activation_bits;
-  bool leaves = std::find(fg.outputs.begin(), fg.outputs.end(), t) != fg.outputs.end();
-  for (const Operator& op : fg.operators)
-    if (op.type == OpType::kSoftmax && op.inputs[0] == t) leaves = true;
-  return leaves ? std::max(options.activation_bits, options.output_activation_bits) : options.activation_bits;
+  int32_t bits = options.activation_bits;
+  if (options.output_activation_bits > 0) {
+    bool leaves = std::find(fg.outputs.begin(), fg.outputs.end(), t) != fg.outputs.end();
+    for (const Operator& op : fg.operators)
+      if (op.type == OpType::kSoftmax && op.inputs[0] == t) leaves = true;
+    if (leaves) bits = std::max(bits, options.output_activation_bits);
+  }
+  if (options.keep_first_last_8bit) {
+    const std::pair<int32_t, int32_t> fl = first_last_weighted(fg);
+    for (int32_t i : {fl.first, fl.second})
+      if (i >= 0 && feeds_through_passthrough(fg, t, fg.operators[i])) bits = std::max(bits, 8);
+  }
+  return bits;
 }
 
 Status build_integer_graph(const Graph& float_graph, const RtnOptions& options,

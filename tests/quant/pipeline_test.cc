@@ -476,3 +476,51 @@ TEST_CASE("rtn: Add and Mul with one constant operand run int8, the constant qua
   MESSAGE("W8A8 SQNR with int8 constant operands: ", 10 * std::log10(sig / err), " dB");
   CHECK(10 * std::log10(sig / err) > 25.0);
 }
+
+// The bits of weighted op `name`'s weights and of its int8 input in quantized graph q.
+std::pair<int32_t, int32_t> weight_and_input_bits(const Graph& q, const std::string& name) {
+  for (const Operator& op : q.operators)
+    if (op.name == name) return {q.tensors[op.inputs[1]].quant.bits, q.tensors[op.inputs[0]].quant.bits};
+  FAIL("no operator " << name);
+  return {0, 0};
+}
+
+TEST_CASE("keep_first_last_8bit: the first and last weighted layers keep 8-bit weights and input, rtn and adaquant") {
+  const Graph fg = residual_graph();  // conv1 (first), conv2, fc (last, its input behind GAP -> Reshape)
+  const quant::CalibrationData calib = random_calibration(fg, 60, 5);
+  using Bits = std::pair<int32_t, int32_t>;
+  for (bool keep : {false, true}) {
+    quant::RtnOptions o = bits(4, 4);
+    o.keep_first_last_8bit = keep;
+    Graph q, sim;
+    quant::RtnReport report;
+    Status s = quant::quantize_graph_rtn(fg, calib, o, &q, &sim, &report);
+    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    INFO("keep_first_last_8bit ", keep);
+    CHECK(weight_and_input_bits(q, "conv1") == (keep ? Bits{8, 8} : Bits{4, 4}));
+    CHECK(weight_and_input_bits(q, "conv2") == Bits{4, 4});
+    CHECK(weight_and_input_bits(q, "fc") == (keep ? Bits{8, 8} : Bits{4, 4}));
+    // The passthrough Reshape shares the GAP output's quantizer, so that one is 8-bit too.
+    for (const Operator& op : q.operators)
+      if (op.name == "gap") CHECK(q.tensors[op.outputs[0]].quant.bits == (keep ? 8 : 4));
+    CHECK(q.calibration.weight_bits == (keep ? std::vector<uint8_t>{8, 4, 8} : std::vector<uint8_t>{4, 4, 4}));
+
+    quant::AdaQuantOptions ao;
+    ao.rtn = o;
+    ao.adaquant = true;
+    ao.sequential = true;
+    ao.iterations = 5;
+    ao.batch = 10;
+    Graph qa;
+    quant::AdaQuantReport ar;
+    s = quant::quantize_graph_adaquant(fg, calib, ao, &qa, &ar);
+    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    CHECK(weight_and_input_bits(qa, "conv1") == (keep ? Bits{8, 8} : Bits{4, 4}));
+    CHECK(weight_and_input_bits(qa, "conv2") == Bits{4, 4});
+    CHECK(weight_and_input_bits(qa, "fc") == (keep ? Bits{8, 8} : Bits{4, 4}));
+    REQUIRE(ar.layers.size() == 3);
+    CHECK(Bits{ar.layers[0].weight_bits, ar.layers[0].activation_bits} == (keep ? Bits{8, 8} : Bits{4, 4}));
+    CHECK(Bits{ar.layers[1].weight_bits, ar.layers[1].activation_bits} == Bits{4, 4});
+    CHECK(Bits{ar.layers[2].weight_bits, ar.layers[2].activation_bits} == (keep ? Bits{8, 8} : Bits{4, 4}));
+  }
+}

@@ -336,6 +336,8 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
   cmd->add_option("--output-abits", rtn.output_activation_bits,
                   "bits of int8 activations that feed no other layer (the logits); 0: --abits")
       ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
+  cmd->add_flag("--keep-first-last-8bit", rtn.keep_first_last_8bit,
+                "the first and last weighted layers keep 8-bit weights and an 8-bit input");
   cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy[,FILE2.npy...] (one per model input)");
   add_input_shapes(cmd, &a.input_shapes);
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")

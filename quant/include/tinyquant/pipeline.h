@@ -75,6 +75,10 @@ struct RtnOptions {
   // layer's input quantizer, so AdaQuant cannot learn it, and 4-bit logits tie the arg-max on
   // many samples (lenet W4A4: 16 distinct logit values). 0: activation_bits like every other.
   int32_t output_activation_bits = 8;
+  // The first and last weighted layers (in graph order) keep 8-bit weights and an 8-bit input
+  // (ALGORITHMS §2 "keep_first_last_8bit"): the first layer's input is the image itself, whose
+  // pixels are 8-bit data; off by default (every layer at weight_bits / activation_bits).
+  bool keep_first_last_8bit = false;
 };
 
 struct RtnLayerReport {
