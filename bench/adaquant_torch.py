@@ -654,10 +654,18 @@ def main():
         # Range calibration alone on the same data (not timed): the exact range-calibrated
         # quantizer of every activation tensor, which our report does not list.
         rtn_json = os.path.join(d, "rtn.json")
+        # The bit-width options of --tq-args (--keep-first-last-8bit, --output-abits B) apply to it
+        # too, so the PyTorch side quantizes every tensor at the bits ours does.
+        rtn_args, extra = [], a.tq_args.split()
+        for j, x in enumerate(extra):
+            if x == "--keep-first-last-8bit":
+                rtn_args.append(x)
+            elif x == "--output-abits" and j + 1 < len(extra):
+                rtn_args += [x, extra[j + 1]]
         with open(rtn_json, "w") as f:
             rc = subprocess.run([a.tq, "quantize", onnx_path, "--method", "rtn", "--wbits", str(a.wbits),
                                  "--abits", str(a.abits), "--calib", "npy:" + calib, "--seed", str(a.seed),
-                                 "--batch", "50", "-o", os.path.join(d, "rtn.tqm"), "--json"],
+                                 "--batch", "50", "-o", os.path.join(d, "rtn.tqm"), "--json"] + rtn_args,
                                 stdout=f, stderr=subprocess.DEVNULL).returncode
         if rc != 0:
             notes.append("%s: tq quantize --method rtn --json failed; pytorch top-1 quantizes weighted inputs only" % m)
@@ -696,7 +704,7 @@ def main():
             tq_k = os.path.join(d, "tta%d.tqm" % k)
             cmd = [a.tq, "quantize", onnx_path, "--wbits", str(a.wbits), "--abits",
                    str(a.abits), "--batch", str(a.batch), "--calib", "npy:" + calib, "--seed", str(a.seed),
-                   "-o", tq_k, "--gemm-threads", str(a.threads)] + args
+                   "-o", tq_k, "--gemm-threads", str(a.threads)] + rtn_args + args
             print("[%s] tinyquant (%s): %s" % (m, name, " ".join(cmd)), flush=True)
             rc, wall_k, rss_k = run_measured(cmd, os.path.join(d, "tta%d.out" % k), os.path.join(d, "tta%d.err" % k))
             if rc != 0:
