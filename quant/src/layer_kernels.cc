@@ -498,7 +498,12 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
   const int32_t gin = s.in_c / groups, gout = C / groups;
   const int64_t kdim = depthwise ? 0 : direct ? s.in_c : int64_t(s.k_h) * s.k_w * gin;
   const bool grads = dx || dw || db;
-  if (tile_rows <= 0) tile_rows = kLayerStepTileBytes / int64_t(sizeof(float) * std::max<int64_t>(kdim, C));
+  // The tile bounds what it holds per row: the im2col row (kdim floats) and the output and its
+  // gradient (C each). A direct layer reads x in place and holds no im2col row, so only C counts:
+  // sized by kdim, an FC layer's tile was a few rows (lenet fc1, K = 1600: 10 of a batch of 50),
+  // and its GEMMs ran at M = 10.
+  if (tile_rows <= 0)
+    tile_rows = kLayerStepTileBytes / int64_t(sizeof(float) * (direct ? C : std::max<int64_t>(kdim, C)));
   const int64_t tile = std::max<int64_t>(1, std::min(tile_rows, rows));
   scratch->z.resize(static_cast<size_t>(tile * C));
   scratch->dz.resize(static_cast<size_t>(tile * C));
