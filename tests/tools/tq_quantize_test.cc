@@ -175,6 +175,31 @@ TEST_CASE("tq quantize rejects bad options and bad calibration data, writing not
   CHECK_MESSAGE(contains(sim.out, "not a quantized model"), sim.out);
 }
 
+TEST_CASE("tq quantize --keep-first-last-8bit: lenet's first and last layers at 8-bit weights and input") {
+  const std::string out = temp_dir() + "/lenet_w4a4_fl8.tqm";
+  Run q = tq("quantize " + kLenet + " --wbits 4 --abits 4 --keep-first-last-8bit --calib-size 50 -o " + out);
+  REQUIRE_MESSAGE(q.code == 0, q.out);
+  Run ins = tq("inspect " + out);
+  REQUIRE_MESSAGE(ins.code == 0, ins.out);
+  // Row fields: #, op, name, input, output, dtype, wbits, abits (of the op's output), ...
+  auto fields = [&](const std::string& name) {
+    const size_t row = ins.out.find(" " + name + " ");
+    REQUIRE_MESSAGE(row != std::string::npos, name, "\n", ins.out);
+    const size_t begin = ins.out.rfind('\n', row) + 1;
+    char idx[8], op[32], nm[64], in[32], outs[32], dtype[16], wbits[8], abits[8];
+    REQUIRE(std::sscanf(ins.out.substr(begin, ins.out.find('\n', row) - begin).c_str(), "%7s %31s %63s %31s %31s %15s %7s %7s",
+                        idx, op, nm, in, outs, dtype, wbits, abits) == 8);
+    return std::make_pair(std::string(wbits), std::string(abits));
+  };
+  CHECK(fields("input:nhwc:quantize").second == "8");  // the image enters at 8 bits
+  CHECK(fields("/conv1/Conv").first == "8");
+  CHECK(fields("/conv1/Conv").second == "4");  // its output is conv2's input: 4 bits
+  CHECK(fields("/conv2/Conv").first == "4");
+  CHECK(fields("/fc1/Gemm").first == "4");
+  CHECK(fields("/fc1/Gemm").second == "8");  // fc1's output is the last layer's input
+  CHECK(fields("/fc2/Gemm").first == "8");
+}
+
 TEST_CASE("rtn W4A4 lenet: integer and simulated predictions agree sample by sample") {
   Graph fg;
   REQUIRE(load_any_model(kLenet, &fg).is_ok());
