@@ -179,7 +179,11 @@ bool conv_forward_xnn(const LayerShape& s, const float* x, const float* w, const
 
 void set_gemm_threads(int32_t threads) {
   g_gemm_threads = std::max(1, threads);
-  set_gemm_threads_engine(g_gemm_threads);
+  // The threads go to XNNPACK's pool (forward, dX); OpenBLAS (dW) stays single-threaded. Both
+  // pools spin-wait for work between calls, so with two threads each on two cores they took the
+  // cores from each other: lenet's AdaQuant ran 2x slower at 2 threads than at 1 (resnet20 1.7x).
+  // Measured (lenet, 2 cores): 1/1 5.3 s, OpenBLAS 2 + XNNPACK 1 5.9 s, OpenBLAS 1 + XNNPACK 2 4.6 s.
+  set_gemm_threads_engine(1);
 }
 
 int64_t LayerShape::weight_elements() const {

@@ -37,7 +37,9 @@ const char* gemm_engine();
 // The portable loop, whatever the build chose (for comparison).
 void sgemm_portable(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                     int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
-// Threads the GEMM engine may use (OpenBLAS; the portable loop is single-threaded).
+// Threads of the layer kernels' XNNPACK operators (forward, dX); the dW GEMM (OpenBLAS) stays
+// single-threaded, since its spin-waiting workers and XNNPACK's took the cores from each other;
+// the portable loop is single-threaded.
 void set_gemm_threads(int32_t threads);
 
 struct LayerShape {
