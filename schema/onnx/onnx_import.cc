@@ -1216,8 +1216,6 @@ void Importer::import_conv(const Node& node) {
   define(f.out, out_shape, Layout::kNhwc, t);
 }
 
-// A BatchNormalization nothing could absorb: Mul by scale, then Add shift (which may absorb an
-// activation), both per channel (dim 1).
 bool Importer::read_bias(const Node& node, int32_t channels, std::vector<float>* bias) {
   if (node.in(2).empty()) return false;
   const Constant& b = float_constant(node, 2, "B");
@@ -1228,6 +1226,8 @@ bool Importer::read_bias(const Node& node, int32_t channels, std::vector<float>*
   return true;
 }
 
+// A BatchNormalization nothing could absorb: Mul by scale, then Add shift (which may absorb an
+// activation), both per channel (dim 1).
 void Importer::import_batchnorm(const Node& node) {
   Value& x = value(node, 0);
   if (x.shape.size() < 2)
@@ -1740,8 +1740,6 @@ bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axe
     auto it = readers_.find(v);
     return it == readers_.end() ? std::vector<int>{} : it->second;
   };
-  auto only = [&](const std::string& v, const char* op) { return only_reader(v, op); };
-  auto scalar = [&](const std::string& name, float* v) { return scalar_constant(name, v); };
   auto last_axis = [&](const onnx::NodeProto& n) {  // a ReduceMean over the last axis, keepdims 1
     Node rn(n);
     std::vector<int64_t> a;
@@ -1757,7 +1755,7 @@ bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axe
     return a.size() == 1 && (a[0] == rank - 1 || a[0] == -1) && rn.get_int("keepdims", 1) == 1;
   };
   (void)axes;
-  const int sub = only(mean.out(0), "Sub");
+  const int sub = only_reader(mean.out(0), "Sub");
   if (sub < 0 || g_.node(sub).input(0) != x || g_.node(sub).input(1) != mean.out(0)) return false;
   const std::string d = g_.node(sub).output(0);
   const std::vector<int> dr = readers(d);
@@ -1769,16 +1767,16 @@ bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axe
   }
   float v = 0;
   if (pow < 0 || div < 0 || done_[pow] || done_[div] || g_.node(pow).input(0) != d ||
-      !scalar(g_.node(pow).input(1), &v) || v != 2.0f || g_.node(div).input(0) != d)
+      !scalar_constant(g_.node(pow).input(1), &v) || v != 2.0f || g_.node(div).input(0) != d)
     return false;
-  const int var = only(g_.node(pow).output(0), "ReduceMean");
+  const int var = only_reader(g_.node(pow).output(0), "ReduceMean");
   if (var < 0 || !last_axis(g_.node(var))) return false;
-  const int add = only(g_.node(var).output(0), "Add");
+  const int add = only_reader(g_.node(var).output(0), "Add");
   float eps = 0;
-  if (add < 0 || g_.node(add).input(0) != g_.node(var).output(0) || !scalar(g_.node(add).input(1), &eps) ||
+  if (add < 0 || g_.node(add).input(0) != g_.node(var).output(0) || !scalar_constant(g_.node(add).input(1), &eps) ||
       !(eps >= 0.0f) || !std::isfinite(eps))
     return false;
-  const int sqrt = only(g_.node(add).output(0), "Sqrt");
+  const int sqrt = only_reader(g_.node(add).output(0), "Sqrt");
   if (sqrt < 0 || g_.node(div).input(1) != g_.node(sqrt).output(0)) return false;
   std::vector<int> chain = {sub, pow, div, var, add, sqrt};
   // Optional affine part: Mul by gamma [C], then Add beta [C].
@@ -1792,11 +1790,11 @@ bool Importer::fuse_layer_norm(const Node& mean, const std::vector<int64_t>& axe
     const Constant* k = find_constant(n.input(0) == from ? n.input(1) : n.input(0));
     return k && k->type == onnx::TensorProto::FLOAT && k->size() == c && k->dims.size() == 1 ? k : nullptr;
   };
-  if (const int mul = only(out, "Mul"); mul >= 0 && (gamma = per_channel(g_.node(mul), out))) {
+  if (const int mul = only_reader(out, "Mul"); mul >= 0 && (gamma = per_channel(g_.node(mul), out))) {
     chain.push_back(mul);
     out = g_.node(mul).output(0);
     label = g_.node(mul).name();
-    if (const int b = only(out, "Add"); b >= 0 && (beta = per_channel(g_.node(b), out))) {
+    if (const int b = only_reader(out, "Add"); b >= 0 && (beta = per_channel(g_.node(b), out))) {
       chain.push_back(b);
       out = g_.node(b).output(0);
       label = g_.node(b).name();
@@ -1990,9 +1988,6 @@ void Importer::emit_unary(const std::string& label, Value& x, const UnaryOptions
   define(out, x.shape, layout, t);
 }
 
-// How exporters before opset 20 write GELU: x * (1 + erf(x / sqrt(2))) * 0.5, as
-// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x, .) -> Mul(0.5), each read only by the next. One Unary
-// Gelu instead: exact in float, and a single int8 lookup table when quantized.
 bool Importer::scalar_constant(const std::string& name, float* value) {
   const Constant* c = find_constant(name);
   if (!c || c->type != onnx::TensorProto::FLOAT || c->size() != 1) return false;
@@ -2009,6 +2004,9 @@ int Importer::only_reader(const std::string& value, const char* op) {
   return r;
 }
 
+// How exporters before opset 20 write GELU: x * (1 + erf(x / sqrt(2))) * 0.5, as
+// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x, .) -> Mul(0.5), each read only by the next. One Unary
+// Gelu instead: exact in float, and a single int8 lookup table when quantized.
 bool Importer::fuse_gelu(const Node& div) {
   auto scalar = [&](const std::string& name, float want) {
     float v;
@@ -2626,13 +2624,13 @@ bool Importer::fold_constants(const Node& node) {
     } else {
       no_batch(x);
       no_batch(y);
-    }
-    for (int64_t k = 0; x.type == onnx::TensorProto::INT64 && k < n; ++k) {
-      const int64_t a = x.i[x.size() == 1 ? 0 : k], b = y.i[y.size() == 1 ? 0 : k];
-      if (node.op() == "Div" && b == 0) node.fail(StatusCode::kInvalidModel, "integer division by zero");
-      const int64_t v = node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b
-                                                                                                   : a / b;
-      out.i.push_back(v);
+      for (int64_t k = 0; k < n; ++k) {
+        const int64_t a = x.i[x.size() == 1 ? 0 : k], b = y.i[y.size() == 1 ? 0 : k];
+        if (node.op() == "Div" && b == 0) node.fail(StatusCode::kInvalidModel, "integer division by zero");
+        const int64_t v = node.op() == "Add" ? a + b : node.op() == "Sub" ? a - b : node.op() == "Mul" ? a * b
+                                                                                                     : a / b;
+        out.i.push_back(v);
+      }
     }
   } else if (node.op() == "Range") {
     node.allow_attributes({});
