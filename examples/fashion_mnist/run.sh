@@ -36,6 +36,16 @@ eval_json() {  # MODEL OUT.json
 latency_json() {  # MODEL OUT.json
   "$BENCH" "$1" --batch 1 --threads 1 --seconds 1 --backends xnnpack > "$2"
 }
+adaquant_w4a4() {  # MODEL TAG WHAT [EXTRA tq quantize ARGS...]: W4A4 AdaQuant seq + stats -> $OUT/MODEL.w4a4.TAG.*
+  local m="$1" tag="$2" what="$3"; shift 3
+  local q="$OUT/$m.w4a4.$tag.tqm" report="$OUT/$m.w4a4.$tag.report.txt"
+  echo "   quantize W4A4 AdaQuant, $what -> $q (report: $report)" >&2
+  "$TQ" quantize "$MODELS/$m.onnx" --method adaquant --sequential --stats-tuning --iters "$ITERS" \
+    --wbits 4 --abits 4 "$@" --calib fashion-mnist:train --calib-size 1000 --seed 0 -o "$q" \
+    --report "$OUT/$m.w4a4.$tag.report.json" > "$report" 2>&1 || { cat "$report" >&2; exit 1; }
+  tail -1 "$report" >&2
+  eval_json "$q" "$OUT/$m.w4a4.$tag.json"
+}
 for m in lenet resnet20 mobilenetv2; do
   echo "== $m" >&2
   "$TQ" import "$MODELS/$m.onnx" -o "$OUT/$m.tqm" >&2
@@ -50,22 +60,8 @@ for m in lenet resnet20 mobilenetv2; do
       { cat "$report" >&2; exit 1; }
     eval_json "$q" "$OUT/$m.w${b}a${b}.json"
   done
-  q="$OUT/$m.w4a4.adaquant.tqm"
-  report="$OUT/$m.w4a4.adaquant.report.txt"
-  echo "   quantize W4A4 AdaQuant sequential + stats tuning, $ITERS iterations -> $q (report: $report)" >&2
-  "$TQ" quantize "$MODELS/$m.onnx" --method adaquant --sequential --stats-tuning --iters "$ITERS" \
-    --wbits 4 --abits 4 --calib fashion-mnist:train --calib-size 1000 --seed 0 -o "$q" \
-    --report "$OUT/$m.w4a4.adaquant.report.json" > "$report" 2>&1 || { cat "$report" >&2; exit 1; }
-  tail -1 "$report" >&2
-  eval_json "$q" "$OUT/$m.w4a4.adaquant.json"
-  q="$OUT/$m.w4a4.adaquant.fl8.tqm"
-  report="$OUT/$m.w4a4.adaquant.fl8.report.txt"
-  echo "   the same with the first and last weighted layers at 8 bits -> $q (report: $report)" >&2
-  "$TQ" quantize "$MODELS/$m.onnx" --method adaquant --sequential --stats-tuning --iters "$ITERS" \
-    --wbits 4 --abits 4 --keep-first-last-8bit --calib fashion-mnist:train --calib-size 1000 --seed 0 -o "$q" \
-    --report "$OUT/$m.w4a4.adaquant.fl8.report.json" > "$report" 2>&1 || { cat "$report" >&2; exit 1; }
-  tail -1 "$report" >&2
-  eval_json "$q" "$OUT/$m.w4a4.adaquant.fl8.json"
+  adaquant_w4a4 "$m" adaquant "sequential + stats tuning, $ITERS iterations"
+  adaquant_w4a4 "$m" adaquant.fl8 "the same with the first and last weighted layers at 8 bits" --keep-first-last-8bit
   latency_json "$OUT/$m.w8a8.tqm" "$OUT/$m.w8a8.latency.json"
 done
 /usr/bin/python3 - "$MODELS" "$OUT" "$ITERS" <<'PY'
