@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 
+#include "adaquant_state.h"
 #include "rewrite.h"
 #include "stream.h"
 #include "tinyquant/layer_kernels.h"
@@ -167,16 +168,17 @@ Rates default_rates(LrMode mode) {
 
 class Pipeline {
  public:
-  Pipeline(const Graph& fg, const CalibrationData& calib, const AdaQuantOptions& opt)
-      : fg_(fg), calib_(calib), opt_(opt) {}
+  Pipeline(const Graph& fg, const CalibrationData& calib, const AdaQuantOptions& opt, const QuantState* start)
+      : fg_(fg), calib_(calib), opt_(opt), start_(start) {}
 
-  Status run(Graph* out, AdaQuantReport* report) {
+  Status run(Graph* out, AdaQuantReport* report, QuantState* end) {
     const uint64_t t0 = port::now_us();
     report->start_rss_bytes = rss_bytes();
     TQ_ENSURE(fg_.inputs.size() == 1, kUnsupported,
               "AdaQuant calibrates single-input models; this one has %zu inputs (use --method rtn)", fg_.inputs.size());
     TQ_RETURN_IF_ERROR(check_quantization_inputs(fg_, calib_, opt_.rtn.weight_bits, opt_.rtn.activation_bits,
                                                  opt_.rtn.batch, &per_sample_));
+    TQ_RETURN_IF_ERROR(check_layer_weight_bits(fg_, opt_.rtn));
     TQ_ENSURE(!opt_.adaquant || (opt_.iterations >= 1 && opt_.batch >= 1), kInvalidArgument,
               "AdaQuant needs iterations >= 1 and batch >= 1 (got %d and %d)", opt_.iterations, opt_.batch);
     TQ_ENSURE(opt_.qdrop >= 0.0f && opt_.qdrop < 1.0f, kInvalidArgument,
@@ -221,8 +223,22 @@ class Pipeline {
       if (map_.op_int8[i] && op_info(op.type).int8_role == Int8Role::kPassthrough) root_[op.outputs[0]] = root_[op.inputs[0]];
       if (map_.op_int8[i] && op_info(op.type).weighted) targets_.push_back(static_cast<int32_t>(i));
     }
+    if (start_) {
+      TQ_ENSURE(start_->layers.size() == fg_.operators.size() && start_->params.size() == fg_.tensors.size(),
+                kInternal, "AdaQuant start state does not match the graph");
+      for (size_t t = 0; t < params_.size(); ++t)
+        if (observers[t]) params_[t] = start_->params[t];
+    }
     for (int32_t i : targets_) {
       TQ_RETURN_IF_ERROR(init_layer(i));
+      if (start_) {
+        const LayerQuant& s = start_->layers[i];
+        TQ_ENSURE(s.present && s.weights.size() == layers_[i].weights.size() &&
+                      s.scales.size() == layers_[i].scales.size() && s.bias.size() == layers_[i].bias.size(),
+                  kInternal, "AdaQuant start state: layer '%s' missing or of another shape",
+                  fg_.operators[i].name.c_str());
+        layers_[i] = s;
+      }
       initial_scales_.push_back(layers_[i].scales);
     }
     initial_params_ = params_;
@@ -314,6 +330,13 @@ class Pipeline {
       report->largest_cache_bytes = std::max(report->largest_cache_bytes, l.cache_bytes);
     report->peak_rss_bytes = peak_rss_bytes();
     q_.calibration.report_json = report->json(/*timing=*/false);
+    if (end) {
+      end->layers = layers_;
+      end->params = params_;
+      end->targets = targets_;
+      end->root = root_;
+      end->map = map_;
+    }
     *out = std::move(q_);
     return Status::ok();
   }
@@ -678,6 +701,7 @@ class Pipeline {
   const Graph& fg_;
   const CalibrationData& calib_;
   const AdaQuantOptions& opt_;
+  const QuantState* start_;
   int64_t per_sample_ = 0;
   int32_t holdout_ = 0, train_ = 0;
   Rates rates_{};
@@ -765,16 +789,23 @@ std::string AdaQuantReport::json(bool timing) const {
   return j;
 }
 
-Status quantize_graph_adaquant(const Graph& float_graph, const CalibrationData& calibration,
-                               const AdaQuantOptions& options, Graph* quantized, AdaQuantReport* report) {
+Status run_adaquant(const Graph& float_graph, const CalibrationData& calibration, const AdaQuantOptions& options,
+                    const QuantState* start, QuantState* end, Graph* quantized, AdaQuantReport* report) {
   AdaQuantReport local;
   AdaQuantReport& r = report ? *report : local;
   r = AdaQuantReport();
   Graph q;
-  Pipeline pipeline(float_graph, calibration, options);
-  TQ_RETURN_IF_ERROR(pipeline.run(&q, &r));
-  *quantized = std::move(q);
+  QuantState state;
+  Pipeline pipeline(float_graph, calibration, options, start);
+  TQ_RETURN_IF_ERROR(pipeline.run(&q, &r, end ? &state : nullptr));
+  if (quantized) *quantized = std::move(q);
+  if (end) *end = std::move(state);
   return Status::ok();
+}
+
+Status quantize_graph_adaquant(const Graph& float_graph, const CalibrationData& calibration,
+                               const AdaQuantOptions& options, Graph* quantized, AdaQuantReport* report) {
+  return run_adaquant(float_graph, calibration, options, nullptr, nullptr, quantized, report);
 }
 
 }  // namespace quant

@@ -61,6 +61,9 @@ int32_t activation_bits_for(const Graph& float_graph, int32_t t, const RtnOption
 // 8 for the first and last weighted ops with keep_first_last_8bit).
 int32_t weight_bits_for(const Graph& float_graph, int32_t op, const RtnOptions& options);
 
+// RtnOptions::layer_weight_bits: empty, or one value per operator, each 0 or 2..8.
+Status check_layer_weight_bits(const Graph& float_graph, const RtnOptions& options);
+
 // The checks quantize_graph_rtn makes on its inputs; per_sample is the model input's size.
 Status check_quantization_inputs(const Graph& float_graph, const CalibrationData& calibration, int32_t weight_bits,
                                  int32_t activation_bits, int32_t batch, int64_t* per_sample);

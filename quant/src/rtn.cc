@@ -503,6 +503,19 @@ std::string RtnReport::json(bool timing) const {
   return j;
 }
 
+Status check_layer_weight_bits(const Graph& float_graph, const RtnOptions& options) {
+  const std::vector<int32_t>& bits = options.layer_weight_bits;
+  if (bits.empty()) return Status::ok();
+  TQ_ENSURE(bits.size() == float_graph.operators.size(), kInvalidArgument,
+            "per-layer weight bits: %zu values for a graph of %zu operators", bits.size(),
+            float_graph.operators.size());
+  for (size_t i = 0; i < bits.size(); ++i)
+    TQ_ENSURE(bits[i] == 0 || (bits[i] >= 2 && bits[i] <= 8), kInvalidArgument,
+              "per-layer weight bits: %d for operator '%s', expected 2..8 (or 0: the default)", bits[i],
+              float_graph.operators[i].name.c_str());
+  return Status::ok();
+}
+
 Status check_quantization_inputs(const Graph& float_graph, const CalibrationData& calibration, int32_t weight_bits,
                                  int32_t activation_bits, int32_t batch, int64_t* per_sample_out) {
   TQ_RETURN_IF_ERROR(check_bits("weight bits", weight_bits));
@@ -569,6 +582,8 @@ bool feeds_through_passthrough(const Graph& fg, int32_t t, const Operator& op) {
 }  // namespace
 
 int32_t weight_bits_for(const Graph& fg, int32_t op, const RtnOptions& options) {
+  if (op >= 0 && static_cast<size_t>(op) < options.layer_weight_bits.size() && options.layer_weight_bits[op] > 0)
+    return options.layer_weight_bits[op];
   if (!options.keep_first_last_8bit) return options.weight_bits;
   const std::pair<int32_t, int32_t> fl = first_last_weighted(fg);
   return op == fl.first || op == fl.second ? std::max(options.weight_bits, 8) : options.weight_bits;
@@ -613,6 +628,7 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
   int64_t per_sample = 0;
   TQ_RETURN_IF_ERROR(check_quantization_inputs(float_graph, calibration, options.weight_bits,
                                                options.activation_bits, options.batch, &per_sample));
+  TQ_RETURN_IF_ERROR(check_layer_weight_bits(float_graph, options));
   RtnReport report;
   report.samples = calibration.samples;
   std::vector<std::unique_ptr<ActivationObserver>> observers;

@@ -208,6 +208,47 @@ Status check_options(const Operator& op) {
 
 }  // namespace
 
+namespace {
+// The quantized weight tensor of operator op, or null (no quantized weights).
+const Tensor* quantized_weight(const Graph& g, const Operator& op) {
+  if (!op_info(op.type).weighted || op.inputs.size() <= kWeightInput) return nullptr;
+  const int32_t w = op.inputs[kWeightInput];
+  if (w < 0 || !g.tensors[w].is_constant() || g.tensors[w].quant.scale.empty()) return nullptr;
+  return &g.tensors[w];
+}
+const Tensor* constant_bias(const Graph& g, const Operator& op) {
+  if (op.inputs.size() <= 2 || op.inputs[2] < 0 || !g.tensors[op.inputs[2]].is_constant()) return nullptr;
+  return &g.tensors[op.inputs[2]];
+}
+int64_t param_bytes(const Tensor& t) { return 4 * static_cast<int64_t>(t.quant.scale.size() + t.quant.zero_point.size()); }
+}  // namespace
+
+QuantizedBytes quantized_bytes(const Graph& g) {
+  QuantizedBytes b;
+  for (const Tensor& t : g.tensors) b.quant_params += param_bytes(t);
+  for (const Operator& op : g.operators) {
+    const Tensor* w = quantized_weight(g, op);
+    if (!w) continue;
+    ++b.layers;
+    b.weights += static_cast<int64_t>(g.buffers[w->buffer].size());
+    b.float32 += 4 * shape_elements(w->shape);
+    if (const Tensor* bias = constant_bias(g, op)) {
+      b.bias += static_cast<int64_t>(g.buffers[bias->buffer].size());
+      b.float32 += 4 * shape_elements(bias->shape);
+    }
+  }
+  return b;
+}
+
+int64_t quantized_op_bytes(const Graph& g, size_t op) {
+  const Tensor* w = quantized_weight(g, g.operators[op]);
+  if (!w) return 0;
+  int64_t n = static_cast<int64_t>(g.buffers[w->buffer].size()) + param_bytes(*w);
+  if (const Tensor* bias = constant_bias(g, g.operators[op]))
+    n += static_cast<int64_t>(g.buffers[bias->buffer].size()) + param_bytes(*bias);
+  return n;
+}
+
 Status validate_graph(const Graph& g) {
   const int32_t num_tensors = static_cast<int32_t>(g.tensors.size());
   TQ_ENSURE(num_tensors > 0, kInvalidModel, "graph has no tensors");

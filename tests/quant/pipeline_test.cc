@@ -524,3 +524,56 @@ TEST_CASE("keep_first_last_8bit: the first and last weighted layers keep 8-bit w
     CHECK(Bits{ar.layers[2].weight_bits, ar.layers[2].activation_bits} == (keep ? Bits{8, 8} : Bits{4, 4}));
   }
 }
+
+TEST_CASE("layer_weight_bits: per-layer weight bits win over the uniform bits and keep_first_last_8bit") {
+  const Graph fg = residual_graph();  // ops: conv1, conv2, add, gap, flatten, fc, softmax
+  const quant::CalibrationData calib = random_calibration(fg, 60, 5);
+  using Bits = std::pair<int32_t, int32_t>;
+  quant::RtnOptions o = bits(4, 8);
+  o.keep_first_last_8bit = true;
+  o.layer_weight_bits = {2, 8, 0, 0, 0, 3, 0};  // conv1 2, conv2 8, fc 3
+  Graph q;
+  quant::RtnReport report;
+  Status s = quant::quantize_graph_rtn(fg, calib, o, &q, nullptr, &report);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  CHECK(weight_and_input_bits(q, "conv1") == Bits{2, 8});
+  CHECK(weight_and_input_bits(q, "conv2") == Bits{8, 8});
+  CHECK(weight_and_input_bits(q, "fc") == Bits{3, 8});
+  CHECK(q.calibration.weight_bits == std::vector<uint8_t>{2, 8, 3});
+  // quantized_bytes: the layers' shares plus the activations' scales / zero points make the total.
+  const QuantizedBytes qb = quantized_bytes(q);
+  int64_t layers = 0;
+  for (size_t i = 0; i < q.operators.size(); ++i) layers += quantized_op_bytes(q, i);
+  int64_t activation_params = 0;
+  for (const Tensor& t : q.tensors)
+    if (!t.is_constant()) activation_params += 4 * int64_t(t.quant.scale.size() + t.quant.zero_point.size());
+  CHECK(qb.layers == 3);
+  CHECK(qb.total() == layers + activation_params);
+  // conv1: 144 weights at 2 bits (36 bytes) + 4 int32 bias + 4 weight and 4 bias scales.
+  for (size_t i = 0; i < q.operators.size(); ++i)
+    if (q.operators[i].name == "conv1") CHECK(quantized_op_bytes(q, i) == 36 + 16 + 16 + 16);
+  CHECK(qb.float32 == 4 * (2 * (144 + 4) + 12));
+
+  quant::AdaQuantOptions ao;
+  ao.rtn = o;
+  ao.iterations = 3;
+  ao.batch = 10;
+  Graph qa;
+  quant::AdaQuantReport ar;
+  s = quant::quantize_graph_adaquant(fg, calib, ao, &qa, &ar);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  REQUIRE(ar.layers.size() == 3);
+  CHECK(ar.layers[0].weight_bits == 2);
+  CHECK(ar.layers[1].weight_bits == 8);
+  CHECK(ar.layers[2].weight_bits == 3);
+  CHECK(weight_and_input_bits(qa, "fc") == Bits{3, 8});
+
+  o.layer_weight_bits = {2, 8, 0};  // not one per operator
+  s = quant::quantize_graph_rtn(fg, calib, o, &q, nullptr, &report);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(std::string(s.message()).find("3 values for a graph of 7 operators") != std::string::npos);
+  o.layer_weight_bits = {9, 0, 0, 0, 0, 0, 0};
+  s = quant::quantize_graph_rtn(fg, calib, o, &q, nullptr, &report);
+  REQUIRE_FALSE(s.is_ok());
+  CHECK(std::string(s.message()).find("9 for operator 'conv1'") != std::string::npos);
+}

@@ -128,7 +128,6 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
                  "dtype", "bits", "param B", "runs on", "options");
   }
   size_t total_params = 0;
-  int64_t q_weight_bytes = 0, q_bias_bytes = 0, q_float_bytes = 0, q_weights = 0;
   int min_wbits = 0, max_wbits = 0;
   for (size_t i = 0; i < graph.operators.size(); ++i) {
     const Operator& op = graph.operators[i];
@@ -167,17 +166,8 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
       const float lo = *std::min_element(sc.begin(), sc.end()), hi = *std::max_element(sc.begin(), sc.end());
       if (sc.size() == 1) std::snprintf(wscale, sizeof(wscale), "%.4g", lo);
       else std::snprintf(wscale, sizeof(wscale), "%.3g..%.3g", lo, hi);
-      const int64_t elements = shape_elements(weight->shape);
-      q_weight_bytes += static_cast<int64_t>(graph.buffers[weight->buffer].size());
-      q_float_bytes += elements * 4;
-      ++q_weights;
       min_wbits = min_wbits ? std::min(min_wbits, weight->quant.bits) : weight->quant.bits;
       max_wbits = std::max(max_wbits, weight->quant.bits);
-      if (op.inputs.size() > 2 && op.inputs[2] >= 0 && graph.tensors[op.inputs[2]].is_constant()) {
-        const Tensor& bias = graph.tensors[op.inputs[2]];
-        q_bias_bytes += static_cast<int64_t>(graph.buffers[bias.buffer].size());
-        q_float_bytes += shape_elements(bias.shape) * 4;
-      }
     } else if (weight) {
       std::snprintf(wbits, sizeof(wbits), "%d", bits);
     }
@@ -200,16 +190,17 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
                graph.tensors.size(), graph.buffers.size(), constants);
   std::fprintf(out, "parameters %zu bytes in operators\n", total_params);
   if (quantized) {
-    size_t qparams = 0;  // scales and zero points, held in the tensors' metadata
-    for (const Tensor& t : graph.tensors) qparams += 4 * (t.quant.scale.size() + t.quant.zero_point.size());
+    const QuantizedBytes qb = quantized_bytes(graph);  // what a mixed-precision budget is checked against
     char wrange[32];
     if (min_wbits == max_wbits) std::snprintf(wrange, sizeof(wrange), "%d", min_wbits);
     else std::snprintf(wrange, sizeof(wrange), "%d..%d", min_wbits, max_wbits);
     std::fprintf(out,
-                 "weights    %lld bytes packed at %s bits in %lld layers + %lld bytes int32 bias + %zu bytes "
-                 "scales/zero points (float32: %lld bytes)\n",
-                 static_cast<long long>(q_weight_bytes), wrange, static_cast<long long>(q_weights),
-                 static_cast<long long>(q_bias_bytes), qparams, static_cast<long long>(q_float_bytes));
+                 "weights    %lld bytes packed at %s bits in %lld layers + %lld bytes int32 bias + %lld bytes "
+                 "scales/zero points = %lld bytes (float32: %lld bytes, %.1f%%)\n",
+                 static_cast<long long>(qb.weights), wrange, static_cast<long long>(qb.layers),
+                 static_cast<long long>(qb.bias), static_cast<long long>(qb.quant_params),
+                 static_cast<long long>(qb.total()), static_cast<long long>(qb.float32),
+                 qb.float32 > 0 ? 100.0 * double(qb.total()) / double(qb.float32) : 0.0);
   }
   if (prepared) {
     std::fprintf(out, "arena      %zu bytes at batch 1 (floor: %zu bytes live at once)\n", interp.arena_bytes(),

@@ -79,6 +79,10 @@ struct RtnOptions {
   // (ALGORITHMS §2 "keep_first_last_8bit"): the first layer's input is the image itself, whose
   // pixels are 8-bit data; off by default (every layer at weight_bits / activation_bits).
   bool keep_first_last_8bit = false;
+  // Per operator of the float graph, its weight bits (2..8; 0: the rule above). The mixed-precision
+  // pipelines (mixed.h) set it from the integer program; it wins over keep_first_last_8bit. Empty:
+  // every layer by the rule above.
+  std::vector<int32_t> layer_weight_bits;
 };
 
 struct RtnLayerReport {

@@ -255,6 +255,20 @@ int64_t packed_bytes(DType dtype, int64_t elements, int32_t bits);
 // "[1,28,28,1]" into buf; returns buf.
 const char* shape_str(const int32_t* dims, int rank, char* buf, size_t size);
 
+// The parameter bytes of a quantized graph as the .tqm stores them and `tq inspect` totals them:
+// the packed weights of every weighted op with quantized weights, their int32 bias, and every
+// tensor's scales and zero points (4 bytes each). A mixed-precision budget is checked against
+// total(). op_bytes(graph, i) is operator i's share: its weight and bias buffers and their scales
+// and zero points (0 for an op without quantized weights).
+struct QuantizedBytes {
+  int64_t weights = 0, bias = 0, quant_params = 0;
+  int64_t layers = 0;  // weighted ops with quantized weights
+  int64_t float32 = 0; // the same weights and bias as float32
+  int64_t total() const { return weights + bias + quant_params; }
+};
+QuantizedBytes quantized_bytes(const Graph& graph);
+int64_t quantized_op_bytes(const Graph& graph, size_t op);
+
 // Structural checks every graph passes before it is run or saved: indices in range, op arity,
 // options sane, each activation produced exactly once and before it is read, constants sized
 // to dtype x shape x bits. Shape consistency is checked by infer_shapes (shape_inference.h).
