@@ -286,6 +286,8 @@ class Pipeline {
     report->adaquant_seconds = (port::now_us() - ta) / 1e6;
     const uint64_t ts = port::now_us();
     if (opt_.stats_tuning) {
+      macs_done_ = 0.0;  // the ETA of this stage on its own
+      t_start_ = ts;
       TQ_RETURN_IF_ERROR(rebuild());
       TQ_RETURN_IF_ERROR(fstream_.init(fg_, calib_, per_sample_, opt_.rtn));
       TQ_RETURN_IF_ERROR(qstream_.init(q_, calib_, per_sample_, opt_.rtn));
@@ -308,6 +310,7 @@ class Pipeline {
       }
       l.name = op.name;
       l.type = op.type;
+      l.macs = macs_[k];
       l.weight_bits = layers_[targets_[k]].weight_bits ? layers_[targets_[k]].weight_bits
                                                        : weight_bits_for(fg_, targets_[k], opt_.rtn);
       l.activation_bits = in.bits;  // the input quantizer's bits (8 under keep_first_last_8bit, say)
@@ -695,6 +698,7 @@ class Pipeline {
     lq.bias = p.b;
     lr.seconds += (port::now_us() - t_layer) / 1e6;
     report_progress(k, "stats tuning", 1, 1, lr.stats_mse_before);
+    macs_done_ += double(macs_[k]);
     return Status::ok();
   }
 

@@ -1,6 +1,8 @@
 #include "toolkit/quantize.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <random>
 #include <unistd.h>
@@ -115,6 +117,119 @@ void print_adaquant_report(const quant::AdaQuantReport& report, std::FILE* out) 
                report.pipeline.c_str(), report.rtn.samples, report.train_samples, report.holdout_samples,
                report.seconds, report.adaquant_seconds, report.gflops, report.gemm_engine.c_str(),
                report.stats_seconds, report.peak_rss_bytes / 1048576.0, report.largest_cache_bytes / 1048576.0);
+}
+
+namespace {
+// A whole decimal number (no sign, no exponent, at most one '.'), or false.
+bool parse_decimal(const std::string& t, double* v) {
+  if (t.empty() || t.size() > 24) return false;
+  int dots = 0, digits = 0;
+  for (char c : t) {
+    if (c == '.') ++dots;
+    else if (c >= '0' && c <= '9') ++digits;
+    else return false;
+  }
+  if (dots > 1 || digits == 0) return false;
+  *v = std::strtod(t.c_str(), nullptr);
+  return std::isfinite(*v);
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t at = 0;
+  for (;;) {
+    const size_t c = text.find(',', at);
+    parts.push_back(text.substr(at, c == std::string::npos ? std::string::npos : c - at));
+    if (c == std::string::npos) break;
+    at = c + 1;
+  }
+  return parts;
+}
+}  // namespace
+
+Status parse_budget_percent(const std::string& text, double* fraction) {
+  std::string t = text;
+  if (!t.empty() && t.back() == '%') t.pop_back();
+  double v = 0.0;
+  TQ_ENSURE(parse_decimal(t, &v), kInvalidArgument,
+            "budget '%s': expected a percentage of the float32 weight size, e.g. 13%% or 12.5", text.c_str());
+  TQ_ENSURE(v > 0 && v <= 100, kInvalidArgument, "budget '%s': a percentage must be in (0, 100]", text.c_str());
+  *fraction = v / 100.0;
+  return Status::ok();
+}
+
+Status parse_budget_bytes(const std::string& text, int64_t* bytes) {
+  size_t n = 0;
+  while (n < text.size() && ((text[n] >= '0' && text[n] <= '9') || text[n] == '.')) ++n;
+  const std::string number = text.substr(0, n), unit = text.substr(n);
+  double v = 0.0, scale = 0.0;
+  if (unit.empty() || unit == "B") scale = 1;
+  else if (unit == "KB" || unit == "kB" || unit == "K" || unit == "k") scale = 1e3;
+  else if (unit == "KiB") scale = 1024;
+  else if (unit == "MB" || unit == "M") scale = 1e6;
+  else if (unit == "MiB") scale = 1048576;
+  TQ_ENSURE(scale > 0 && parse_decimal(number, &v), kInvalidArgument,
+            "budget '%s': expected a size in bytes, e.g. 400000, 400KB, 390KiB or 1.5MB", text.c_str());
+  const double b = std::floor(v * scale);
+  TQ_ENSURE(b >= 1 && b < 9e15, kInvalidArgument, "budget '%s': a size must be at least 1 byte", text.c_str());
+  *bytes = static_cast<int64_t>(b);
+  return Status::ok();
+}
+
+Status parse_bit_options(const std::string& text, std::vector<int32_t>* bits) {
+  std::vector<int32_t> out;
+  for (const std::string& p : split_commas(text)) {
+    double v = 0.0;
+    TQ_ENSURE(parse_decimal(p, &v) && v == std::floor(v), kInvalidArgument,
+              "--bits '%s': expected comma-separated weight bits, e.g. 2,3,4,8 ('%s' is no number)", text.c_str(),
+              p.c_str());
+    TQ_ENSURE(v >= 2 && v <= 8, kInvalidArgument, "--bits '%s': %s bits is not one of 2..8", text.c_str(), p.c_str());
+    TQ_ENSURE(std::find(out.begin(), out.end(), int32_t(v)) == out.end(), kInvalidArgument,
+              "--bits '%s': %s appears twice", text.c_str(), p.c_str());
+    out.push_back(static_cast<int32_t>(v));
+  }
+  *bits = std::move(out);
+  return Status::ok();
+}
+
+Status parse_percent_list(const std::string& text, std::vector<double>* fractions) {
+  std::vector<double> out;
+  for (const std::string& p : split_commas(text)) {
+    double f = 0.0;
+    Status s = parse_budget_percent(p, &f);
+    if (!s.is_ok()) return s.with_context("--budgets '%s'", text.c_str());
+    out.push_back(f);
+  }
+  *fractions = std::move(out);
+  return Status::ok();
+}
+
+void print_mixed_report(const quant::MixedReport& r, std::FILE* out) {
+  std::fprintf(out, "%-4s %-16s %-30s %12s", "#", "op", "name", "MACs");
+  if (!r.layers.empty())
+    for (const quant::MixedOptionReport& o : r.layers[0].options) std::fprintf(out, "   dL@%d-bit", o.bits);
+  std::fprintf(out, " %5s %9s\n", "wbits", "bytes");
+  for (size_t i = 0; i < r.layers.size(); ++i) {
+    const quant::MixedLayerReport& l = r.layers[i];
+    const std::string name = l.name.size() > 30 ? l.name.substr(0, 27) + "..." : l.name;
+    std::fprintf(out, "%-4zu %-16s %-30s %12lld", i, op_name(l.type), name.c_str(), static_cast<long long>(l.macs));
+    for (const quant::MixedOptionReport& o : l.options) std::fprintf(out, " %10.3g", o.sensitivity);
+    std::fprintf(out, " %5d %9lld\n", l.chosen_bits, static_cast<long long>(l.bytes));
+  }
+  std::fprintf(out, "pipeline %s: bits %s; %lld bytes = %.2f%% of %lld float32 bytes", r.pipeline.c_str(),
+               r.bits_summary().c_str(), static_cast<long long>(r.model_bytes),
+               r.float32_bytes > 0 ? 100.0 * double(r.model_bytes) / double(r.float32_bytes) : 0.0,
+               static_cast<long long>(r.float32_bytes));
+  if (r.budget_bytes >= 0) std::fprintf(out, " (budget %lld)", static_cast<long long>(r.budget_bytes));
+  if (r.max_drop >= 0) std::fprintf(out, " (max drop %g%%, %d programs measured)", r.max_drop, r.drop_searches);
+  std::fprintf(out, "; options reach %lld..%lld bytes\n", static_cast<long long>(r.smallest_bytes),
+               static_cast<long long>(r.largest_bytes));
+  std::fprintf(out, "  integer program: %s, %lld nodes, %.3f s; predicted loss %.4g, measured %.4g (all at the largest "
+               "option: %.4g); top-1 changed on %.2f%% of the calibration samples\n",
+               r.allocation.status.c_str(), static_cast<long long>(r.allocation.nodes), r.allocation_seconds,
+               r.predicted_loss, r.calibration_loss, r.base_loss, r.calibration_drop);
+  std::fprintf(out, "  time: candidates %.1f s, sensitivity %.1f s, this budget %.1f s (tuning %.1f s); peak RSS %.1f MiB\n",
+               r.candidate_seconds, r.sensitivity_seconds, r.seconds, r.tuning_seconds, r.peak_rss_bytes / 1048576.0);
 }
 
 void print_adaquant_progress(void* user, const quant::AdaQuantProgress& p) {

@@ -6,6 +6,7 @@
 
 #include "tinyquant/adaquant.h"
 #include "tinyquant/graph.h"
+#include "tinyquant/mixed.h"
 #include "tinyquant/pipeline.h"
 #include "toolkit/toolkit.h"
 
@@ -33,5 +34,19 @@ void print_adaquant_report(const quant::AdaQuantReport& report, std::FILE* out);
 // (layer i/N, stage, iteration, loss, ETA) rewritten in place; when piped, a plain line per layer
 // and stage. `user` is the FILE* to print to.
 void print_adaquant_progress(void* user, const quant::AdaQuantProgress& progress);
+
+// Mixed-precision budgets from the command line; errors quote the text and say what was expected.
+//   parse_budget_percent: "13%" or "13" (percent of the float32 weights, 0 < p <= 100) -> 0.13
+//   parse_budget_bytes:   "400000", "400KB" (1000), "390KiB" (1024), "1.5MB", "1MiB" -> bytes (>= 1)
+//   parse_bit_options:    "2,3,4,8" -> {2, 3, 4, 8}: each 2..8, no repeats
+//   parse_percent_list:   "13,16,20,25" -> {0.13, 0.16, 0.20, 0.25} (tq sweep --budgets)
+Status parse_budget_percent(const std::string& text, double* fraction);
+Status parse_budget_bytes(const std::string& text, int64_t* bytes);
+Status parse_bit_options(const std::string& text, std::vector<int32_t>* bits);
+Status parse_percent_list(const std::string& text, std::vector<double>* fractions);
+
+// Per layer: the sensitivity of each bit option and the chosen bits; then the budget, the model's
+// bytes, the solver's status and the measured calibration loss and top-1 drop.
+void print_mixed_report(const quant::MixedReport& report, std::FILE* out);
 
 }  // namespace tinyquant

@@ -320,17 +320,43 @@ struct QuantizeArgs {
   bool json = false;
   quant::AdaQuantOptions aq;  // aq.rtn: the range-calibration options every method uses
   CLI::Option* batch = nullptr;  // --batch: Adam's batch (adaquant) or the invoke batch (rtn)
+  CLI::Option* method_opt = nullptr;
+  // Mixed precision (--pipeline): the budget as given, parsed in cmd_quantize.
+  std::string pipeline, budget, budget_bytes, bits = "2,3,4,8", sensitivity = "kl";
+  double max_drop = -1.0, max_bops = -1.0;
+  int64_t max_activation_bytes = -1;
+  bool final_sequential = false, no_stats_tuning = false;
   QuantizeArgs() { aq.gemm_threads = std::max(1u, std::thread::hardware_concurrency()); }
 };
+
+// The mixed-precision options tq quantize and tq sweep share.
+void add_mixed_options(CLI::App* cmd, QuantizeArgs& a) {
+  cmd->add_option("--pipeline", a.pipeline,
+                  "mixed precision from a budget: light (range calibration + integer program + statistics tuning) "
+                  "or advanced (parallel AdaQuant candidates + integer program + statistics tuning)")
+      ->check(because(CLI::IsMember({"light", "advanced"}), "expected light or advanced"));
+  cmd->add_option("--bits", a.bits, "--pipeline: the weight-bit options per layer")->default_str("2,3,4,8");
+  cmd->add_option("--sensitivity", a.sensitivity, "--pipeline: the label-free loss of the sensitivities")
+      ->check(because(CLI::IsMember({"kl", "mse"}), "expected kl or mse"));
+  cmd->add_option("--max-bops", a.max_bops, "--pipeline: at most this many MACs x w_bits x a_bits")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-activation-bytes", a.max_activation_bytes,
+                  "--pipeline: at most this many int8 input + output bytes per layer at batch 1")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--final-sequential", a.final_sequential,
+                "--pipeline advanced: a sequential AdaQuant pass at the chosen bits before statistics tuning");
+  cmd->add_flag("--no-stats-tuning", a.no_stats_tuning, "--pipeline: skip the statistics tuning of the mixed model");
+}
 
 CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
   quant::RtnOptions& rtn = a.aq.rtn;
   CLI::App* cmd = tq.add_subcommand("quantize", "post-training quantization");
   add_model(cmd, &a.model, "MODEL.(onnx|tqm)");
   cmd->add_option("-o,--output", a.output, "OUT.tqm")->required();
-  cmd->add_option("--method", a.method,
-                  "rtn: round-to-nearest after range calibration; adaquant: layer-wise calibration (AdaQuant)")
-      ->check(because(CLI::IsMember({"rtn", "adaquant"}), "expected rtn or adaquant"));
+  a.method_opt = cmd->add_option("--method", a.method,
+                                 "rtn: round-to-nearest after range calibration; adaquant: layer-wise calibration (AdaQuant)")
+                     ->check(because(CLI::IsMember({"rtn", "adaquant"}), "expected rtn or adaquant"));
+  add_mixed_options(cmd, a);
   cmd->add_option("--wbits", rtn.weight_bits, "weight bits")->check(CLI::Range(2, 8));
   cmd->add_option("--abits", rtn.activation_bits, "activation bits")->check(CLI::Range(2, 8));
   cmd->add_option("--output-abits", rtn.output_activation_bits,
@@ -369,6 +395,13 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
                   "adaquant: QDrop, the probability an input element skips its quantizer in a training step (0: off)")
       ->check(CLI::Range(0.0f, 0.99f));
   cmd->add_option("--gemm-threads", a.aq.gemm_threads, "adaquant: GEMM threads (results do not depend on it)")->check(CLI::Range(1, 256));
+  cmd->add_option("--budget", a.budget, "--pipeline: the size budget as a percentage of the float32 weights (13%)");
+  cmd->add_option("--budget-bytes", a.budget_bytes,
+                  "--pipeline: the size budget in bytes of packed weights + bias + scales (400000, 400KB, 390KiB)");
+  cmd->add_option("--max-drop", a.max_drop,
+                  "--pipeline: the smallest model whose top-1 differs from the float model's on at most this "
+                  "percentage of the calibration samples")
+      ->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--report", a.report, "write the full report (per layer, timing, memory) as JSON to R.json");
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
   cmd->add_flag("--json", a.json, "the per-layer report as JSON on stdout");
@@ -388,9 +421,83 @@ int print_checked_json(const std::string& text, const std::string& model, std::s
   return 0;
 }
 
+// --pipeline's options -> MixedOptions; a usage message on a bad combination.
+bool mixed_options_from(QuantizeArgs& a, quant::MixedOptions* m, std::string* error) {
+  Status s = parse_bit_options(a.bits, &m->bits);
+  if (!s.is_ok()) return *error = s.message(), false;
+  if (a.method_opt->count() > 0) return *error = "--method and --pipeline: choose one", false;
+  if (a.aq.sequential) return *error = "--sequential: with --pipeline, use --final-sequential", false;
+  if (a.final_sequential && a.pipeline != "advanced") return *error = "--final-sequential: only with --pipeline advanced", false;
+  m->pipeline = a.pipeline == "advanced" ? quant::MixedPipeline::kAdvanced : quant::MixedPipeline::kLight;
+  m->loss = a.sensitivity == "mse" ? quant::SensitivityLoss::kMse : quant::SensitivityLoss::kKl;
+  m->final_sequential = a.final_sequential;
+  m->stats_tuning = !a.no_stats_tuning;
+  a.aq.lr_mode = a.lr_mode == "absolute" ? quant::LrMode::kAbsolute : quant::LrMode::kRelative;
+  m->aq = a.aq;
+  return true;
+}
+
+int cmd_quantize_mixed(QuantizeArgs& a) {
+  quant::MixedOptions m;
+  std::string error;
+  if (!mixed_options_from(a, &m, &error)) return usage_error(error);
+  quant::MixedBudget budget;
+  const int given = !a.budget.empty() + !a.budget_bytes.empty() + (a.max_drop >= 0);
+  if (given != 1) return usage_error("--pipeline needs exactly one of --budget, --budget-bytes and --max-drop");
+  Status s;
+  if (!a.budget.empty()) s = parse_budget_percent(a.budget, &budget.fraction);
+  if (s.is_ok() && !a.budget_bytes.empty()) s = parse_budget_bytes(a.budget_bytes, &budget.bytes);
+  if (!s.is_ok()) return usage_error(s.message());
+  budget.max_drop = a.max_drop;
+  budget.max_bops = a.max_bops;
+  budget.max_activation_bytes = a.max_activation_bytes;
+  Graph graph;
+  s = load_any_model(a.model, &graph, a.input_shapes);
+  if (!s.is_ok()) return fail(s);
+  quant::CalibrationData calib;
+  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, m.aq.rtn.seed, a.mean, a.std, graph, &calib);
+  if (!s.is_ok()) return fail(s);
+  std::fprintf(stderr, "tq: %s pipeline on %s, %d samples of %s, weight bits {%s}, activations %d-bit\n",
+               a.pipeline.c_str(), a.model.c_str(), calib.samples, a.calib.c_str(), a.bits.c_str(),
+               m.aq.rtn.activation_bits);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  m.aq.cancel = &g_cancel;
+  m.aq.progress = print_adaquant_progress;
+  m.aq.progress_user = stderr;
+  quant::MixedCandidates cand;
+  Graph quantized;
+  quant::MixedReport report;
+  s = quant::prepare_mixed(graph, calib, m, &cand);
+  if (s.is_ok()) s = quant::quantize_graph_mixed(cand, budget, &quantized, &report);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
+  const std::string full_report = report.json();
+  std::string report_json;
+  if (int rc = print_checked_json(full_report, a.model, &report_json)) return rc;
+  if (!a.json) print_mixed_report(report, stderr);
+  quantized.producer = "tinyquant quantize --pipeline " + a.pipeline + " " + a.model;
+  s = save_model_file(quantized, a.output.c_str());
+  if (!s.is_ok()) return fail(s);
+  if (!a.report.empty()) {
+    report_json += "\n";
+    s = write_file_atomic(a.report.c_str(), report_json.data(), report_json.size());
+    if (!s.is_ok()) return fail(s);
+    report_json.pop_back();
+  }
+  if (a.json) std::printf("%s\n", report_json.c_str());
+  std::fprintf(stderr, "tq: wrote %s (%lld bytes of weights, bias and scales; bits %s)\n", a.output.c_str(),
+               static_cast<long long>(report.model_bytes), report.bits_summary().c_str());
+  return 0;
+}
+
 int cmd_quantize(QuantizeArgs& a) {
   quant::RtnOptions& rtn = a.aq.rtn;
   rtn.progress = true;
+  if (!a.pipeline.empty()) return cmd_quantize_mixed(a);
+  if (!a.budget.empty() || !a.budget_bytes.empty() || a.max_drop >= 0)
+    return usage_error("--budget, --budget-bytes and --max-drop need --pipeline light|advanced");
   const bool adaquant = a.method == "adaquant";
   if (!adaquant && a.batch->count() > 0) rtn.batch = a.aq.batch;  // rtn: --batch is the invoke batch
   if (!adaquant && a.aq.sequential)
