@@ -420,10 +420,13 @@ Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget
   const uint64_t t0 = port::now_us();
   TQ_ENSURE(candidates.impl, kInvalidArgument, "mixed precision: the candidates were not prepared");
   const MixedCandidates::Impl& m = *candidates.impl;
-  const int given = (budget.fraction >= 0) + (budget.bytes >= 0) + (budget.max_drop >= 0);
+  const int given = (budget.fraction >= 0) + (budget.bytes >= 0) + (budget.max_drop >= 0) + (budget.uniform_bits > 0);
   TQ_ENSURE(given == 1, kInvalidArgument,
-            "a mixed-precision budget is exactly one of a fraction of the float size, a byte count or a maximum "
-            "drop (%d given)", given);
+            "a mixed-precision budget is exactly one of a fraction of the float size, a byte count, a maximum "
+            "drop or uniform bits (%d given)", given);
+  const auto uniform = std::find(m.bits.begin(), m.bits.end(), budget.uniform_bits);
+  TQ_ENSURE(budget.uniform_bits <= 0 || uniform != m.bits.end(), kInvalidArgument,
+            "uniform %d-bit weights: not one of the candidates' bit options", budget.uniform_bits);
   TQ_ENSURE(budget.fraction < 0 || (budget.fraction > 0 && budget.fraction <= 1), kInvalidArgument,
             "budget %g%% of the float32 size must be in (0, 100]", budget.fraction * 100);
   TQ_ENSURE(budget.bytes != 0, kInvalidArgument, "budget of 0 bytes");
@@ -444,7 +447,17 @@ Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget
   lim.max_activation_bytes = budget.max_activation_bytes;
   const uint64_t ta = port::now_us();
   Allocation alloc;
-  if (budget.max_drop < 0) {
+  if (budget.uniform_bits > 0) {
+    const int32_t k = static_cast<int32_t>(uniform - m.bits.begin());
+    alloc.choice.assign(problem.layers.size(), k);
+    alloc.bytes = problem.fixed_bytes;
+    for (size_t j = 0; j < problem.layers.size(); ++j) {
+      alloc.cost += problem.layers[j].options[k].cost;
+      alloc.bytes += problem.layers[j].options[k].bytes;
+      alloc.bops += problem.layers[j].options[k].bops;
+    }
+    alloc.status = "uniform";
+  } else if (budget.max_drop < 0) {
     lim.max_bytes = budget.bytes >= 0 ? budget.bytes
                                       : static_cast<int64_t>(std::floor(budget.fraction * double(m.float32_bytes)));
     r.budget_bytes = lim.max_bytes;

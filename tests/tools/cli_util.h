@@ -42,6 +42,18 @@ inline long file_size(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : -1;
 }
 
+// The whole file as text ("" if it cannot be read).
+inline std::string read_text_file(const std::string& p) {
+  std::string text;
+  if (FILE* f = std::fopen(p.c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  return text;
+}
+
 // A fresh directory under /tmp named after `prefix`.
 inline std::string temp_dir(const char* prefix) {
   std::string tmpl = std::string("/tmp/") + prefix + "_XXXXXX";

@@ -17,6 +17,7 @@
 #include <csignal>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <sys/stat.h>
 #endif
 
 #include "data/image.h"
@@ -27,6 +28,9 @@
 #include "toolkit/toolkit.h"
 #if TQ_WITH_QUANT
 #include "toolkit/quantize.h"
+#include "toolkit/plot.h"
+#include "tinyquant/port.h"
+#include "data/idx.h"
 #endif
 
 using namespace tinyquant;
@@ -561,6 +565,243 @@ int cmd_quantize(QuantizeArgs& a) {
                quantized.tensors.size());
   return 0;
 }
+
+// --- sweep ---
+
+std::string fmt_percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g%%", fraction * 100.0);
+  return buf;
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+struct SweepArgs {
+  QuantizeArgs q;  // model, calibration, AdaQuant and mixed options (pipeline required)
+  std::string budgets = "13,16,20,25", uniform = "4,8", plot, report, output_dir;
+  int32_t limit = 0;  // test images (0: all)
+};
+
+CLI::App* add_sweep(CLI::App& tq, SweepArgs& a) {
+  QuantizeArgs& q = a.q;
+  quant::RtnOptions& rtn = q.aq.rtn;
+  CLI::App* cmd = tq.add_subcommand(
+      "sweep", "mixed precision at several budgets from one set of candidates: a table, a Pareto SVG and a JSON report");
+  add_model(cmd, &q.model, "MODEL.(onnx|tqm)");
+  q.method_opt = cmd->add_option("--method", q.method, "(not with sweep)")->group("");
+  add_mixed_options(cmd, q);
+  cmd->get_option("--pipeline")->required();
+  cmd->add_option("--budgets", a.budgets, "budgets, percent of the float32 weights")->default_str("13,16,20,25");
+  cmd->add_option("--uniform", a.uniform, "reference points with every layer at one of these widths ('none': no reference)")
+      ->default_str("4,8");
+  cmd->add_option("--plot", a.plot, "write the Pareto and bit-width charts to P.svg");
+  cmd->add_option("--report", a.report, "write every point (bytes, bits per layer, accuracy, time) as JSON to R.json");
+  cmd->add_option("--output-dir", a.output_dir, "also write each model to DIR/<model>_<pipeline>_<budget>.tqm");
+  cmd->add_option("--limit", a.limit, "test images to evaluate on (0: the whole split)")->check(CLI::Range(0, kMaxCount));
+  cmd->add_option("--abits", rtn.activation_bits, "activation bits")->check(CLI::Range(2, 8));
+  cmd->add_option("--output-abits", rtn.output_activation_bits, "bits of the logits (0: --abits)")
+      ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
+  cmd->add_flag("--keep-first-last-8bit", rtn.keep_first_last_8bit, "the first and last layers' inputs stay 8-bit");
+  cmd->add_option("--calib", q.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
+  cmd->add_option("--calib-size", q.calib_size, "a seeded random subset of N images")
+      ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));
+  cmd->add_option("--seed", rtn.seed, "seed of the calibration subset and of AdaQuant's batches")
+      ->check(CLI::Range(0, 0x7fffffff));
+  add_backend(cmd, &rtn.backend, &rtn.threads, "kernels for calibration and evaluation");
+  cmd->add_option("--iters", q.aq.iterations, "advanced: Adam steps per layer")->check(CLI::Range(1, 1000000));
+  q.batch = cmd->add_option("--batch", q.aq.batch, "advanced: AdaQuant samples per Adam step")->check(CLI::Range(1, 4096));
+  cmd->add_option("--gemm-threads", q.aq.gemm_threads, "advanced: GEMM threads")->check(CLI::Range(1, 256));
+  add_preprocessing(cmd, &q.data_dir, &q.mean, &q.std);
+  return cmd;
+}
+
+int cmd_sweep(SweepArgs& a) {
+  QuantizeArgs& q = a.q;
+  quant::MixedOptions m;
+  std::string error;
+  if (!mixed_options_from(q, &m, &error)) return usage_error(error);
+  std::vector<double> fractions;
+  Status s = parse_percent_list(a.budgets, &fractions);
+  if (!s.is_ok()) return usage_error(s.message());
+  std::vector<int32_t> uniform;
+  if (a.uniform != "none") {
+    s = parse_bit_options(a.uniform, &uniform);
+    if (!s.is_ok()) return usage_error(std::string("--uniform: ") + s.message());
+    for (int32_t b : uniform)
+      if (std::find(m.bits.begin(), m.bits.end(), b) == m.bits.end())
+        return usage_error("--uniform " + std::to_string(b) + ": not one of --bits " + q.bits);
+  }
+  if (!a.output_dir.empty() && !is_directory(a.output_dir))
+    return fail(Status::error(StatusCode::kNotFound, "--output-dir %s: no such directory", a.output_dir.c_str()));
+  Graph graph;
+  s = load_any_model(q.model, &graph, q.input_shapes);
+  if (!s.is_ok()) return fail(s);
+  quant::CalibrationData calib;
+  s = load_calibration_set(q.calib, q.data_dir, q.calib_size, m.aq.rtn.seed, q.mean, q.std, graph, &calib);
+  if (!s.is_ok()) return fail(s);
+  ImageDataset test;
+  s = load_fashion_mnist(q.data_dir, "test", &test);
+  if (!s.is_ok()) return fail(s);
+  EvalOptions eo;
+  eo.backend = m.aq.rtn.backend;
+  eo.threads = m.aq.rtn.threads;
+  eo.limit = a.limit;
+  eo.mean = q.mean;
+  eo.std = q.std;
+  EvalResult fr;
+  s = evaluate_classifier(graph, test, eo, &fr);
+  if (!s.is_ok()) return fail(s.with_context("%s", q.model.c_str()));
+  std::fprintf(stderr, "tq: sweep, %s pipeline on %s (float top-1 %.2f%% on %d test images), %d calibration samples\n",
+               q.pipeline.c_str(), q.model.c_str(), fr.top1, fr.samples, calib.samples);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  m.aq.cancel = &g_cancel;
+  m.aq.progress = print_adaquant_progress;
+  m.aq.progress_user = stderr;
+  const uint64_t t0 = port::now_us();
+  quant::MixedCandidates cand;
+  s = quant::prepare_mixed(graph, calib, m, &cand);
+  const double prepare_s = (port::now_us() - t0) / 1e6;
+  if (!s.is_ok()) return fail(s.with_context("%s", q.model.c_str()));
+
+  std::string stem = q.model.substr(q.model.find_last_of('/') + 1);
+  stem = stem.substr(0, stem.find_last_of('.'));
+  struct Point {
+    std::string label;
+    bool mixed;
+    double fraction;
+    quant::MixedReport r;
+    EvalResult e;
+    size_t file_bytes;
+    std::string path;
+  };
+  std::vector<Point> points;
+  std::vector<quant::MixedBudget> budgets;
+  std::vector<std::string> labels;
+  for (int32_t b : uniform) {
+    quant::MixedBudget u;
+    u.uniform_bits = b;
+    budgets.push_back(u);
+    labels.push_back("W" + std::to_string(b) + "A" + std::to_string(m.aq.rtn.activation_bits));
+  }
+  for (double f : fractions) {
+    quant::MixedBudget u;
+    u.fraction = f;
+    budgets.push_back(u);
+    labels.push_back(fmt_percent(f));
+  }
+  for (size_t i = 0; i < budgets.size(); ++i) {
+    Point p;
+    p.label = labels[i];
+    p.mixed = budgets[i].uniform_bits == 0;
+    p.fraction = budgets[i].fraction;
+    Graph qg;
+    s = quant::quantize_graph_mixed(cand, budgets[i], &qg, &p.r);
+    if (!s.is_ok()) return fail(s.with_context("%s, budget %s", q.model.c_str(), p.label.c_str()));
+    qg.producer = "tinyquant sweep --pipeline " + q.pipeline + " " + q.model;
+    std::vector<uint8_t> bytes;
+    s = serialize_model(qg, &bytes);
+    if (!s.is_ok()) return fail(s);
+    p.file_bytes = bytes.size();
+    if (!a.output_dir.empty()) {
+      std::string name = p.label;
+      if (!name.empty() && name.back() == '%') name.back() = 'p';
+      p.path = a.output_dir + "/" + stem + "_" + q.pipeline + "_" + name + ".tqm";
+      s = write_file_atomic(p.path.c_str(), bytes.data(), bytes.size());
+      if (!s.is_ok()) return fail(s);
+    }
+    s = evaluate_classifier(qg, test, eo, &p.e);
+    if (!s.is_ok()) return fail(s.with_context("%s, budget %s", q.model.c_str(), p.label.c_str()));
+    std::fprintf(stderr, "  %-8s %9lld bytes (%5.2f%%) file %9zu  bits %-18s top-1 %.2f%% (%+.2f)  calibration drop %.2f%%  %.1f s\n",
+                 p.label.c_str(), static_cast<long long>(p.r.model_bytes),
+                 100.0 * double(p.r.model_bytes) / double(p.r.float32_bytes), p.file_bytes, p.r.bits_summary().c_str(),
+                 p.e.top1, p.e.top1 - fr.top1, p.r.calibration_drop, p.r.seconds);
+    points.push_back(std::move(p));
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+
+  // The table on stdout.
+  std::printf("%s, %s pipeline, weight bits {%s}, A%d; float top-1 %.2f%% on %d test images; candidates + sensitivity %.1f s\n",
+              stem.c_str(), q.pipeline.c_str(), q.bits.c_str(), m.aq.rtn.activation_bits, fr.top1, fr.samples, prepare_s);
+  std::printf("%-9s %10s %7s %10s %-20s %8s %7s %9s %7s\n", "budget", "bytes", "% fp32", "file B", "bits (w:layers)",
+              "top-1", "drop", "calib dr", "s");
+  for (const Point& p : points)
+    std::printf("%-9s %10lld %6.2f%% %10zu %-20s %7.2f%% %+7.2f %8.2f%% %7.1f\n", p.label.c_str(),
+                static_cast<long long>(p.r.model_bytes), 100.0 * double(p.r.model_bytes) / double(p.r.float32_bytes),
+                p.file_bytes, p.r.bits_summary().c_str(), p.e.top1, p.e.top1 - fr.top1, p.r.calibration_drop, p.r.seconds);
+
+  if (!a.report.empty()) {
+    Json pts = Json::array();
+    for (const Point& p : points) {
+      Json bits = Json::array();
+      for (const quant::MixedLayerReport& l : p.r.layers) bits.push_back(l.chosen_bits);
+      Json j = {{"label", p.label},
+                {"mixed", p.mixed},
+                {"budget_bytes", p.r.budget_bytes},
+                {"model_bytes", p.r.model_bytes},
+                {"file_bytes", p.file_bytes},
+                {"fraction", json_round(double(p.r.model_bytes) / double(p.r.float32_bytes), 5)},
+                {"bits", bits},
+                {"bits_summary", p.r.bits_summary()},
+                {"top1", json_round(p.e.top1, 4)},
+                {"drop", json_round(p.e.top1 - fr.top1, 4)},
+                {"calibration_drop", json_round(p.r.calibration_drop, 4)},
+                {"calibration_loss", p.r.calibration_loss},
+                {"predicted_loss", p.r.predicted_loss},
+                {"seconds", json_round(p.r.seconds, 3)},
+                {"peak_rss_bytes", p.r.peak_rss_bytes}};
+      if (!p.path.empty()) j["path"] = p.path;
+      pts.push_back(j);
+    }
+    Json layers = Json::array();
+    const quant::MixedReport& r0 = points.front().r;
+    for (const quant::MixedLayerReport& l : r0.layers) {
+      Json opts = Json::array();
+      for (const quant::MixedOptionReport& o : l.options)
+        opts.push_back({{"wbits", o.bits}, {"bytes", o.bytes}, {"sensitivity", o.sensitivity}, {"mse_after", o.mse_after}});
+      layers.push_back({{"name", l.name}, {"op", op_name(l.type)}, {"macs", l.macs}, {"options", opts}});
+    }
+    const Json j = {{"model", q.model},
+                    {"pipeline", q.pipeline},
+                    {"bits", m.bits},
+                    {"activation_bits", m.aq.rtn.activation_bits},
+                    {"calibration_samples", calib.samples},
+                    {"test_images", fr.samples},
+                    {"float_top1", json_round(fr.top1, 4)},
+                    {"float32_bytes", r0.float32_bytes},
+                    {"candidate_seconds", json_round(r0.candidate_seconds, 3)},
+                    {"sensitivity_seconds", json_round(r0.sensitivity_seconds, 3)},
+                    {"peak_rss_bytes", quant::peak_rss_bytes()},
+                    {"layers", layers},
+                    {"points", pts}};
+    const std::string text = j.dump(1) + "\n";
+    s = write_file_atomic(a.report.c_str(), text.data(), text.size());
+    if (!s.is_ok()) return fail(s);
+  }
+  if (!a.plot.empty()) {
+    SweepPlot plot;
+    plot.title = stem + ", " + q.pipeline + " pipeline, A" + std::to_string(m.aq.rtn.activation_bits);
+    plot.float_top1 = fr.top1;
+    plot.float_kilobytes = points.front().r.float32_bytes / 1000.0;
+    for (const quant::MixedLayerReport& l : points.front().r.layers) plot.layers.push_back(l.name);
+    for (const Point& p : points) {
+      (p.mixed ? plot.mixed : plot.uniform).push_back({p.label, p.r.model_bytes / 1000.0, p.e.top1});
+      plot.rows.push_back(p.label);
+      std::vector<int> b;
+      for (const quant::MixedLayerReport& l : p.r.layers) b.push_back(l.chosen_bits);
+      plot.bits.push_back(b);
+    }
+    const std::string svg = sweep_svg(plot);
+    s = write_file_atomic(a.plot.c_str(), svg.data(), svg.size());
+    if (!s.is_ok()) return fail(s);
+    std::fprintf(stderr, "tq: wrote %s\n", a.plot.c_str());
+  }
+  return 0;
+}
 #endif
 
 // --- inspect ---
@@ -692,8 +933,11 @@ int main(int argc, char** argv) {
 #if TQ_WITH_QUANT
   QuantizeArgs quantize_args;
   CLI::App* quantize = add_quantize(tq, quantize_args);
+  SweepArgs sweep_args;
+  CLI::App* sweep = add_sweep(tq, sweep_args);
 #else
   CLI::App* quantize = tq.add_subcommand("quantize", "not in this build (TQ_WITH_QUANT=OFF)")->allow_extras();
+  CLI::App* sweep = tq.add_subcommand("sweep", "not in this build (TQ_WITH_QUANT=OFF)")->allow_extras();
 #endif
   CLI::App* inspect = add_inspect(tq, inspect_model);
   CLI::App* run = add_run(tq, run_args);
@@ -723,8 +967,10 @@ int main(int argc, char** argv) {
   if (*eval) return cmd_eval(eval_args);
 #if TQ_WITH_QUANT
   if (*quantize) return cmd_quantize(quantize_args);
+  if (*sweep) return cmd_sweep(sweep_args);
 #else
   if (*quantize) return usage_error("quantize: this build has no quant/ (TQ_WITH_QUANT=OFF)");
+  if (*sweep) return usage_error("sweep: this build has no quant/ (TQ_WITH_QUANT=OFF)");
 #endif
   if (*inspect) return cmd_inspect(inspect_model);
   if (*run) return cmd_run(run_args);

@@ -62,10 +62,11 @@ struct MixedOptions {
   bool final_sequential = false;  // advanced: a sequential AdaQuant pass at the chosen bits
 };
 
-struct MixedBudget {  // exactly one of fraction, bytes, max_drop
+struct MixedBudget {  // exactly one of fraction, bytes, max_drop, uniform_bits
   double fraction = -1.0;   // of the float32 weight + bias bytes, e.g. 0.13
   int64_t bytes = -1;       // packed weights + bias + scales, as quantized_bytes() totals them
   double max_drop = -1.0;   // percent of calibration samples whose top-1 may differ from the float model's
+  int32_t uniform_bits = 0; // a reference point: every layer at this option (one of MixedOptions::bits), no program
   double max_bops = -1.0;   // optional: Σ MACs × w_bits × a_bits
   int64_t max_activation_bytes = -1;  // optional: a layer's int8 input + output bytes at batch 1
 };
