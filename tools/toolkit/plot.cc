@@ -105,8 +105,7 @@ std::string sweep_svg(const SweepPlot& p) {
   if (p.float_top1 >= 0) {
     s += fmt("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-dasharray=\"6 4\"/>\n", left,
              Y(p.float_top1), left + pw, Y(p.float_top1));
-    s += fmt("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#555\">float32 %.2f%%", left + pw - 4,
-             Y(p.float_top1) - 5, p.float_top1) +
+    s += fmt("<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">float32 %.2f%%", left + 6, Y(p.float_top1) + 15, p.float_top1) +
          fmt(" (%.0f KB)</text>\n", p.float_kilobytes);
   }
   if (p.mixed.size() > 1) {
@@ -116,17 +115,30 @@ std::string sweep_svg(const SweepPlot& p) {
     for (const SweepPlotPoint& q : m) s += fmt("%.1f,%.1f ", X(q.kilobytes), Y(q.top1));
     s += "\"/>\n";
   }
-  for (const SweepPlotPoint& q : p.mixed) {
-    s += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#2166ac\"/>\n", X(q.kilobytes), Y(q.top1));
-    s += fmt("<text x=\"%.1f\" y=\"%.1f\" fill=\"#2166ac\">", X(q.kilobytes) + 7, Y(q.top1) - 7) + esc(q.label) +
-         fmt(" %.2f%%</text>\n", q.top1);
-  }
-  for (const SweepPlotPoint& q : p.uniform) {
-    const double cx = X(q.kilobytes), cy = Y(q.top1);
-    s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#b2182b\"/>\n", cx - 4.5, cy - 4.5);
-    s += fmt("<text x=\"%.1f\" y=\"%.1f\" fill=\"#b2182b\">", cx + 7, cy + 15) + esc(q.label) +
-         fmt(" %.2f%%</text>\n", q.top1);
-  }
+  // Points at the same place (two budgets giving one model) share one label; labels near the
+  // right edge go to the left of their point.
+  auto labelled = [&](const std::vector<SweepPlotPoint>& pts, bool square) {
+    const char* colour = square ? "#b2182b" : "#2166ac";
+    std::vector<bool> done(pts.size(), false);
+    for (size_t i = 0; i < pts.size(); ++i) {
+      if (done[i]) continue;
+      std::string label = pts[i].label;
+      for (size_t k = i + 1; k < pts.size(); ++k)
+        if (!done[k] && std::fabs(pts[k].kilobytes - pts[i].kilobytes) < 1e-9 && std::fabs(pts[k].top1 - pts[i].top1) < 1e-9) {
+          label += ", " + pts[k].label;
+          done[k] = true;
+        }
+      const double cx = X(pts[i].kilobytes), cy = Y(pts[i].top1);
+      if (square)
+        s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" ", cx - 4.5, cy - 4.5) + "fill=\"" + colour + "\"/>\n";
+      else s += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" ", cx, cy) + "fill=\"" + colour + "\"/>\n";
+      const bool flip = cx > left + 0.75 * pw;
+      s += fmt("<text x=\"%.1f\" y=\"%.1f\" ", flip ? cx - 8 : cx + 8, square ? cy + 16 : cy - 8) +
+           (flip ? "text-anchor=\"end\" " : "") + "fill=\"" + colour + "\">" + esc(label) + fmt(" %.2f%%</text>\n", pts[i].top1);
+    }
+  };
+  labelled(p.mixed, false);
+  labelled(p.uniform, true);
   // Legend.
   const double ly = top + ph + 54;
   s += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#2166ac\"/>", left + 6, ly - 4) +
@@ -145,10 +157,22 @@ std::string sweep_svg(const SweepPlot& p) {
       const double x = left + label_w + cell_w * double(l);
       s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" stroke=\"white\" ", x, y, cell_w, cell_h);
       s += std::string("fill=\"") + bit_colour(p.bits[r][l]) + "\"/>";
-      if (cell_w >= 12) s += fmt("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%d</text>", x + cell_w / 2,
-                                 y + 15, p.bits[r][l]);
+      if (cell_w >= 12)
+        s += fmt("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%.0f</text>", x + cell_w / 2, y + 15,
+                 double(p.bits[r][l]));
       s += "\n";
     }
+  }
+  // Colour key.
+  const double kx = left + label_w + cell_w * double(nl) + 30;
+  int key_row = 0;
+  for (int b : {2, 3, 4, 5, 6, 8}) {
+    bool used = false;
+    for (const std::vector<int>& row : p.bits) used |= std::find(row.begin(), row.end(), b) != row.end();
+    if (!used) continue;
+    const double y = gy + cell_h * key_row++;
+    s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"16\" ", kx, y + 2) + "fill=\"" + bit_colour(b) + "\"/>" +
+         fmt("<text x=\"%.1f\" y=\"%.1f\">%.0f-bit weights</text>\n", kx + 22, y + 15, double(b));
   }
   const double ny = gy + cell_h * double(p.rows.size()) + 8;
   for (size_t l = 0; l < nl; ++l) {
