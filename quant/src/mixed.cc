@@ -8,7 +8,9 @@
 #include <limits>
 #include <map>
 
+#include "adam.h"
 #include "adaquant_state.h"
+#include "backprop.h"
 #include "rewrite.h"
 #include "stream.h"
 #include "tinyquant/interpreter.h"
@@ -314,6 +316,117 @@ struct MixedCandidates::Impl {
     return Status::ok();
   }
 
+  // Bias tuning (ALGORITHMS §5) of state s: its biases trained end to end on the fake-quant twin
+  // against the float model's outputs, KL(p_float ‖ p_quant). Kept only if the held-out KL fell.
+  Status tune_biases(const std::vector<int32_t>& choice, QuantState* s, MixedReport::BiasTuning* rep) const {
+    const uint64_t t0 = port::now_us();
+    Graph q, sim;
+    RewriteMap map;
+    SimulatedMap smap;
+    TQ_RETURN_IF_ERROR(build_integer_graph(*fg, rtn_for(choice), s->params, &s->layers, &q, &map, nullptr));
+    TQ_RETURN_IF_ERROR(build_simulated_graph_mapped(q, {}, &sim, &smap));
+    // Per target: its bias constant in the simulated graph and its output's quantization step.
+    std::vector<int32_t> bias_t(targets.size(), -1);
+    std::vector<float> out_scale(targets.size(), 1.0f);
+    for (size_t j = 0; j < targets.size(); ++j) {
+      const int32_t qop = map.op[targets[j]];
+      const int32_t sop = smap.op[qop];
+      TQ_ENSURE(sop >= 0 && sim.operators[sop].inputs.size() > 2 && sim.operators[sop].inputs[2] >= 0, kInternal,
+                "bias tuning: layer '%s' has no bias in the simulated graph", fg->operators[targets[j]].name.c_str());
+      bias_t[j] = sim.operators[sop].inputs[2];
+      const Tensor& o = q.tensors[q.operators[qop].outputs[0]];
+      out_scale[j] = o.quant.scale.empty() ? 1.0f : o.quant.scale[0];
+    }
+    const int32_t holdout =
+        std::max<int32_t>(1, static_cast<int32_t>(std::lround(calib->samples * double(opt.aq.holdout))));
+    const int32_t train = calib->samples - holdout;
+    TQ_ENSURE(train >= 1, kInvalidArgument, "bias tuning: %d calibration samples leave none to train on",
+              calib->samples);
+    const int32_t batch = std::max<int32_t>(1, std::min(opt.bias_batch, train));
+    Backprop bp;
+    // Mean KL over samples [first, first + count) with the biases in `sim`; with g, the gradient
+    // of that batch's mean KL w.r.t. every target's bias (count must then be one batch).
+    auto run = [&](int32_t first, int32_t count, double* kl, std::vector<std::vector<float>>* g) -> Status {
+      *kl = 0.0;
+      for (int32_t at = first; at < first + count;) {
+        const int32_t n = std::min(batch, first + count - at);
+        if (bp.batch() != n) TQ_RETURN_IF_ERROR(bp.prepare(sim, n));
+        TQ_RETURN_IF_ERROR(bp.forward(calib->values.data() + int64_t(at) * per_sample));
+        const std::vector<float>& y = bp.value(sim.outputs[0]);
+        std::vector<float> dy(y.size());
+        std::vector<double> pf(out_per), pq(out_per);
+        // p_f, p_q: the outputs themselves when they are probabilities, else their softmax.
+        auto dist = [&](const float* v, std::vector<double>* p) {
+          if (probs) {
+            double sum = 0.0;
+            for (int64_t c = 0; c < out_per; ++c) sum += (*p)[c] = std::max(double(v[c]), 1e-12);
+            for (double& x : *p) x /= sum;
+            return;
+          }
+          const double mx = *std::max_element(v, v + out_per);
+          double sum = 0.0;
+          for (int64_t c = 0; c < out_per; ++c) sum += (*p)[c] = std::exp(double(v[c]) - mx);
+          for (double& x : *p) x = std::max(x / sum, 1e-300);
+        };
+        for (int32_t i = 0; i < n; ++i) {
+          const float* o = y.data() + int64_t(i) * out_per;
+          dist(float_out.data() + int64_t(at + i) * out_per, &pf);
+          dist(o, &pq);
+          for (int64_t c = 0; c < out_per; ++c) {
+            *kl += pf[c] * (std::log(pf[c]) - std::log(pq[c]));
+            // d KL / d output, for the batch mean: −p_f / p_q for probabilities, p_q − p_f for logits.
+            dy[i * out_per + c] =
+                static_cast<float>((probs ? -pf[c] / std::max(double(o[c]), 1e-12) : pq[c] - pf[c]) / double(n));
+          }
+        }
+        if (g) {
+          TQ_RETURN_IF_ERROR(bp.backward(dy.data()));
+          g->resize(targets.size());
+          for (size_t j = 0; j < targets.size(); ++j) (*g)[j] = bp.grad(bias_t[j]);
+        }
+        at += n;
+      }
+      *kl /= double(count);
+      return Status::ok();
+    };
+    std::vector<std::vector<float>> b(targets.size()), lr(targets.size()), g;
+    std::vector<Adam> adam(targets.size());
+    for (size_t j = 0; j < targets.size(); ++j) {
+      const float* v = sim.constant_data<float>(bias_t[j]);
+      b[j].assign(v, v + shape_elements(sim.tensors[bias_t[j]].shape));
+      lr[j].assign(b[j].size(), opt.bias_lr * out_scale[j]);
+      adam[j].init(b[j].size());
+    }
+    auto set_biases = [&]() {  // into the simulated graph (owned constants; re-read at every invoke)
+      for (size_t j = 0; j < targets.size(); ++j) std::copy(b[j].begin(), b[j].end(), sim.mutable_constant_data<float>(bias_t[j]));
+    };
+    rep->ran = true;
+    TQ_RETURN_IF_ERROR(run(train, holdout, &rep->holdout_kl_before, nullptr));
+    int64_t step = 0;
+    for (int32_t e = 0; e < opt.bias_epochs; ++e) {
+      double kl = 0.0, total = 0.0;
+      int32_t batches = 0;
+      for (int32_t at = 0; at + batch <= train; at += batch) {
+        TQ_RETURN_IF_ERROR(run(at, batch, &kl, &g));
+        ++step;
+        for (size_t j = 0; j < targets.size(); ++j) adam[j].update(b[j].data(), g[j].data(), lr[j].data(), b[j].size(), step, 1.0);
+        set_biases();
+        total += kl;
+        ++batches;
+        if (cancelled(opt)) return Status::error(StatusCode::kCancelled, "mixed precision cancelled");
+      }
+      progress("bias tuning", e, opt.bias_epochs, "every bias", batches ? total / batches : 0.0, t0);
+    }
+    rep->epochs = opt.bias_epochs;
+    rep->steps = static_cast<int32_t>(step);
+    TQ_RETURN_IF_ERROR(run(train, holdout, &rep->holdout_kl_after, nullptr));
+    rep->kept = rep->holdout_kl_after < rep->holdout_kl_before;
+    if (rep->kept)
+      for (size_t j = 0; j < targets.size(); ++j) s->layers[targets[j]].bias = b[j];
+    rep->seconds = (port::now_us() - t0) / 1e6;
+    return Status::ok();
+  }
+
   AllocationProblem problem() const {
     AllocationProblem p;
     p.fixed_bytes = fixed_bytes;
@@ -387,6 +500,18 @@ std::string MixedReport::json(bool timing) const {
                 predicted_loss, calibration_loss, calibration_drop, bops, allocation.status.c_str(),
                 static_cast<long long>(allocation.nodes), drop_searches, bits_summary().c_str());
   j += buf;
+  if (bias.ran) {
+    std::snprintf(buf, sizeof(buf),
+                  ", \"bias_tuning\": {\"epochs\": %d, \"steps\": %d, \"holdout_kl_before\": %.6g, "
+                  "\"holdout_kl_after\": %.6g, \"kept\": %s",
+                  bias.epochs, bias.steps, bias.holdout_kl_before, bias.holdout_kl_after, bias.kept ? "true" : "false");
+    j += buf;
+    if (timing) {
+      std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", bias.seconds);
+      j += buf;
+    }
+    j += "}";
+  }
   if (timing) {
     std::snprintf(buf, sizeof(buf),
                   ", \"seconds\": %.3f, \"candidate_seconds\": %.3f, \"sensitivity_seconds\": %.3f, "
@@ -542,7 +667,18 @@ Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget
   fo.sequential = true;
   fo.stats_tuning = m.opt.stats_tuning;
   Graph q;
-  TQ_RETURN_IF_ERROR(run_adaquant(*m.fg, *m.calib, fo, &start, nullptr, &q, &r.tuning));
+  QuantState tuned;
+  TQ_RETURN_IF_ERROR(run_adaquant(*m.fg, *m.calib, fo, &start, &tuned, &q, &r.tuning));
+  if (m.opt.pipeline == MixedPipeline::kAdvanced && m.opt.bias_epochs > 0) {
+    TQ_RETURN_IF_ERROR(m.tune_biases(alloc.choice, &tuned, &r.bias));
+    if (r.bias.kept) {  // the graph again, from the tuned biases (no further tuning)
+      AdaQuantOptions bo = fo;
+      bo.adaquant = false;
+      bo.stats_tuning = false;
+      AdaQuantReport unused;
+      TQ_RETURN_IF_ERROR(run_adaquant(*m.fg, *m.calib, bo, &tuned, nullptr, &q, &unused));
+    }
+  }
   r.tuning_seconds = (port::now_us() - tt) / 1e6;
   r.model_bytes = quantized_bytes(q).total();
   TQ_ENSURE(r.budget_bytes < 0 || r.model_bytes <= r.budget_bytes, kInternal,
@@ -564,7 +700,8 @@ Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget
     r.layers.push_back(std::move(l));
   }
   CalibrationRecord& rec = q.calibration;
-  rec.pipeline = r.pipeline + (fo.adaquant ? "+sequential" : "") + (fo.stats_tuning ? "+stats" : "");
+  rec.pipeline = r.pipeline + (fo.adaquant ? "+sequential" : "") + (fo.stats_tuning ? "+stats" : "") +
+                 (r.bias.kept ? "+bias" : "");
   rec.budget_bytes = r.budget_bytes > 0 ? static_cast<uint64_t>(r.budget_bytes) : 0;
   r.pipeline = rec.pipeline;
   r.seconds = (port::now_us() - t0) / 1e6;

@@ -30,7 +30,8 @@
 //      the integer model). An input quantizer shared by several layers comes from the candidate of
 //      the layer that learned it (the first reader).
 //   4. Statistics tuning (adaquant.h) of the assembled mixed model; advanced with
-//      final_sequential: a sequential AdaQuant pass at the chosen bits first.
+//      final_sequential: a sequential AdaQuant pass at the chosen bits first; advanced: then bias
+//      tuning (§5, MixedOptions::bias_epochs), kept only if the held-out KL improved.
 // The written graph's quantized_bytes().total() is checked against the budget; its calibration
 // record names the pipeline ("light", "advanced"), the per-layer bits and the budget, and its
 // report_json holds the report without timing.
@@ -60,6 +61,13 @@ struct MixedOptions {
   SensitivityLoss loss = SensitivityLoss::kKl;
   bool stats_tuning = true;
   bool final_sequential = false;  // advanced: a sequential AdaQuant pass at the chosen bits
+  // Advanced, last step (ALGORITHMS §5): only the biases trained end to end on the fake-quant
+  // model, loss KL(float softmax ‖ quantized softmax), Adam, straight-through rounding. Each
+  // Adam step moves a bias by about bias_lr of its layer's output quantization step. The last
+  // aq.holdout of the samples judge it: if their KL did not improve, the biases stay. 0 epochs: off.
+  int32_t bias_epochs = 4;
+  int32_t bias_batch = 32;
+  float bias_lr = 0.05f;
 };
 
 struct MixedBudget {  // exactly one of fraction, bytes, max_drop, uniform_bits
@@ -106,6 +114,11 @@ struct MixedReport {
   double seconds = 0.0;             // this budget's (quantize_graph_mixed) time
   int64_t peak_rss_bytes = 0;
   AdaQuantReport tuning;            // the final stats tuning / sequential pass
+  struct BiasTuning {
+    bool ran = false, kept = false;
+    int32_t epochs = 0, steps = 0;
+    double holdout_kl_before = 0.0, holdout_kl_after = 0.0, seconds = 0.0;
+  } bias;
   std::string bits_summary() const; // e.g. "2:3 3:5 4:10 8:4" (bits:layers)
   std::string json(bool timing = true) const;
 };
