@@ -61,6 +61,20 @@ Status run_outputs(const Graph& g, const CalibrationData& calib, int64_t per_sam
   return Status::ok();
 }
 
+// One sample's output as a distribution: the values themselves (renormalised) when they are
+// probabilities already (the model ends in Softmax), else their softmax; floored away from 0.
+void distribution(const float* v, int64_t per, bool probs, std::vector<double>* p) {
+  double s = 0.0;
+  if (probs) {
+    for (int64_t c = 0; c < per; ++c) s += (*p)[c] = std::max(double(v[c]), 1e-12);
+    for (double& x : *p) x /= s;
+    return;
+  }
+  const double m = *std::max_element(v, v + per);
+  for (int64_t c = 0; c < per; ++c) s += (*p)[c] = std::exp(double(v[c]) - m);
+  for (double& x : *p) x = std::max(x / s, 1e-300);
+}
+
 // The label-free loss of outputs q against the float model's f (n samples of `per` values):
 // mean KL(softmax f ‖ softmax q) — or of the values themselves when they are probabilities
 // already (the model ends in Softmax) — or the mean squared difference; and the percentage of
@@ -78,20 +92,8 @@ void output_loss(const float* f, const float* q, int64_t n, int64_t per, Sensiti
       for (int64_t c = 0; c < per; ++c) total += double(a[c] - b[c]) * (a[c] - b[c]) / double(per);
       continue;
     }
-    auto dist = [&](const float* v, std::vector<double>* p) {
-      if (probs) {
-        double s = 0.0;
-        for (int64_t c = 0; c < per; ++c) s += (*p)[c] = std::max(double(v[c]), 1e-12);
-        for (double& x : *p) x /= s;
-        return;
-      }
-      const double m = *std::max_element(v, v + per);
-      double s = 0.0;
-      for (int64_t c = 0; c < per; ++c) s += (*p)[c] = std::exp(double(v[c]) - m);
-      for (double& x : *p) x = std::max(x / s, 1e-300);
-    };
-    dist(a, &pf);
-    dist(b, &pq);
+    distribution(a, per, probs, &pf);
+    distribution(b, per, probs, &pq);
     for (int64_t c = 0; c < per; ++c) total += pf[c] * (std::log(pf[c]) - std::log(pq[c]));
   }
   *loss = n > 0 ? total / double(n) : 0.0;
@@ -355,23 +357,10 @@ struct MixedCandidates::Impl {
         const std::vector<float>& y = bp.value(sim.outputs[0]);
         std::vector<float> dy(y.size());
         std::vector<double> pf(out_per), pq(out_per);
-        // p_f, p_q: the outputs themselves when they are probabilities, else their softmax.
-        auto dist = [&](const float* v, std::vector<double>* p) {
-          if (probs) {
-            double sum = 0.0;
-            for (int64_t c = 0; c < out_per; ++c) sum += (*p)[c] = std::max(double(v[c]), 1e-12);
-            for (double& x : *p) x /= sum;
-            return;
-          }
-          const double mx = *std::max_element(v, v + out_per);
-          double sum = 0.0;
-          for (int64_t c = 0; c < out_per; ++c) sum += (*p)[c] = std::exp(double(v[c]) - mx);
-          for (double& x : *p) x = std::max(x / sum, 1e-300);
-        };
         for (int32_t i = 0; i < n; ++i) {
           const float* o = y.data() + int64_t(i) * out_per;
-          dist(float_out.data() + int64_t(at + i) * out_per, &pf);
-          dist(o, &pq);
+          distribution(float_out.data() + int64_t(at + i) * out_per, out_per, probs, &pf);
+          distribution(o, out_per, probs, &pq);
           for (int64_t c = 0; c < out_per; ++c) {
             *kl += pf[c] * (std::log(pf[c]) - std::log(pq[c]));
             // d KL / d output, for the batch mean: −p_f / p_q for probabilities, p_q − p_f for logits.

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "rewrite.h"
+#include "tinyquant/adaquant.h"
 #include "tinyquant/op_info.h"
 #include "tinyquant/pipeline.h"
 #include "tinyquant/port.h"
@@ -463,7 +464,8 @@ std::string RtnReport::json(bool timing) const {
   std::string j = "{\"pipeline\": \"rtn\", \"samples\": " + std::to_string(samples);
   char buf[256];
   if (timing) {
-    std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", seconds);
+    std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f, \"peak_rss_bytes\": %lld", seconds,
+                  static_cast<long long>(peak_rss_bytes));
     j += buf;
   }
   std::snprintf(buf, sizeof(buf), ", \"observer_bytes\": %zu, \"arena_bytes\": %zu", observer_bytes, arena_bytes);
@@ -654,6 +656,7 @@ Status quantize_graph_rtn(const Graph& float_graph, const CalibrationData& calib
   Graph sim;
   if (simulated) TQ_RETURN_IF_ERROR(build_simulated_graph(q, &sim));
   report.seconds = (port::now_us() - t0) / 1e6;
+  report.peak_rss_bytes = peak_rss_bytes();
   q.calibration.report_json = report.json(/*timing=*/false);  // same inputs, same file
 
   *quantized = std::move(q);

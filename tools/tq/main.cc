@@ -425,6 +425,28 @@ int print_checked_json(const std::string& text, const std::string& model, std::s
   return 0;
 }
 
+// The model and its calibration set as tq quantize / sweep take them (0 on success, else the exit code).
+int load_model_and_calibration(const QuantizeArgs& a, uint64_t seed, Graph* graph, quant::CalibrationData* calib) {
+  Status s = load_any_model(a.model, graph, a.input_shapes);
+  if (!s.is_ok()) return fail(s);
+  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, seed, a.mean, a.std, *graph, calib);
+  return s.is_ok() ? 0 : fail(s);
+}
+
+// Ctrl-C / SIGTERM stop a long pipeline at its next step (nothing is written), and its progress
+// goes to stderr; unwatch restores the default handlers.
+void watch_interrupts(quant::AdaQuantOptions* aq) {
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  aq->cancel = &g_cancel;
+  aq->progress = print_adaquant_progress;
+  aq->progress_user = stderr;
+}
+void unwatch_interrupts() {
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
 // --pipeline's options -> MixedOptions; a usage message on a bad combination.
 bool mixed_options_from(QuantizeArgs& a, quant::MixedOptions* m, std::string* error) {
   Status s = parse_bit_options(a.bits, &m->bits);
@@ -456,26 +478,18 @@ int cmd_quantize_mixed(QuantizeArgs& a) {
   budget.max_bops = a.max_bops;
   budget.max_activation_bytes = a.max_activation_bytes;
   Graph graph;
-  s = load_any_model(a.model, &graph, a.input_shapes);
-  if (!s.is_ok()) return fail(s);
   quant::CalibrationData calib;
-  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, m.aq.rtn.seed, a.mean, a.std, graph, &calib);
-  if (!s.is_ok()) return fail(s);
+  if (int rc = load_model_and_calibration(a, m.aq.rtn.seed, &graph, &calib)) return rc;
   std::fprintf(stderr, "tq: %s pipeline on %s, %d samples of %s, weight bits {%s}, activations %d-bit\n",
                a.pipeline.c_str(), a.model.c_str(), calib.samples, a.calib.c_str(), a.bits.c_str(),
                m.aq.rtn.activation_bits);
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  m.aq.cancel = &g_cancel;
-  m.aq.progress = print_adaquant_progress;
-  m.aq.progress_user = stderr;
+  watch_interrupts(&m.aq);
   quant::MixedCandidates cand;
   Graph quantized;
   quant::MixedReport report;
   s = quant::prepare_mixed(graph, calib, m, &cand);
   if (s.is_ok()) s = quant::quantize_graph_mixed(cand, budget, &quantized, &report);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  unwatch_interrupts();
   if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
   const std::string full_report = report.json();
   std::string report_json;
@@ -509,11 +523,9 @@ int cmd_quantize(QuantizeArgs& a) {
   a.aq.adaquant = adaquant;
   a.aq.lr_mode = a.lr_mode == "absolute" ? quant::LrMode::kAbsolute : quant::LrMode::kRelative;
   Graph graph;
-  Status s = load_any_model(a.model, &graph, a.input_shapes);
-  if (!s.is_ok()) return fail(s);
   quant::CalibrationData calib;
-  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, rtn.seed, a.mean, a.std, graph, &calib);
-  if (!s.is_ok()) return fail(s);
+  if (int rc = load_model_and_calibration(a, rtn.seed, &graph, &calib)) return rc;
+  Status s;
   std::string what = a.method;
   if (adaquant) what += a.aq.sequential ? " sequential" : " parallel";
   if (a.aq.stats_tuning) what += " + stats tuning";
@@ -532,15 +544,10 @@ int cmd_quantize(QuantizeArgs& a) {
   } else {
     // Ctrl-C stops at the next step: nothing is written (the model file is written atomically
     // after success only).
-    std::signal(SIGINT, on_interrupt);
-    std::signal(SIGTERM, on_interrupt);
-    a.aq.cancel = &g_cancel;
-    a.aq.progress = print_adaquant_progress;
-    a.aq.progress_user = stderr;
+    watch_interrupts(&a.aq);
     quant::AdaQuantReport report;
     s = quant::quantize_graph_adaquant(graph, calib, a.aq, &quantized, &report);
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    unwatch_interrupts();
     if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
     full_report = report.json();
     if (a.json)
@@ -637,11 +644,8 @@ int cmd_sweep(SweepArgs& a) {
   if (!a.output_dir.empty() && !is_directory(a.output_dir))
     return fail(Status::error(StatusCode::kNotFound, "--output-dir %s: no such directory", a.output_dir.c_str()));
   Graph graph;
-  s = load_any_model(q.model, &graph, q.input_shapes);
-  if (!s.is_ok()) return fail(s);
   quant::CalibrationData calib;
-  s = load_calibration_set(q.calib, q.data_dir, q.calib_size, m.aq.rtn.seed, q.mean, q.std, graph, &calib);
-  if (!s.is_ok()) return fail(s);
+  if (int rc = load_model_and_calibration(q, m.aq.rtn.seed, &graph, &calib)) return rc;
   ImageDataset test;
   s = load_fashion_mnist(q.data_dir, "test", &test);
   if (!s.is_ok()) return fail(s);
@@ -656,11 +660,7 @@ int cmd_sweep(SweepArgs& a) {
   if (!s.is_ok()) return fail(s.with_context("%s", q.model.c_str()));
   std::fprintf(stderr, "tq: sweep, %s pipeline on %s (float top-1 %.2f%% on %d test images), %d calibration samples\n",
                q.pipeline.c_str(), q.model.c_str(), fr.top1, fr.samples, calib.samples);
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
-  m.aq.cancel = &g_cancel;
-  m.aq.progress = print_adaquant_progress;
-  m.aq.progress_user = stderr;
+  watch_interrupts(&m.aq);
   const uint64_t t0 = port::now_us();
   quant::MixedCandidates cand;
   s = quant::prepare_mixed(graph, calib, m, &cand);
@@ -721,8 +721,7 @@ int cmd_sweep(SweepArgs& a) {
                  p.e.top1, p.e.top1 - fr.top1, p.r.calibration_drop, p.r.seconds);
     points.push_back(std::move(p));
   }
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  unwatch_interrupts();
 
   // The table on stdout.
   std::printf("%s, %s pipeline, weight bits {%s}, A%d; float top-1 %.2f%% on %d test images; candidates + sensitivity %.1f s\n",

@@ -109,6 +109,7 @@ struct RtnReport {
   size_t observer_bytes = 0;   // histograms held during calibration
   size_t arena_bytes = 0;      // float interpreter arena during calibration (streams: reused as in inference)
   double seconds = 0.0;
+  int64_t peak_rss_bytes = 0;  // the process's peak resident set when the pipeline finished (timing only)
   // One JSON object; Graph::calibration.report_json holds it without timing, so that the same
   // model, data and options give the same file byte for byte.
   std::string json(bool timing = true) const;
