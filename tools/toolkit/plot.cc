@@ -61,7 +61,8 @@ std::string sweep_svg(const SweepPlot& p) {
   const double cell_h = 22, label_w = 70;
   const size_t nl = p.layers.size();
   const double grid_top = top + ph + 90;
-  const double cell_w = nl ? std::min(40.0, (W - left - right - label_w + 50) / double(nl)) : 10;
+  const double key_w = 130;  // the colour key right of the grid
+  const double cell_w = nl ? std::min(40.0, (W - left - right - label_w - key_w) / double(nl)) : 10;
   const double H = grid_top + 30 + cell_h * double(p.rows.size()) + 110;
 
   std::vector<SweepPlotPoint> all = p.mixed;
@@ -143,8 +144,9 @@ std::string sweep_svg(const SweepPlot& p) {
   const double ly = top + ph + 54;
   s += fmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#2166ac\"/>", left + 6, ly - 4) +
        fmt("<text x=\"%.1f\" y=\"%.1f\">mixed precision at a budget (%% of float32)</text>\n", left + 16, ly);
-  s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#b2182b\"/>", left + 330, ly - 9) +
-       fmt("<text x=\"%.1f\" y=\"%.1f\">every layer at one width</text>\n", left + 345, ly);
+  if (!p.uniform.empty())
+    s += fmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"#b2182b\"/>", left + 330, ly - 9) +
+         fmt("<text x=\"%.1f\" y=\"%.1f\">every layer at one width</text>\n", left + 345, ly);
 
   // The bit-width chart: one row per budget, one cell per layer.
   s += fmt("<text x=\"%.1f\" y=\"%.1f\" font-size=\"16\" font-weight=\"bold\">", left, grid_top) + esc(p.title) +
@@ -164,7 +166,7 @@ std::string sweep_svg(const SweepPlot& p) {
     }
   }
   // Colour key.
-  const double kx = left + label_w + cell_w * double(nl) + 30;
+  const double kx = left + label_w + cell_w * double(nl) + 20;
   int key_row = 0;
   for (int b : {2, 3, 4, 5, 6, 8}) {
     bool used = false;
