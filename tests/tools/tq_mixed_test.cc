@@ -87,6 +87,7 @@ TEST_CASE("tq quantize --pipeline light --budget 13%: the file honours the budge
   CHECK(totals.first <= totals.second * 13 / 100);
   CHECK(totals.first > totals.second * 11 / 100);  // the budget is used, not wasted
   CHECK_MESSAGE(contains(ins.out, "quantized  light+stats, 200 calibration samples"), ins.out);
+  CHECK(contains(ins.out, (", budget " + std::to_string(totals.second * 13 / 100) + " bytes").c_str()));
   CHECK(contains(ins.out, "4..8 bits"));  // mixed
   const std::string json = read_text_file(report);
   CHECK(field(json, "model_bytes") == std::to_string(totals.first));

@@ -116,10 +116,13 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
   for (const Tensor& t : graph.tensors) quantized |= !t.quant.scale.empty();
   if (quantized) {
     const CalibrationRecord& c = graph.calibration;
-    if (c.present)
-      std::fprintf(out, "quantized  %s, %u calibration samples of %s, seed %llu\n",
-                   c.pipeline.empty() ? "-" : c.pipeline.c_str(), c.calibration_samples,
-                   c.dataset.empty() ? "-" : c.dataset.c_str(), static_cast<unsigned long long>(c.seed));
+    if (c.present) {
+      std::fprintf(out, "quantized  %s, %u calibration samples of %s, seed %llu", c.pipeline.empty() ? "-" : c.pipeline.c_str(),
+                   c.calibration_samples, c.dataset.empty() ? "-" : c.dataset.c_str(),
+                   static_cast<unsigned long long>(c.seed));
+      if (c.budget_bytes > 0) std::fprintf(out, ", budget %llu bytes", static_cast<unsigned long long>(c.budget_bytes));
+      std::fprintf(out, "\n");
+    }
     std::fprintf(out, "\n%-3s %-17s %-28s %-16s %-16s %-7s %5s %5s %-18s %-19s %10s %-8s %s\n", "#", "op", "name",
                  "input", "output", "dtype", "wbits", "abits", "out scale/zp", "w scale min..max", "param B",
                  "runs on", "options");
