@@ -190,7 +190,11 @@ struct MixedCandidates::Impl {
       AdaQuantOptions o = opt.aq;
       o.rtn.weight_bits = bits[k];
       o.rtn.layer_weight_bits.clear();
-      o.adaquant = opt.pipeline == MixedPipeline::kAdvanced && bits[k] < 8 && int32_t(k) != largest();
+      // Every option, the largest too: ΔL swaps a layer's candidate — weights and, for the layer
+      // that learns it, its input quantizer — into the all-largest model, so that model's
+      // quantizers must be learned the same way or ΔL measures the quantizer, not the bits (with
+      // 4-bit activations a learned input quantizer made many 2-bit layers look better than 8).
+      o.adaquant = opt.pipeline == MixedPipeline::kAdvanced;
       o.sequential = false;
       o.stats_tuning = false;
       Graph q;

@@ -232,6 +232,15 @@ TEST_CASE("mixed advanced: bias tuning lowers the calibration KL of the integer 
   s = quant::quantize_graph_mixed(cand, b, &q0, &r0);
   REQUIRE_MESSAGE(s.is_ok(), s.message());
   CHECK_FALSE(r0.bias.ran);
+  // AdaQuant ran at every width, the largest too: the sensitivities compare each layer's candidate
+  // against an all-8-bit model whose input quantizers were learned the same way (with the 8-bit
+  // option left range-calibrated, a learned 4-bit input quantizer made 2-bit layers look free).
+  for (const quant::MixedLayerReport& l : r0.layers)
+    for (const quant::MixedOptionReport& o : l.options) {
+      CAPTURE(l.name);
+      CAPTURE(o.bits);
+      CHECK(o.mse_after > 0.0);
+    }
   CHECK(q0.calibration.pipeline == "advanced");
   // The same candidates with bias tuning on (the options travel with the candidates).
   m.bias_epochs = 6;

@@ -12,8 +12,8 @@
 // prepare_mixed, once per model and options:
 //   1. Candidates: for every weight-bit option b, every int8 weighted layer quantized at b with
 //      the activations at aq.rtn.activation_bits — range calibration and round-to-nearest (light)
-//      or parallel AdaQuant (advanced; the largest option, normally 8 bits, stays range-calibrated:
-//      AdaQuant gains nothing measurable there). Parallel mode makes the layers independent, so any
+//      or parallel AdaQuant (advanced, every option including the largest, whose learned input
+//      quantizers the sensitivities compare against). Parallel mode makes the layers independent, so any
 //      layer's candidate combines with any other's. Each candidate's bytes are what the .tqm stores
 //      for it (quantized_op_bytes: packed weights + int32 bias + their scales).
 //   2. Sensitivity, without labels: ΔL[l,b] = L(layer l at b, every other at the largest option) −
