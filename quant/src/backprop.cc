@@ -97,9 +97,11 @@ Status Backprop::forward(const float* input) {
 
 Status Backprop::backward(const float* d_output) {
   for (size_t t = 0; t < grad_.size(); ++t) grad_[t].assign(value_[t].size(), 0.0f);
-  for (size_t t = 0; t < g_->tensors.size(); ++t)  // constants: gradient slots for the ones ops add (biases)
-    if (g_->tensors[t].is_constant() && g_->tensors[t].dtype == DType::kFloat32)
-      grad_[t].assign(static_cast<size_t>(shape_elements(g_->tensors[t].shape)), 0.0f);
+  for (const Operator& op : g_->operators) {  // constants: gradient slots for the weighted ops' biases only
+    const int32_t b = op_info(op.type).weighted && op.inputs.size() > 2 ? op.inputs[2] : -1;
+    if (b >= 0 && g_->tensors[b].is_constant() && g_->tensors[b].dtype == DType::kFloat32)
+      grad_[b].assign(static_cast<size_t>(shape_elements(g_->tensors[b].shape)), 0.0f);
+  }
   const int32_t out = g_->outputs[0];
   std::memcpy(grad_[out].data(), d_output, sizeof(float) * grad_[out].size());
   for (size_t i = g_->operators.size(); i-- > 0;) TQ_RETURN_IF_ERROR(backward_op(g_->operators[i]));
@@ -126,9 +128,8 @@ Status Backprop::backward_op(const Operator& op) {
       LayerShape s;
       TQ_RETURN_IF_ERROR(LayerShape::of(op, xd.d, xd.rank, wd.d, batch_, &s));
       std::vector<float> dx(value_[x].size()), db(static_cast<size_t>(s.out_c));
-      LayerScratch scratch;
       layer_backward(s, value_[x].data(), g.constant_data<float>(w), dz.data(), active(x) ? dx.data() : nullptr,
-                     nullptr, db.data(), &scratch);
+                     nullptr, db.data(), &scratch_);
       if (active(x))
         for (size_t i = 0; i < dx.size(); ++i) grad_[x][i] += dx[i];
       if (b >= 0 && g.tensors[b].is_constant())
@@ -140,12 +141,13 @@ Status Backprop::backward_op(const Operator& op) {
       mask_activation(op.activation, value_[y], &dz);
       for (int k = 0; k < 2; ++k) {
         const int32_t a = op.inputs[k], o = op.inputs[1 - k];
-        const std::vector<float>& other = g.tensors[o].is_constant() ? std::vector<float>() : value_[o];
-        const float* ov = g.tensors[o].is_constant() ? g.constant_data<float>(o) : other.data();
-        const int64_t on = g.tensors[o].is_constant() ? shape_elements(g.tensors[o].shape) : int64_t(other.size());
+        // (Pointers, not a conditional of vectors: that copied the other operand on every backward.)
+        const bool other_constant = g.tensors[o].is_constant();
+        const float* ov = other_constant ? g.constant_data<float>(o) : value_[o].data();
+        const int64_t on = other_constant ? shape_elements(g.tensors[o].shape) : int64_t(value_[o].size());
         std::vector<float>& ga = grad_[a];
         const int64_t an = static_cast<int64_t>(ga.size());
-        if (ga.empty()) continue;  // a constant without a gradient slot (int8)
+        if (ga.empty()) continue;  // a constant operand: no gradient wanted
         TQ_ENSURE(an > 0 && int64_t(dz.size()) % an == 0 && int64_t(dz.size()) % std::max<int64_t>(on, 1) == 0,
                   kUnsupported, "bias tuning: %s '%s' broadcasts in a way the backward pass does not take",
                   op_name(op.type), op.name.c_str());

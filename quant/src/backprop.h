@@ -23,6 +23,7 @@
 
 #include "tinyquant/graph.h"
 #include "tinyquant/interpreter.h"
+#include "tinyquant/layer_kernels.h"
 #include "tinyquant/shape_inference.h"
 #include "tinyquant/status.h"
 
@@ -35,8 +36,8 @@ class Backprop {
   Status prepare(const Graph& graph, int32_t batch);
   // Forward over one batch: `input` holds batch × (input 0's per-sample values).
   Status forward(const float* input);
-  // From d loss / d output 0 (its size), gradients of every activation and of every constant
-  // an op adds (biases); call after forward.
+  // From d loss / d output 0 (its size), gradients of every activation and of every weighted
+  // op's constant bias; call after forward.
   Status backward(const float* d_output);
 
   const std::vector<float>& value(int32_t tensor) const { return value_[tensor]; }  // int8: as codes
@@ -50,6 +51,7 @@ class Backprop {
   int32_t batch_ = 0;
   std::vector<Dims> dims_;
   std::vector<std::vector<float>> value_, grad_;
+  LayerScratch scratch_;  // the weighted ops' backward buffers, reused across ops and steps
   Interpreter interp_;
 };
 
