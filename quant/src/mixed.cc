@@ -533,6 +533,47 @@ std::string MixedReport::json(bool timing) const {
   return j;
 }
 
+namespace {
+Status budget_below_smallest(const MixedBudget& budget, int64_t max_bytes, int64_t float32, int64_t smallest) {
+  if (budget.fraction >= 0)
+    return Status::error(StatusCode::kInvalidArgument,
+                         "budget %g%% of the float32 weights (%lld of %lld bytes) is below the smallest model these "
+                         "bit options allow: %lld bytes (%.1f%%)",
+                         budget.fraction * 100, static_cast<long long>(max_bytes), static_cast<long long>(float32),
+                         static_cast<long long>(smallest), 100.0 * double(smallest) / double(float32));
+  return Status::error(StatusCode::kInvalidArgument,
+                       "budget %lld bytes is below the smallest model these bit options allow: %lld bytes (%.1f%% of "
+                       "the float32 weights)",
+                       static_cast<long long>(max_bytes), static_cast<long long>(smallest),
+                       100.0 * double(smallest) / double(float32));
+}
+}  // namespace
+
+Status check_mixed_budget(const Graph& float_graph, const CalibrationData& calibration, const MixedOptions& options,
+                          const MixedBudget& budget) {
+  if (budget.fraction < 0 && budget.bytes < 0) return Status::ok();
+  TQ_ENSURE(!options.bits.empty(), kInvalidArgument, "mixed precision needs at least one weight-bit option");
+  const int32_t low = *std::min_element(options.bits.begin(), options.bits.end());
+  TQ_ENSURE(low >= 2 && low <= 8, kInvalidArgument, "weight-bit option %d is not one of 2..8", low);
+  TQ_ENSURE(calibration.samples > 0 && !calibration.values.empty() && calibration.more_inputs.empty(),
+            kInvalidArgument, "mixed precision: no calibration samples (or a multi-input model)");
+  CalibrationData first;
+  first.samples = std::min(calibration.samples, std::max(1, options.aq.rtn.batch));
+  const size_t per = calibration.values.size() / size_t(calibration.samples);
+  first.values.assign(calibration.values.begin(), calibration.values.begin() + per * size_t(first.samples));
+  first.dataset = calibration.dataset;
+  RtnOptions o = options.aq.rtn;
+  o.weight_bits = low;
+  o.layer_weight_bits.clear();
+  Graph q;
+  TQ_RETURN_IF_ERROR(quantize_graph_rtn(float_graph, first, o, &q, nullptr, nullptr));
+  const QuantizedBytes b = quantized_bytes(q);
+  const int64_t max_bytes = budget.bytes >= 0 ? budget.bytes
+                                              : static_cast<int64_t>(std::floor(budget.fraction * double(b.float32)));
+  if (max_bytes < b.total()) return budget_below_smallest(budget, max_bytes, b.float32, b.total());
+  return Status::ok();
+}
+
 Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget& budget, Graph* quantized,
                             MixedReport* report_out) {
   const uint64_t t0 = port::now_us();
@@ -580,12 +621,8 @@ Status quantize_graph_mixed(const MixedCandidates& candidates, const MixedBudget
                                       : static_cast<int64_t>(std::floor(budget.fraction * double(m.float32_bytes)));
     r.budget_bytes = lim.max_bytes;
     Status s = allocate_bits(problem, AllocationObjective::kMinCost, lim, &alloc);
-    if (!s.is_ok() && budget.fraction >= 0 && lim.max_bytes < r.smallest_bytes)
-      return Status::error(s.code(), "budget %g%% of the float32 weights (%lld of %lld bytes) is below the smallest "
-                                     "model these bit options allow: %lld bytes (%.1f%%)",
-                           budget.fraction * 100, static_cast<long long>(lim.max_bytes),
-                           static_cast<long long>(m.float32_bytes), static_cast<long long>(r.smallest_bytes),
-                           100.0 * double(r.smallest_bytes) / double(m.float32_bytes));
+    if (!s.is_ok() && lim.max_bytes < r.smallest_bytes)
+      return budget_below_smallest(budget, lim.max_bytes, m.float32_bytes, r.smallest_bytes);
     TQ_RETURN_IF_ERROR(s);
   } else {
     // The smallest model whose measured drop is within max_drop: the dual program bisected over

@@ -483,6 +483,9 @@ int cmd_quantize_mixed(QuantizeArgs& a) {
   std::fprintf(stderr, "tq: %s pipeline on %s, %d samples of %s, weight bits {%s}, activations %d-bit\n",
                a.pipeline.c_str(), a.model.c_str(), calib.samples, a.calib.c_str(), a.bits.c_str(),
                m.aq.rtn.activation_bits);
+  // A budget the bit options cannot reach fails now, not after the candidates' minutes of work.
+  s = quant::check_mixed_budget(graph, calib, m, budget);
+  if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
   watch_interrupts(&m.aq);
   quant::MixedCandidates cand;
   Graph quantized;

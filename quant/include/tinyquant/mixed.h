@@ -139,6 +139,13 @@ class MixedCandidates {
 Status prepare_mixed(const Graph& float_graph, const CalibrationData& calibration, const MixedOptions& options,
                      MixedCandidates* out);
 
+// Before the expensive part: is a byte budget (fraction or bytes; the other kinds pass) reachable
+// with these bit options? The sizes depend on the shapes only, so one range-calibrated model at the
+// smallest option, calibrated on the first batch, gives the smallest reachable size. Errors as
+// quantize_graph_mixed's for a budget below it (the same message), in well under a second.
+Status check_mixed_budget(const Graph& float_graph, const CalibrationData& calibration, const MixedOptions& options,
+                          const MixedBudget& budget);
+
 // Errors (nothing written): a budget that is not exactly one of fraction / bytes / max_drop, or
 // is not positive; a budget below the smallest model ("... smallest model these bit options
 // allow: N bytes"); a max_drop the largest model already exceeds (states its drop).
