@@ -114,6 +114,35 @@ Status write_file_atomic(const char* path, const void* data, size_t size) {
   return Status::ok();
 }
 
+Status write_file_validated(const char* path, const void* data, size_t size, FileValidator validate, void* user) {
+  TQ_ENSURE(path && (data || size == 0) && validate, kInvalidArgument,
+            "write_file_validated needs a path, data and a validator");
+  const std::string target(path);
+  const size_t slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
+  const std::string temp = target + ".tq-new";
+  ::unlink(temp.c_str());  // left by a write that was killed: never loaded, replaced now
+  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  TQ_ENSURE(fd.get() >= 0, kIoError, "cannot create '%s' to write '%s': %s", temp.c_str(), path, std::strerror(errno));
+  struct stat st;
+  const mode_t mode = ::stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
+  Status s = ::fchmod(fd.get(), mode) == 0
+                 ? Status::ok()
+                 : Status::error(StatusCode::kIoError, "cannot chmod '%s': %s", temp.c_str(), std::strerror(errno));
+  if (s.is_ok()) s = write_temp(fd, data, size, temp.c_str());
+  if (s.is_ok()) s = validate(user, temp.c_str());
+  if (s.is_ok() && ::rename(temp.c_str(), path) != 0)
+    s = Status::error(StatusCode::kIoError, "cannot rename '%s' to '%s': %s", temp.c_str(), path, std::strerror(errno));
+  if (!s.is_ok()) {
+    ::unlink(temp.c_str());
+    return s;
+  }
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  TQ_ENSURE(dir_fd.get() >= 0 && ::fsync(dir_fd.get()) == 0, kIoError, "'%s' written, but syncing '%s' failed: %s",
+            path, dir.c_str(), std::strerror(errno));
+  return Status::ok();
+}
+
 }  // namespace tinyquant
 
 #else  // no file system
@@ -126,6 +155,11 @@ Status read_file(const char* path, size_t, std::vector<uint8_t>*) {
 }
 
 Status write_file_atomic(const char* path, const void*, size_t) {
+  return Status::error(StatusCode::kUnsupported, "cannot write '%s': no file system on this platform",
+                       path ? path : "");
+}
+
+Status write_file_validated(const char* path, const void*, size_t, FileValidator, void*) {
   return Status::error(StatusCode::kUnsupported, "cannot write '%s': no file system on this platform",
                        path ? path : "");
 }

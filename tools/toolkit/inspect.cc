@@ -205,6 +205,15 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
                  static_cast<long long>(qb.total()), static_cast<long long>(qb.float32),
                  qb.float32 > 0 ? 100.0 * double(qb.total()) / double(qb.float32) : 0.0);
   }
+  if (!graph.master_weights.empty()) {
+    size_t master_bytes = 0, half = 0;
+    for (const MasterWeights& m : graph.master_weights) {
+      master_bytes += graph.buffers[m.buffer].size();
+      half += m.fp16;
+    }
+    std::fprintf(out, "master     float copies of %zu weight / bias tensors (%zu fp16), %zu bytes: recalibration "
+                 "possible (tq recalibrate)\n", graph.master_weights.size(), half, master_bytes);
+  }
   if (prepared) {
     std::fprintf(out, "arena      %zu bytes at batch 1 (floor: %zu bytes live at once)\n", interp.arena_bytes(),
                  interp.min_live_bytes());

@@ -24,6 +24,10 @@
 #include "data/npy.h"
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
+#if TQ_WITH_QUANT
+#include "tinyquant.h"
+#include "tinyquant/recalibrate.h"
+#endif
 #include "toolkit/json.h"
 #include "toolkit/toolkit.h"
 #if TQ_WITH_QUANT
@@ -330,6 +334,7 @@ struct QuantizeArgs {
   double max_drop = -1.0, max_bops = -1.0;
   int64_t max_activation_bytes = -1;
   bool final_sequential = false, no_stats_tuning = false;
+  std::string keep_master;  // "", "fp16" or "fp32"
   QuantizeArgs() { aq.gemm_threads = std::max(1u, std::thread::hardware_concurrency()); }
 };
 
@@ -409,7 +414,17 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
   cmd->add_option("--report", a.report, "write the full report (per layer, timing, memory) as JSON to R.json");
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
   cmd->add_flag("--json", a.json, "the per-layer report as JSON on stdout");
+  cmd->add_option("--keep-master", a.keep_master,
+                  "also store the float weights (fp16 or fp32) so the model can be recalibrated on the device "
+                  "(tq recalibrate, tq_recalibrate)")
+      ->check(because(CLI::IsMember({"fp16", "fp32"}), "expected fp16 or fp32"));
   return cmd;
+}
+
+// --keep-master: the float master weights go into the quantized model before it is written.
+Status keep_master(const QuantizeArgs& a, const Graph& float_graph, Graph* quantized) {
+  if (a.keep_master.empty()) return Status::ok();
+  return quant::attach_master_weights(float_graph, a.keep_master == "fp16", quantized).with_context("--keep-master");
 }
 
 std::atomic<bool> g_cancel{false};
@@ -499,7 +514,8 @@ int cmd_quantize_mixed(QuantizeArgs& a) {
   if (int rc = print_checked_json(full_report, a.model, &report_json)) return rc;
   if (!a.json) print_mixed_report(report, stderr);
   quantized.producer = "tinyquant quantize --pipeline " + a.pipeline + " " + a.model;
-  s = save_model_file(quantized, a.output.c_str());
+  s = keep_master(a, graph, &quantized);
+  if (s.is_ok()) s = save_model_file(quantized, a.output.c_str());
   if (!s.is_ok()) return fail(s);
   if (!a.report.empty()) {
     report_json += "\n";
@@ -561,7 +577,8 @@ int cmd_quantize(QuantizeArgs& a) {
     }
   }
   quantized.producer = "tinyquant quantize --method " + what + " " + a.model;
-  s = save_model_file(quantized, a.output.c_str());
+  s = keep_master(a, graph, &quantized);
+  if (s.is_ok()) s = save_model_file(quantized, a.output.c_str());
   if (!s.is_ok()) return fail(s);
   if (!a.report.empty()) {
     std::string checked;
@@ -594,6 +611,116 @@ struct SweepArgs {
   std::string budgets = "13,16,20,25", uniform = "4,8", plot, report, output_dir;
   int32_t limit = 0;  // test images (0: all)
 };
+
+// tq recalibrate: the C API's tq_recalibrate on a data set tq knows how to load.
+struct RecalibrateArgs {
+  std::string model, data = "fashion-mnist:train", data_dir = kDefaultFashionMnistDir, mode = "fast", budget, backend;
+  int32_t count = 1000, iterations = 200, min_samples = 32, threads = 1;
+  uint64_t seed = 0;
+  float holdout = 0.2f, max_drop = 1.0f, mean = kFashionMnistMean, std = kFashionMnistStd;
+  bool json = false;
+};
+
+CLI::App* add_recalibrate(CLI::App& tq, RecalibrateArgs& a) {
+  CLI::App* cmd = tq.add_subcommand("recalibrate",
+                                    "recalibrate a shipped model (written with --keep-master) on new unlabeled samples, "
+                                    "in place, never leaving a broken file");
+  add_model(cmd, &a.model, "MODEL.tqm");
+  cmd->add_option("--data", a.data, "the new samples: fashion-mnist:train, fashion-mnist:test or npy:FILE.npy");
+  cmd->add_option("--count", a.count, "a seeded random subset of N samples")->check(CLI::Range(2, kMaxCount));
+  cmd->add_option("--mode", a.mode, "fast: range calibration + statistics tuning; full: AdaQuant too")
+      ->check(because(CLI::IsMember({"fast", "full"}), "expected fast or full"));
+  cmd->add_option("--memory-budget", a.budget, "working memory the job may use (8MB, 6MiB, 4000000); default none");
+  cmd->add_option("--holdout", a.holdout, "share of the samples held back to validate the new model")
+      ->check(CLI::Range(0.01f, 0.9f));
+  cmd->add_option("--min-samples", a.min_samples, "fewest calibration samples to accept")->check(CLI::Range(1, kMaxCount));
+  cmd->add_option("--iters", a.iterations, "full: Adam steps per layer")->check(CLI::Range(1, 1000000));
+  cmd->add_option("--max-agreement-drop", a.max_drop,
+                  "install only if the held-back agreement with the float master falls by at most this many points")
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--seed", a.seed, "seed of the subset, the held-back split and AdaQuant")->check(CLI::Range(0, 0x7fffffff));
+  cmd->add_option("--backend", a.backend, "kernels: reference or xnnpack (default: xnnpack where built)")
+      ->check(because(CLI::IsMember({"reference", "xnnpack"}), "expected reference or xnnpack"));
+  cmd->add_option("--threads", a.threads, "threads")->check(CLI::Range(1, 256));
+  cmd->add_flag("--json", a.json, "the result as JSON on stdout");
+  add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
+  return cmd;
+}
+
+// One line per stage (and per tenth of the job within a long stage); Ctrl-C cancels.
+int recalibrate_progress(void* user, const char* stage, double fraction) {
+  if (g_cancel.load()) return 1;
+  static std::string last_stage;
+  static int last_tenth = -1;
+  const int tenth = static_cast<int>(fraction * 10);
+  if (stage == last_stage && tenth == last_tenth) return 0;
+  last_stage = stage;
+  last_tenth = tenth;
+  std::fprintf(static_cast<std::FILE*>(user), "tq: recalibrating %3.0f%% (%s)\n", 100.0 * fraction, stage);
+  return 0;
+}
+
+int cmd_recalibrate(const RecalibrateArgs& a) {
+  tq_recal_options o;
+  tq_recal_options_init(&o);
+  o.mode = a.mode == "full" ? TQ_RECAL_FULL : TQ_RECAL_FAST;
+  if (!a.budget.empty()) {
+    int64_t bytes = 0;
+    Status s = parse_budget_bytes(a.budget, &bytes);
+    if (!s.is_ok()) return usage_error(std::string("--memory-budget: ") + s.message());
+    o.memory_budget_bytes = size_t(bytes);
+  }
+  o.holdout = a.holdout;
+  o.min_samples = a.min_samples;
+  o.iterations = a.iterations;
+  o.max_agreement_drop = a.max_drop;
+  o.seed = a.seed;
+  o.backend = a.backend.empty() ? TQ_BACKEND_AUTO : a.backend == "xnnpack" ? TQ_BACKEND_XNNPACK : TQ_BACKEND_REFERENCE;
+  o.threads = a.threads;
+  o.progress = recalibrate_progress;
+  o.progress_user = stderr;
+  Graph graph;
+  Status s = load_model_file(a.model.c_str(), &graph);
+  if (!s.is_ok()) return fail(s);
+  quant::CalibrationData data;
+  s = load_calibration_set(a.data, a.data_dir, a.count, a.seed, a.mean, a.std, graph, &data);
+  if (!s.is_ok()) return fail(s);
+  graph = Graph();
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  tq_recal_result r;
+  tq_recal_result_init(&r);
+  const tq_status st = tq_recalibrate(a.model.c_str(), data.values.data(), data.values.size() * sizeof(float),
+                                      data.samples, &o, &r);
+  unwatch_interrupts();
+  if (st != TQ_OK && st != TQ_REJECTED) {
+    std::fprintf(stderr, "\ntq: error: %s\n", tq_last_error());
+    return 1;
+  }
+  if (a.json) {
+    nlohmann::ordered_json j = {{"installed", bool(r.installed)}, {"mode", a.mode},
+                                {"samples", r.samples_given}, {"calibration_samples", r.calibration_samples},
+                                {"holdout_samples", r.holdout_samples}, {"subsampled", bool(r.subsampled)},
+                                {"old_agreement", r.old_agreement}, {"new_agreement", r.new_agreement},
+                                {"memory_budget_bytes", r.memory_budget_bytes}, {"estimated_bytes", r.estimated_bytes},
+                                {"peak_bytes", r.peak_bytes}, {"seconds", r.seconds}, {"reason", r.reason}};
+    std::printf("%s\n", j.dump(2).c_str());
+  }
+  std::fprintf(stderr,
+               "tq: %s: %s recalibration on %d of %d samples (%d held back%s): agreement with the float master "
+               "%.2f%% -> %.2f%%; working memory %.2f MB measured, %.2f MB estimated%s%s; %.1f s\n",
+               a.model.c_str(), a.mode.c_str(), r.calibration_samples, r.samples_given, r.holdout_samples,
+               r.subsampled ? ", subsampled to the budget" : "", r.old_agreement, r.new_agreement, r.peak_bytes / 1e6,
+               r.estimated_bytes / 1e6, r.memory_budget_bytes ? ", budget " : "",
+               r.memory_budget_bytes ? (std::to_string(r.memory_budget_bytes / 1e6).substr(0, 5) + " MB").c_str() : "",
+               r.seconds);
+  if (st == TQ_REJECTED) {
+    std::fprintf(stderr, "tq: not installed, %s keeps its model: %s\n", a.model.c_str(), r.reason);
+    return 4;
+  }
+  std::fprintf(stderr, "tq: installed the recalibrated model in %s\n", a.model.c_str());
+  return 0;
+}
 
 CLI::App* add_sweep(CLI::App& tq, SweepArgs& a) {
   QuantizeArgs& q = a.q;
@@ -937,7 +1064,10 @@ int main(int argc, char** argv) {
   CLI::App* quantize = add_quantize(tq, quantize_args);
   SweepArgs sweep_args;
   CLI::App* sweep = add_sweep(tq, sweep_args);
+  RecalibrateArgs recalibrate_args;
+  CLI::App* recalibrate = add_recalibrate(tq, recalibrate_args);
 #else
+  CLI::App* recalibrate = tq.add_subcommand("recalibrate", "not in this build (TQ_WITH_QUANT=OFF)")->allow_extras();
   CLI::App* quantize = tq.add_subcommand("quantize", "not in this build (TQ_WITH_QUANT=OFF)")->allow_extras();
   CLI::App* sweep = tq.add_subcommand("sweep", "not in this build (TQ_WITH_QUANT=OFF)")->allow_extras();
 #endif
@@ -970,7 +1100,9 @@ int main(int argc, char** argv) {
 #if TQ_WITH_QUANT
   if (*quantize) return cmd_quantize(quantize_args);
   if (*sweep) return cmd_sweep(sweep_args);
+  if (*recalibrate) return cmd_recalibrate(recalibrate_args);
 #else
+  if (*recalibrate) return usage_error("recalibrate: this build has no quant/ (TQ_WITH_QUANT=OFF)");
   if (*quantize) return usage_error("quantize: this build has no quant/ (TQ_WITH_QUANT=OFF)");
   if (*sweep) return usage_error("sweep: this build has no quant/ (TQ_WITH_QUANT=OFF)");
 #endif
