@@ -109,16 +109,19 @@ bool report_progress(const RecalibrationOptions& o, const char* stage, int32_t s
 }
 
 // AdaQuant / statistics-tuning progress into the caller's callback; a false return cancels.
+// Full mode: AdaQuant over 5..75 % of the job, statistics tuning 75..90 %; fast: tuning 5..90 %.
 struct ProgressBridge {
   const RecalibrationOptions* opt = nullptr;
   std::atomic<bool> cancel{false};
-  double begin = 0.0, span = 1.0;
   static void fn(void* user, const AdaQuantProgress& p) {
     ProgressBridge* b = static_cast<ProgressBridge*>(user);
     const double layer = p.layers > 0 ? (p.layer + (p.iterations > 0 ? double(p.iteration) / p.iterations : 1.0)) /
                                             p.layers
                                       : 1.0;
-    if (!report_progress(*b->opt, p.stage, p.layer, p.layers, b->begin + b->span * layer)) b->cancel = true;
+    const bool tuning = std::strcmp(p.stage, "adaquant") != 0;
+    const double begin = !b->opt->full ? 0.05 : tuning ? 0.75 : 0.05;
+    const double span = !b->opt->full ? 0.85 : tuning ? 0.15 : 0.70;
+    if (!report_progress(*b->opt, p.stage, p.layer, p.layers, begin + span * std::min(1.0, layer))) b->cancel = true;
   }
 };
 
@@ -265,6 +268,20 @@ Status master_float_graph(const Graph& quantized, Graph* float_graph, std::vecto
     TQ_RETURN_IF_ERROR(put(op.inputs[1], sop.inputs[1], op));
     if (op.inputs.size() > 2 && op.inputs[2] >= 0) TQ_RETURN_IF_ERROR(put(op.inputs[2], sop.inputs[2], op));
     layers.push_back(s);
+  }
+  // Drop the buffers nothing reads any more (the dequantized weights the masters replaced).
+  {
+    std::vector<int32_t> remap(sim.buffers.size(), -1);
+    std::vector<Buffer> kept;
+    for (Tensor& t : sim.tensors) {
+      if (t.buffer < 0) continue;
+      if (remap[t.buffer] < 0) {
+        remap[t.buffer] = static_cast<int32_t>(kept.size());
+        kept.push_back(std::move(sim.buffers[t.buffer]));
+      }
+      t.buffer = remap[t.buffer];
+    }
+    sim.buffers = std::move(kept);
   }
   // The model's inputs and outputs keep their names (the twin suffixes the values it computes).
   for (size_t i = 0; i < quantized.inputs.size(); ++i) sim.tensors[sim.inputs[i]].name = quantized.tensors[quantized.inputs[i]].name;
@@ -462,8 +479,6 @@ Status recalibrate_graph(const Graph& shipped, const float* samples, int64_t flo
   aq.batch = std::min(32, std::max(1, int32_t(calib_n * 0.9f)));
   ProgressBridge bridge;
   bridge.opt = &opt;
-  bridge.begin = 0.05;
-  bridge.span = 0.85;
   aq.progress = &ProgressBridge::fn;
   aq.progress_user = &bridge;
   aq.cancel = &bridge.cancel;
