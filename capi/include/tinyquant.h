@@ -165,7 +165,8 @@ typedef struct tq_recal_result {
   double new_agreement;
   size_t memory_budget_bytes;    /* as given (0: none) */
   size_t estimated_bytes;        /* the working-memory estimate the budget was checked against */
-  size_t peak_bytes;             /* measured: peak resident-set growth during the job (Linux; 0 elsewhere) */
+  size_t peak_bytes;             /* measured: peak resident-set growth of the process during the job
+                                    (Linux; 0 elsewhere; other threads' allocations count too) */
   double seconds;
   char reason[256];              /* why it was not installed, or "" */
 } tq_recal_result;

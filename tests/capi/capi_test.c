@@ -1,6 +1,9 @@
 /* The C API end to end, in C: loading, queries, inference on both backends, recalibration, and
  * every error path a caller can hit. Usage: tq_capi_test MASTER.tqm PLAIN.tqm WORKDIR
  * (MASTER: lenet W8A8 written with --keep-master fp16; PLAIN: lenet W4A8 without master). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+
 #include "tinyquant.h"
 
 #include "capi_check.h"
@@ -163,6 +166,51 @@ static void test_inference(void) {
   tq_model_free(mm);
 }
 
+/* The header's thread-safety contract: one model shared by several threads, one interpreter each. */
+typedef struct {
+  const tq_model* model;
+  const float* x;
+  const float* want;
+  int ok;
+} Worker;
+
+static void* worker(void* arg) {
+  Worker* w = (Worker*)arg;
+  tq_interpreter* it = NULL;
+  float y[10];
+  w->ok = tq_interpreter_create(w->model, NULL, &it) == TQ_OK;
+  for (int k = 0; w->ok && k < 25; ++k)
+    w->ok = tq_interpreter_set_input(it, 0, w->x, 28 * 28 * sizeof(float)) == TQ_OK &&
+            tq_interpreter_invoke(it) == TQ_OK && tq_interpreter_get_output(it, 0, y, sizeof y) == TQ_OK &&
+            memcmp(y, w->want, sizeof y) == 0;
+  tq_interpreter_free(it);
+  return NULL;
+}
+
+static void test_threads(void) {
+  tq_model* m = NULL;
+  CHECK_STATUS(tq_model_load_file(g_master, &m), TQ_OK);
+  if (!m) return;
+  enum { kThreads = 4 };
+  static float x[kThreads][28 * 28], want[kThreads][10];
+  pthread_t th[kThreads];
+  Worker w[kThreads];
+  for (int i = 0; i < kThreads; ++i) {
+    fill_samples(x[i], 1, 28, 28);
+    run_once(m, TQ_BACKEND_AUTO, x[i], want[i]);
+    w[i].model = m;
+    w[i].x = x[i];
+    w[i].want = want[i];
+    w[i].ok = 0;
+  }
+  for (int i = 0; i < kThreads; ++i) CHECK(pthread_create(&th[i], NULL, worker, &w[i]) == 0);
+  for (int i = 0; i < kThreads; ++i) {
+    pthread_join(th[i], NULL);
+    CHECK(w[i].ok);
+  }
+  tq_model_free(m);
+}
+
 typedef struct {
   int calls;
   int cancel_at;
@@ -302,6 +350,7 @@ int main(int argc, char** argv) {
   test_version();
   test_load_errors();
   test_inference();
+  test_threads();
   test_recalibration();
   return check_summary("capi");
 }
