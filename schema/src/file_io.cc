@@ -82,65 +82,61 @@ Status read_file(const char* path, size_t max_bytes, std::vector<uint8_t>* out) 
   return Status::ok();
 }
 
-Status write_file_atomic(const char* path, const void* data, size_t size) {
-  TQ_ENSURE(path && (data || size == 0), kInvalidArgument, "write_file_atomic needs a path and data");
-  // The temp file must live in the target's directory: rename() is only atomic within one file system.
-  const std::string target(path);
-  const size_t slash = target.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
-  std::string temp = dir + "/.tq-XXXXXX";
-  Fd fd(::mkstemp(&temp[0]));
-  TQ_ENSURE(fd.get() >= 0, kIoError, "cannot create a temporary file in '%s' to write '%s': %s", dir.c_str(), path,
-            std::strerror(errno));
-  // mkstemp creates 0600; keep the permissions of the file being replaced, else the usual 0644.
-  struct stat st;
-  const mode_t mode = ::stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
-  Status s = ::fchmod(fd.get(), mode) == 0
-                 ? Status::ok()
-                 : Status::error(StatusCode::kIoError, "cannot chmod '%s': %s", temp.c_str(), std::strerror(errno));
-  if (s.is_ok()) s = write_temp(fd, data, size, temp.c_str());
-  if (s.is_ok() && ::rename(temp.c_str(), path) != 0) {
-    s = Status::error(StatusCode::kIoError, "cannot rename '%s' to '%s': %s", temp.c_str(), path,
-                      std::strerror(errno));
-  }
-  if (!s.is_ok()) {
-    ::unlink(temp.c_str());
-    return s;
-  }
-  // Make the rename itself durable.
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  TQ_ENSURE(dir_fd.get() >= 0 && ::fsync(dir_fd.get()) == 0, kIoError, "'%s' written, but syncing '%s' failed: %s",
-            path, dir.c_str(), std::strerror(errno));
-  return Status::ok();
+namespace {
+
+// The directory holding `path` (rename() is only atomic within one file system, so temp files
+// live there).
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-Status write_file_validated(const char* path, const void* data, size_t size, FileValidator validate, void* user) {
-  TQ_ENSURE(path && (data || size == 0) && validate, kInvalidArgument,
-            "write_file_validated needs a path, data and a validator");
-  const std::string target(path);
-  const size_t slash = target.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : target.substr(0, slash);
-  const std::string temp = target + ".tq-new";
-  ::unlink(temp.c_str());  // left by a write that was killed: never loaded, replaced now
-  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  TQ_ENSURE(fd.get() >= 0, kIoError, "cannot create '%s' to write '%s': %s", temp.c_str(), path, std::strerror(errno));
+// The open temp file becomes `path`: the permissions of the file it replaces (else 0644), data
+// written and synced, validated (when a validator is given), renamed over `path`, the directory
+// synced. On failure the temp is removed and `path` is untouched.
+Status replace_with_temp(Fd& fd, const std::string& temp, const char* path, const void* data, size_t size,
+                         FileValidator validate, void* user) {
   struct stat st;
   const mode_t mode = ::stat(path, &st) == 0 ? (st.st_mode & 07777) : 0644;
   Status s = ::fchmod(fd.get(), mode) == 0
                  ? Status::ok()
                  : Status::error(StatusCode::kIoError, "cannot chmod '%s': %s", temp.c_str(), std::strerror(errno));
   if (s.is_ok()) s = write_temp(fd, data, size, temp.c_str());
-  if (s.is_ok()) s = validate(user, temp.c_str());
+  if (s.is_ok() && validate) s = validate(user, temp.c_str());
   if (s.is_ok() && ::rename(temp.c_str(), path) != 0)
     s = Status::error(StatusCode::kIoError, "cannot rename '%s' to '%s': %s", temp.c_str(), path, std::strerror(errno));
   if (!s.is_ok()) {
     ::unlink(temp.c_str());
     return s;
   }
+  // Make the rename itself durable.
+  const std::string dir = dir_of(path);
   Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   TQ_ENSURE(dir_fd.get() >= 0 && ::fsync(dir_fd.get()) == 0, kIoError, "'%s' written, but syncing '%s' failed: %s",
             path, dir.c_str(), std::strerror(errno));
   return Status::ok();
+}
+
+}  // namespace
+
+Status write_file_atomic(const char* path, const void* data, size_t size) {
+  TQ_ENSURE(path && (data || size == 0), kInvalidArgument, "write_file_atomic needs a path and data");
+  const std::string dir = dir_of(path);
+  std::string temp = dir + "/.tq-XXXXXX";
+  Fd fd(::mkstemp(&temp[0]));
+  TQ_ENSURE(fd.get() >= 0, kIoError, "cannot create a temporary file in '%s' to write '%s': %s", dir.c_str(), path,
+            std::strerror(errno));
+  return replace_with_temp(fd, temp, path, data, size, nullptr, nullptr);
+}
+
+Status write_file_validated(const char* path, const void* data, size_t size, FileValidator validate, void* user) {
+  TQ_ENSURE(path && (data || size == 0) && validate, kInvalidArgument,
+            "write_file_validated needs a path, data and a validator");
+  const std::string temp = std::string(path) + ".tq-new";
+  ::unlink(temp.c_str());  // left by a write that was killed: never loaded, replaced now
+  Fd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  TQ_ENSURE(fd.get() >= 0, kIoError, "cannot create '%s' to write '%s': %s", temp.c_str(), path, std::strerror(errno));
+  return replace_with_temp(fd, temp, path, data, size, validate, user);
 }
 
 }  // namespace tinyquant
