@@ -167,10 +167,17 @@ typedef struct tq_recal_result {
   size_t estimated_bytes;        /* the working-memory estimate the budget was checked against */
   size_t peak_bytes;             /* measured: peak resident-set growth of the process during the job
                                     (Linux; 0 elsewhere; other threads' allocations count too) */
-  double seconds;
+  double seconds;                /* the whole call: calibration, writing, validation, install */
   char reason[256];              /* why it was not installed, or "" */
 } tq_recal_result;
 TQ_API void tq_recal_result_init(tq_recal_result* result);
+
+/* The plan, without recalibrating: for `count` samples, what tq_recalibrate would do with these
+ * options — result->samples_given, holdout_samples, calibration_samples (after the budget's
+ * subsampling), subsampled, estimated_bytes. Errors as tq_recalibrate's before it starts: on
+ * TQ_OUT_OF_MEMORY, estimated_bytes is the least the job needs (min_samples samples). */
+TQ_API tq_status tq_recal_plan(const char* model_path, int32_t count, const tq_recal_options* options,
+                               tq_recal_result* result);
 
 /* Recalibrates the model at model_path (written by tq quantize --keep-master) on `count` new unlabeled
  * samples (float32, each one model input as tq_model_input_info describes it; samples_bytes must be
@@ -178,7 +185,8 @@ TQ_API void tq_recal_result_init(tq_recal_result* result);
  * the held-back samples, and renamed over model_path only if it matches the model's inputs, outputs
  * and bit-widths and its agreement with the float master is within max_agreement_drop of the old
  * one's; otherwise the old file stays and the result says why (TQ_REJECTED). Killed at any moment,
- * model_path holds the old or the new model, whole. result may be NULL. */
+ * model_path holds the old or the new model, whole. result may be NULL; it is filled on errors
+ * too (a refused budget: estimated_bytes = the bytes needed). */
 TQ_API tq_status tq_recalibrate(const char* model_path, const float* samples, size_t samples_bytes, int32_t count,
                                 const tq_recal_options* options, tq_recal_result* result);
 

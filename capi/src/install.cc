@@ -78,17 +78,33 @@ Status install_model(const char* path, const std::vector<uint8_t>& bytes, const 
   return Status::ok();
 }
 
+namespace {
+// The old model in memory, the new one serialized, and the candidate loaded back to validate it.
+int64_t file_working_bytes(const char* path) {
+  struct stat st;
+  return ::stat(path, &st) == 0 ? 3 * int64_t(st.st_size) : 0;
+}
+}  // namespace
+
+Status plan_file(const char* path, int32_t count, const RecalibrateFileOptions& options, RecalibrateFileResult* result) {
+  TQ_ENSURE(path && result, kInvalidArgument, "plan_file needs a path and a result");
+  *result = RecalibrateFileResult();
+  Graph old, master;
+  TQ_RETURN_IF_ERROR(load_model_file(path, &old));
+  TQ_RETURN_IF_ERROR(quant::master_float_graph(old, &master).with_context("%s", path));
+  quant::RecalibrationOptions qo = options.quant;
+  qo.extra_bytes += file_working_bytes(path);
+  return quant::plan_recalibration(master, count, qo, &result->report).with_context("%s", path);
+}
+
 Status recalibrate_file(const char* path, const float* samples, int64_t floats, int32_t count,
                         const RecalibrateFileOptions& options, RecalibrateFileResult* result) {
   TQ_ENSURE(path && result, kInvalidArgument, "recalibrate_file needs a path and a result");
   *result = RecalibrateFileResult();
   Graph old;
   TQ_RETURN_IF_ERROR(load_model_file(path, &old));
-  struct stat st;
-  const int64_t file_bytes = ::stat(path, &st) == 0 ? int64_t(st.st_size) : 0;
   quant::RecalibrationOptions qo = options.quant;
-  // The old model in memory, the new one serialized, and the candidate loaded back to validate it.
-  qo.extra_bytes += 3 * file_bytes;
+  qo.extra_bytes += file_working_bytes(path);
   Bridge bridge{&options};
   if (options.progress) {
     qo.progress = &Bridge::fn;
@@ -122,6 +138,7 @@ Status recalibrate_file(const char* path, const float* samples, int64_t floats, 
   r.peak_bytes = std::max(r.peak_bytes, quant::peak_rss_growth());
   if (s.code() == StatusCode::kInvalidModel) {  // the candidate failed validation: the old model stays
     result->reason = s.message();
+    if (options.progress) options.progress(options.progress_user, "done", 1.0);
     return Status::ok();
   }
   TQ_RETURN_IF_ERROR(s);

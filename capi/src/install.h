@@ -47,6 +47,10 @@ Status validate_candidate(const char* path, const InstallCheck& check, double* a
 // A failed validation leaves path untouched and returns the reason.
 Status install_model(const char* path, const std::vector<uint8_t>& bytes, const InstallCheck& check, double* agreement);
 
+// The plan alone (quant::plan_recalibration on the model's float master, with the file's own
+// working memory counted): result->report's split, sample counts and estimate.
+Status plan_file(const char* path, int32_t count, const RecalibrateFileOptions& options, RecalibrateFileResult* result);
+
 // The whole job: errors are those of quant::recalibrate_graph and of reading / writing files; a
 // candidate that fails validation is not an error: result->installed is false with the reason.
 Status recalibrate_file(const char* path, const float* samples, int64_t floats, int32_t count,

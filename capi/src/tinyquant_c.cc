@@ -4,6 +4,7 @@
 #include "tinyquant.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -314,69 +315,117 @@ void tq_recal_result_init(tq_recal_result* r) {
   r->struct_size = sizeof *r;
 }
 
+}  // extern "C"
+
+namespace {
+
+// tq_recal_options (any ABI size) -> the file job's options; a message on anything out of range.
+tq_status convert_recal_options(const tq_recal_options* options, const char* fn, tq_recal_options* o,
+                                capi::RecalibrateFileOptions* fo) {
+  tq_recal_options_init(o);
+  if (options) {
+    if (options->struct_size < sizeof(size_t) || options->struct_size > sizeof *o)
+      return fail(TQ_INVALID_ARGUMENT, "%s: options.struct_size %zu is not a tq_recal_options size "
+                                       "(call tq_recal_options_init)", fn, options->struct_size);
+    std::memcpy(o, options, options->struct_size);
+  }
+  if (o->mode != TQ_RECAL_FAST && o->mode != TQ_RECAL_FULL)
+    return fail(TQ_INVALID_ARGUMENT, "%s: mode %d is not TQ_RECAL_FAST or TQ_RECAL_FULL", fn, int(o->mode));
+  if (!(o->holdout > 0.0f && o->holdout < 1.0f))
+    return fail(TQ_INVALID_ARGUMENT, "%s: holdout %g must be in (0, 1)", fn, double(o->holdout));
+  if (o->min_samples < 1 || o->iterations < 1 || o->threads < 1 || o->threads > 256 || !(o->max_agreement_drop >= 0.0f))
+    return fail(TQ_INVALID_ARGUMENT, "%s: min_samples %d, iterations %d, threads %d and max_agreement_drop %g must "
+                                     "be >= 1, >= 1, 1..256 and >= 0",
+                fn, o->min_samples, o->iterations, o->threads, double(o->max_agreement_drop));
+  if (o->backend < TQ_BACKEND_AUTO || o->backend > TQ_BACKEND_XNNPACK)
+    return fail(TQ_INVALID_ARGUMENT, "%s: backend %d is not a tq_backend", fn, int(o->backend));
+  fo->quant.full = o->mode == TQ_RECAL_FULL;
+  fo->quant.memory_budget_bytes = o->memory_budget_bytes ? int64_t(o->memory_budget_bytes) : -1;
+  fo->quant.holdout = o->holdout;
+  fo->quant.min_samples = o->min_samples;
+  fo->quant.iterations = o->iterations;
+  fo->quant.seed = o->seed;
+  fo->quant.backend = resolve(o->backend);
+  fo->quant.threads = o->threads;
+  fo->max_agreement_drop = o->max_agreement_drop;
+  fo->progress = o->progress;
+  fo->progress_user = o->progress_user;
+  return TQ_OK;
+}
+
+// Checks result's ABI size and clears everything after it.
+tq_status check_result(tq_recal_result* result, const char* fn) {
+  if (!result) return TQ_OK;
+  tq_recal_result local;
+  if (result->struct_size < sizeof(size_t) || result->struct_size > sizeof local)
+    return fail(TQ_INVALID_ARGUMENT, "%s: result.struct_size %zu is not a tq_recal_result size "
+                                     "(call tq_recal_result_init)", fn, result->struct_size);
+  std::memset(reinterpret_cast<char*>(result) + sizeof(size_t), 0, result->struct_size - sizeof(size_t));
+  return TQ_OK;
+}
+
+// The report into the caller's result (as much of it as its struct_size holds).
+void fill_result(const capi::RecalibrateFileResult& r, const tq_recal_options& o, double seconds,
+                 tq_recal_result* result) {
+  if (!result) return;
+  tq_recal_result local;
+  tq_recal_result_init(&local);
+  local.installed = r.installed;
+  local.samples_given = r.report.samples_given;
+  local.calibration_samples = r.report.calibration_samples;
+  local.holdout_samples = r.report.holdout_samples;
+  local.subsampled = r.report.subsampled;
+  local.old_agreement = r.report.old_agreement;
+  local.new_agreement = r.report.new_agreement;
+  local.memory_budget_bytes = o.memory_budget_bytes;
+  local.estimated_bytes = size_t(std::max<int64_t>(0, r.report.estimated_bytes));
+  local.peak_bytes = size_t(std::max<int64_t>(0, r.report.peak_bytes));
+  local.seconds = seconds;
+  std::snprintf(local.reason, sizeof local.reason, "%s", r.reason.c_str());
+  std::memcpy(reinterpret_cast<char*>(result) + sizeof(size_t), reinterpret_cast<char*>(&local) + sizeof(size_t),
+              result->struct_size - sizeof(size_t));
+}
+
+}  // namespace
+
+extern "C" {
+
+tq_status tq_recal_plan(const char* path, int32_t count, const tq_recal_options* options, tq_recal_result* result) {
+  return guarded("tq_recal_plan", [&]() -> tq_status {
+    tq_status st = check_result(result, "tq_recal_plan");
+    if (st != TQ_OK) return st;
+    tq_recal_options o;
+    capi::RecalibrateFileOptions fo;
+    st = convert_recal_options(options, "tq_recal_plan", &o, &fo);
+    if (st != TQ_OK) return st;
+    if (!path) return fail(TQ_INVALID_ARGUMENT, "tq_recal_plan: the model path is NULL");
+    if (count <= 0) return fail(TQ_INVALID_ARGUMENT, "tq_recal_plan: %d samples; at least one is needed", count);
+    capi::RecalibrateFileResult r;
+    Status s = capi::plan_file(path, count, fo, &r);
+    fill_result(r, o, 0.0, result);
+    return from(s);
+  });
+}
+
 tq_status tq_recalibrate(const char* path, const float* samples, size_t samples_bytes, int32_t count,
                          const tq_recal_options* options, tq_recal_result* result) {
   return guarded("tq_recalibrate", [&]() -> tq_status {
-    tq_recal_result local;
-    tq_recal_result_init(&local);
-    if (result) {
-      if (result->struct_size < sizeof(size_t) || result->struct_size > sizeof local)
-        return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: result.struct_size %zu is not a tq_recal_result size "
-                                         "(call tq_recal_result_init)", result->struct_size);
-      std::memset(reinterpret_cast<char*>(result) + sizeof(size_t), 0, result->struct_size - sizeof(size_t));
-    }
+    const auto t0 = std::chrono::steady_clock::now();
+    tq_status st = check_result(result, "tq_recalibrate");
+    if (st != TQ_OK) return st;
     tq_recal_options o;
-    tq_recal_options_init(&o);
-    if (options) {
-      if (options->struct_size < sizeof(size_t) || options->struct_size > sizeof o)
-        return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: options.struct_size %zu is not a tq_recal_options size "
-                                         "(call tq_recal_options_init)", options->struct_size);
-      std::memcpy(&o, options, options->struct_size);
-    }
+    capi::RecalibrateFileOptions fo;
+    st = convert_recal_options(options, "tq_recalibrate", &o, &fo);
+    if (st != TQ_OK) return st;
     if (!path) return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: the model path is NULL");
     if (!samples) return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: the samples pointer is NULL");
     if (count <= 0) return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: %d samples; at least one is needed", count);
     if (samples_bytes % sizeof(float) != 0)
       return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: %zu sample bytes is not a whole number of float32 values",
                   samples_bytes);
-    if (o.mode != TQ_RECAL_FAST && o.mode != TQ_RECAL_FULL)
-      return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: mode %d is not TQ_RECAL_FAST or TQ_RECAL_FULL", int(o.mode));
-    if (!(o.holdout > 0.0f && o.holdout < 1.0f))
-      return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: holdout %g must be in (0, 1)", double(o.holdout));
-    if (o.min_samples < 1 || o.iterations < 1 || o.threads < 1 || o.threads > 256 || !(o.max_agreement_drop >= 0.0f))
-      return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: min_samples %d, iterations %d, threads %d and "
-                                       "max_agreement_drop %g must be >= 1, >= 1, 1..256 and >= 0",
-                  o.min_samples, o.iterations, o.threads, double(o.max_agreement_drop));
-    if (o.backend < TQ_BACKEND_AUTO || o.backend > TQ_BACKEND_XNNPACK)
-      return fail(TQ_INVALID_ARGUMENT, "tq_recalibrate: backend %d is not a tq_backend", int(o.backend));
-    capi::RecalibrateFileOptions fo;
-    fo.quant.full = o.mode == TQ_RECAL_FULL;
-    fo.quant.memory_budget_bytes = o.memory_budget_bytes ? int64_t(o.memory_budget_bytes) : -1;
-    fo.quant.holdout = o.holdout;
-    fo.quant.min_samples = o.min_samples;
-    fo.quant.iterations = o.iterations;
-    fo.quant.seed = o.seed;
-    fo.quant.backend = resolve(o.backend);
-    fo.quant.threads = o.threads;
-    fo.max_agreement_drop = o.max_agreement_drop;
-    fo.progress = o.progress;
-    fo.progress_user = o.progress_user;
     capi::RecalibrateFileResult r;
     Status s = capi::recalibrate_file(path, samples, int64_t(samples_bytes / sizeof(float)), count, fo, &r);
-    local.installed = r.installed;
-    local.samples_given = r.report.samples_given;
-    local.calibration_samples = r.report.calibration_samples;
-    local.holdout_samples = r.report.holdout_samples;
-    local.subsampled = r.report.subsampled;
-    local.old_agreement = r.report.old_agreement;
-    local.new_agreement = r.report.new_agreement;
-    local.memory_budget_bytes = o.memory_budget_bytes;
-    local.estimated_bytes = size_t(std::max<int64_t>(0, r.report.estimated_bytes));
-    local.peak_bytes = size_t(std::max<int64_t>(0, r.report.peak_bytes));
-    local.seconds = r.report.seconds;
-    std::snprintf(local.reason, sizeof local.reason, "%s", r.reason.c_str());
-    if (result) std::memcpy(reinterpret_cast<char*>(result) + sizeof(size_t), reinterpret_cast<char*>(&local) + sizeof(size_t),
-                            result->struct_size - sizeof(size_t));
+    fill_result(r, o, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), result);
     if (!s.is_ok()) return from(s);
     if (!r.installed) return fail(TQ_REJECTED, "%s: the recalibrated model was not installed: %s", path, r.reason.c_str());
     return TQ_OK;

@@ -96,7 +96,7 @@ int64_t status_kb(const char* key) {
 #endif
 }
 
-int64_t g_rss_base = 0;
+std::atomic<int64_t> g_rss_base{0};
 
 bool report_progress(const RecalibrationOptions& o, const char* stage, int32_t step, int32_t steps, double fraction) {
   if (!o.progress) return true;
@@ -369,6 +369,45 @@ Status top1_agreement(const Graph& model, const Graph& reference, const float* s
   return Status::ok();
 }
 
+Status plan_recalibration(const Graph& fg, int32_t count, const RecalibrationOptions& opt, RecalibrationReport* r) {
+  TQ_ENSURE(r && count > 0, kInvalidArgument, "plan_recalibration: %d samples", count);
+  r->mode = opt.full ? "full" : "fast";
+  r->samples_given = count;
+  r->memory_budget_bytes = opt.memory_budget_bytes;
+  r->holdout_samples = std::max<int32_t>(1, int32_t(std::lround(opt.holdout * count)));
+  int32_t calib_n = count - r->holdout_samples;
+  r->calibration_samples = std::max(0, calib_n);
+  r->estimated_bytes = estimate_recalibration_bytes(fg, std::max(calib_n, opt.min_samples), opt.full) + opt.extra_bytes;
+  TQ_ENSURE(calib_n >= opt.min_samples, kInvalidArgument,
+            "%d samples leave %d to calibrate on after holding back %d for validation; at least %d are needed",
+            count, calib_n, r->holdout_samples, opt.min_samples);
+  // The budget: the most calibration samples that fit, or a refusal naming what is needed.
+  if (opt.memory_budget_bytes >= 0) {
+    const int64_t need_min = estimate_recalibration_bytes(fg, opt.min_samples, opt.full) + opt.extra_bytes;
+    TQ_ENSURE(need_min >= 0, kInvalidModel, "cannot infer the model's shapes");
+    if (need_min > opt.memory_budget_bytes) {
+      r->estimated_bytes = need_min;
+      r->calibration_samples = 0;
+      return Status::error(StatusCode::kOutOfMemory,
+                           "%s recalibration needs at least %lld bytes of working memory (%d samples); the budget is "
+                           "%lld bytes",
+                           r->mode.c_str(), static_cast<long long>(need_min), opt.min_samples,
+                           static_cast<long long>(opt.memory_budget_bytes));
+    }
+    int32_t lo = opt.min_samples, hi = calib_n;
+    while (lo < hi) {  // the largest n in [min_samples, calib_n] whose estimate fits
+      const int32_t mid = lo + (hi - lo + 1) / 2;
+      if (estimate_recalibration_bytes(fg, mid, opt.full) + opt.extra_bytes <= opt.memory_budget_bytes) lo = mid;
+      else hi = mid - 1;
+    }
+    r->subsampled = lo < calib_n;
+    calib_n = lo;
+  }
+  r->calibration_samples = calib_n;
+  r->estimated_bytes = estimate_recalibration_bytes(fg, calib_n, opt.full) + opt.extra_bytes;
+  return Status::ok();
+}
+
 Status recalibrate_graph(const Graph& shipped, const float* samples, int64_t floats, int32_t count,
                          const RecalibrationOptions& opt, Graph* out, RecalibrationReport* report_out) {
   const uint64_t t0 = port::now_us();
@@ -410,30 +449,12 @@ Status recalibrate_graph(const Graph& shipped, const float* samples, int64_t flo
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(opt.seed);
   std::shuffle(order.begin(), order.end(), rng);
-  r.holdout_samples = std::max<int32_t>(1, int32_t(std::lround(opt.holdout * count)));
-  int32_t calib_n = count - r.holdout_samples;
-  TQ_ENSURE(calib_n >= opt.min_samples, kInvalidArgument,
-            "%d samples leave %d to calibrate on after holding back %d for validation; at least %d are needed",
-            count, calib_n, r.holdout_samples, opt.min_samples);
-  // The budget: the most calibration samples that fit, or a refusal naming what is needed.
-  if (opt.memory_budget_bytes >= 0) {
-    const int64_t need_min = estimate_recalibration_bytes(fg, opt.min_samples, opt.full) + opt.extra_bytes;
-    TQ_ENSURE(need_min >= 0, kInvalidModel, "cannot infer the model's shapes");
-    TQ_ENSURE(need_min <= opt.memory_budget_bytes, kOutOfMemory,
-              "%s recalibration needs at least %lld bytes of working memory (%d samples); the budget is %lld bytes",
-              r.mode.c_str(), static_cast<long long>(need_min), opt.min_samples,
-              static_cast<long long>(opt.memory_budget_bytes));
-    int32_t lo = opt.min_samples, hi = calib_n;
-    while (lo < hi) {  // the largest n in [min_samples, calib_n] whose estimate fits
-      const int32_t mid = lo + (hi - lo + 1) / 2;
-      if (estimate_recalibration_bytes(fg, mid, opt.full) + opt.extra_bytes <= opt.memory_budget_bytes) lo = mid;
-      else hi = mid - 1;
-    }
-    r.subsampled = lo < calib_n;
-    calib_n = lo;
+  Status planned = plan_recalibration(fg, count, opt, &r);
+  if (!planned.is_ok()) {
+    if (report_out) *report_out = r;  // the sizes it would need, for the caller to retry with
+    return planned;
   }
-  r.calibration_samples = calib_n;
-  r.estimated_bytes = estimate_recalibration_bytes(fg, calib_n, opt.full) + opt.extra_bytes;
+  const int32_t calib_n = r.calibration_samples;
 
   CalibrationData calib;
   calib.samples = calib_n;

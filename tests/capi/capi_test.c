@@ -289,6 +289,25 @@ static void test_recalibration(void) {
   CHECK_ERROR_HAS("needs at least");
   CHECK_ERROR_HAS("the budget is 1048576 bytes");
   CHECK(r.installed == 0);
+  /* ...and the result says how much it would need, so the app can retry without parsing text. */
+  CHECK(r.estimated_bytes > bad.memory_budget_bytes && r.samples_given == kCount);
+  const size_t needed = r.estimated_bytes;
+  char msg[64];
+  snprintf(msg, sizeof msg, "needs at least %zu bytes", needed);
+  CHECK_ERROR_HAS(msg);
+  /* The plan, asked for beforehand, agrees. */
+  tq_recal_result plan;
+  tq_recal_result_init(&plan);
+  CHECK_STATUS(tq_recal_plan(work, kCount, &bad, &plan), TQ_OUT_OF_MEMORY);
+  CHECK(plan.estimated_bytes == needed);
+  bad.memory_budget_bytes = needed;
+  CHECK_STATUS(tq_recal_plan(work, kCount, &bad, &plan), TQ_OK);
+  CHECK(plan.calibration_samples == 32 && plan.subsampled && plan.estimated_bytes == needed &&
+        plan.holdout_samples == 40);
+  CHECK_STATUS(tq_recal_plan(NULL, kCount, &bad, &plan), TQ_INVALID_ARGUMENT);
+  CHECK_STATUS(tq_recal_plan(work, 0, &bad, &plan), TQ_INVALID_ARGUMENT);
+  CHECK_STATUS(tq_recal_plan(plain, kCount, &o, &plan), TQ_INVALID_ARGUMENT);
+  CHECK_ERROR_HAS("--keep-master");
   /* Cancelled from the progress callback: the file is untouched. */
   Progress p = {0, 3, 0.0, 1};
   bad = o;
@@ -303,8 +322,13 @@ static void test_recalibration(void) {
   o.progress = on_progress;
   o.progress_user = &q;
   o.memory_budget_bytes = (size_t)80 << 20; /* below the ~95 MB estimate for all 160 */
+  tq_recal_result planned;
+  tq_recal_result_init(&planned);
+  CHECK_STATUS(tq_recal_plan(work, kCount, &o, &planned), TQ_OK);
   CHECK_STATUS(tq_recalibrate(work, samples, bytes, kCount, &o, &r), TQ_OK);
   CHECK(r.installed == 1 && r.reason[0] == 0);
+  CHECK(planned.calibration_samples == r.calibration_samples && planned.estimated_bytes == r.estimated_bytes);
+  CHECK(r.seconds > 0.0);
   CHECK(r.samples_given == kCount && r.holdout_samples == 40);
   CHECK(r.calibration_samples >= 32 && r.calibration_samples <= kCount - 40);
   CHECK(r.subsampled == (r.calibration_samples < kCount - 40));

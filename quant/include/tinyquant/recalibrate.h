@@ -92,11 +92,18 @@ struct RecalibrationReport {
 // Bytes the job would need for `samples` calibration samples of this float graph (see top).
 int64_t estimate_recalibration_bytes(const Graph& float_graph, int32_t samples, bool full);
 
+// The split and the budget alone, without running anything: for `count` samples of the float
+// master `float_graph`, fills samples_given, holdout_samples, calibration_samples (after any
+// subsampling), subsampled and estimated_bytes (on a refusal: the bytes min_samples needs).
+// Errors: too few samples after the holdout; a budget below the estimate for min_samples.
+Status plan_recalibration(const Graph& float_graph, int32_t count, const RecalibrationOptions& options,
+                          RecalibrationReport* report);
+
 // Errors: a model without master weights or calibration record; a sample buffer that is not
 // count model inputs (names both sizes); fewer than min_samples calibration samples after
 // the holdout; a budget below the estimate for min_samples (kOutOfMemory, naming the bytes needed);
 // NaN / Inf in the samples; a result whose bit-widths differ from the record's (kInternal);
-// cancel (kCancelled). *out is written only on success.
+// cancel (kCancelled). *out is written only on success; *report also when the plan is refused.
 // samples: `count` model inputs, `floats` floats in all (checked: count x the input's elements).
 Status recalibrate_graph(const Graph& shipped, const float* samples, int64_t floats, int32_t count,
                          const RecalibrationOptions& options, Graph* out, RecalibrationReport* report);
