@@ -37,3 +37,12 @@ for way in cmake-shared cmake-static pkgconfig; do
     echo "the static build links libtinyquant.so" >&2; exit 1
   fi
 done
+# The drift demo builds against the installed package too (find_package(tinyquant), zlib).
+if [ "$arch" = host ]; then
+  out=build/c-api/host-drift-demo
+  rm -rf "$out"
+  cmake -S examples/on_device_recalibration -B "$out" -G Ninja -Dtinyquant_DIR="$prefix/$libdir" >/dev/null
+  cmake --build "$out" >/dev/null
+  "$out/drift_demo" --header >/dev/null
+  echo "examples/on_device_recalibration: built against the install"
+fi
