@@ -21,7 +21,9 @@
 enum { kCount = 60, kStages = 8 }; /* 48 to calibrate on, 12 held back */
 static const char* kStageNames[kStages] = {"estimate", "calibrate", "adaquant", "stats tuning",
                                            "validate", "write", "done", "other"};
-static volatile int* g_stage; /* shared with the child: the stage it last reported */
+static volatile int* g_stage; /* shared with the child: the stage it last reported... */
+static volatile int* g_done;  /* ...and how many recalibrations it has completed */
+static double g_write_started = 0.0; /* the parent's timed job: when its write phase began */
 
 static int stage_index(const char* s) {
   for (int i = 0; i < kStages - 1; ++i)
@@ -29,17 +31,19 @@ static int stage_index(const char* s) {
   return kStages - 1;
 }
 
-static int on_progress(void* user, const char* stage, double fraction) {
-  (void)user;
-  (void)fraction;
-  *g_stage = stage_index(stage);
-  return 0;
-}
-
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int on_progress(void* user, const char* stage, double fraction) {
+  (void)user;
+  (void)fraction;
+  const int s = stage_index(stage);
+  if (s == 5 && *g_stage != 5) g_write_started = now_ms();
+  *g_stage = s;
+  return 0;
 }
 
 static void recalibrate_forever(const char* path, const float* samples) {
@@ -53,6 +57,7 @@ static void recalibrate_forever(const char* path, const float* samples) {
       fprintf(stderr, "child: %s\n", tq_last_error());
       _exit(3);
     }
+    ++*g_done;
     *g_stage = kStages - 1;
   }
 }
@@ -90,37 +95,43 @@ int main(int argc, char** argv) {
   CHECK(original && write_all(path, original, size));
   static float samples[kCount * 784];
   fill_samples(samples, kCount, 28, 28);
-  g_stage = (volatile int*)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(g_stage != MAP_FAILED);
-  if (g_stage == MAP_FAILED) return 1;
+  void* shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(shared != MAP_FAILED);
+  if (shared == MAP_FAILED) return 1;
+  g_stage = (volatile int*)shared;
+  g_done = g_stage + 1;
 
   /* One job, timed, not killed. */
   tq_recal_options o;
   tq_recal_options_init(&o);
   o.max_agreement_drop = 100.0f;
+  o.progress = on_progress;
   const double t0 = now_ms();
   CHECK_STATUS(tq_recalibrate(path, samples, sizeof samples, kCount, &o, NULL), TQ_OK);
-  const double job_ms = now_ms() - t0;
-  fprintf(stderr, "one recalibration: %.0f ms; %d trials\n", job_ms, trials);
+  const double job_ms = now_ms() - t0, write_ms = g_write_started > 0 ? now_ms() - g_write_started : 0.1 * job_ms;
+  fprintf(stderr, "one recalibration: %.0f ms, its write phase %.0f ms; %d trials\n", job_ms, write_ms, trials);
 
   int killed_in[kStages] = {0}, changed = 0, invalid = 0;
   size_t last_size = 0;
   unsigned char* last = read_all(path, &last_size);
   for (int t = 0; t < trials; ++t) {
     *g_stage = 0;
+    *g_done = 0;
     const pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) recalibrate_forever(path, samples);
-    /* Even trials: any moment of the job. Odd trials: once the child reports "write" (serialize,
-     * write, fsync, load back, validate, rename: a short window), 0-40 ms into it. */
+    /* Trial 0: right after the child's first completed job (so one kill surely follows an
+     * install). Even trials: any moment of the job. Odd trials: once the child reports "write"
+     * (serialize, write, fsync, load back, validate, rename), uniformly over 1.2x that phase's
+     * measured length. */
     double wait = uniform01() * 1.3 * job_ms;
-    if (t % 2 == 1) {
+    if (t == 0 || t % 2 == 1) {
       const double start = now_ms();
-      while (*g_stage != 5 && now_ms() - start < 3 * job_ms) {
+      while ((t == 0 ? *g_done < 1 : *g_stage != 5) && now_ms() - start < 3 * job_ms) {
         struct timespec poll = {0, 200000};
         nanosleep(&poll, NULL);
       }
-      wait = uniform01() * 40.0;
+      wait = t == 0 ? 0.0 : uniform01() * 1.2 * write_ms;
     }
     struct timespec ts = {(time_t)(wait / 1e3), (long)(((long long)(wait * 1e6)) % 1000000000LL)};
     nanosleep(&ts, NULL);
