@@ -76,26 +76,6 @@ bool weighted_int8(const Graph& g, const Operator& op) {
          g.tensors[op.inputs[1]].dtype == DType::kInt8;
 }
 
-int64_t status_kb(const char* key) {
-#if defined(__linux__)
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  int64_t kb = 0;
-  const size_t n = std::strlen(key);
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, key, n) == 0 && line[n] == ':') {
-      kb = std::atoll(line + n + 1);
-      break;
-    }
-  std::fclose(f);
-  return kb;
-#else
-  (void)key;
-  return 0;
-#endif
-}
-
 std::atomic<int64_t> g_rss_base{0};
 
 bool report_progress(const RecalibrationOptions& o, const char* stage, int32_t step, int32_t steps, double fraction) {
@@ -135,11 +115,11 @@ void reset_peak_rss() {
     std::fclose(f);
   }
 #endif
-  g_rss_base = status_kb("VmRSS") * 1024;
+  g_rss_base = rss_bytes();
 }
 
 int64_t peak_rss_growth() {
-  const int64_t hwm = status_kb("VmHWM") * 1024;
+  const int64_t hwm = peak_rss_bytes();
   return hwm > g_rss_base ? hwm - g_rss_base : 0;
 }
 
