@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kernels/cortex_m/cortex_m_kernels.h"
 #include "kernels/reference/reference_kernels.h"
 #include "tinyquant/arena_planner.h"
 #include "tinyquant/shape_inference.h"
@@ -54,6 +55,8 @@ struct Interpreter::Impl {
   std::vector<size_t> op_view_begin;  // op i: inputs at [begin, begin+n_in), outputs after
   std::vector<Backend> op_backend;
   std::vector<int> op_handle;
+  std::vector<int64_t> op_scratch;  // per op: scratch bytes of its Cortex-M kernel, -1: portable kernel
+  std::vector<uint8_t*> op_scratch_ptr;
   std::unique_ptr<uint8_t[]> owned_arena;
   uint8_t* arena = nullptr;
   ArenaPlan plan;
@@ -110,6 +113,47 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     requests.push_back(r);
     request_tensor.push_back(static_cast<int32_t>(t));
   }
+  // The Cortex-M kernels' scratch: one request per op, live during that op only (so it lands in
+  // a gap between activations where there is one).
+  m.op_scratch.assign(num_ops, -1);
+  const bool cortex_m = options.backend == Backend::kReference &&
+                        (options.kernels == KernelSet::kCortexM ||
+                         (options.kernels == KernelSet::kAuto && cortex_m::native_dsp()));
+  const size_t activation_requests = requests.size();
+  if (cortex_m) {
+    std::vector<TensorView> v;
+    for (int32_t i = 0; i < num_ops; ++i) {
+      const Operator& op = graph.operators[i];
+      v.clear();
+      for (int32_t t : op.inputs) {
+        TensorView tv;
+        if (t >= 0) {
+          tv.dtype = graph.tensors[t].dtype;
+          tv.dims = dims[t];
+          tv.quant = &graph.tensors[t].quant;
+          if (graph.tensors[t].is_constant()) tv.data = const_cast<uint8_t*>(graph.buffers[graph.tensors[t].buffer].data());
+        }
+        v.push_back(tv);
+      }
+      const int n_in = static_cast<int>(op.inputs.size());
+      for (int32_t t : op.outputs) {
+        TensorView tv;
+        tv.dtype = graph.tensors[t].dtype;
+        tv.dims = dims[t];
+        tv.quant = &graph.tensors[t].quant;
+        v.push_back(tv);
+      }
+      const int64_t bytes = cortex_m::scratch_size(op, v.data(), n_in, v.data() + n_in,
+                                                   static_cast<int>(op.outputs.size()));
+      if (bytes < 0) continue;
+      m.op_scratch[i] = bytes;
+      ArenaRequest r;
+      r.bytes = static_cast<size_t>(bytes > 0 ? bytes : 1);
+      r.first_op = r.last_op = i;
+      requests.push_back(r);
+      request_tensor.push_back(-1 - i);
+    }
+  }
   TQ_RETURN_IF_ERROR(plan_arena(requests, kArenaAlignment, &m.plan));
 
   if (options.arena) {
@@ -135,7 +179,10 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     v.quant = &tensor.quant;
     if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
   }
-  for (size_t r = 0; r < requests.size(); ++r) m.views[request_tensor[r]].data = m.arena + m.plan.offsets[r];
+  for (size_t r = 0; r < activation_requests; ++r) m.views[request_tensor[r]].data = m.arena + m.plan.offsets[r];
+  m.op_scratch_ptr.assign(num_ops, nullptr);
+  for (size_t r = activation_requests; r < requests.size(); ++r)
+    m.op_scratch_ptr[-1 - request_tensor[r]] = m.arena + m.plan.offsets[r];
 
   // Bind every op's views; create backend operators on the now-fixed pointers.
   m.op_views.clear();
@@ -193,7 +240,10 @@ Status Interpreter::invoke_range(int32_t first_op, int32_t end_op) {
     } else {
       const TensorView* v = &m.op_views[m.op_view_begin[i]];
       const int n_in = static_cast<int>(op.inputs.size());
-      TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
+      if (m.op_scratch[i] >= 0)
+        cortex_m::run(op, v, n_in, v + n_in, m.op_scratch_ptr[i]);
+      else
+        TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
     }
     if (m.callback && !m.callback(m.callback_user, i, *this)) break;
   }
@@ -216,5 +266,11 @@ size_t Interpreter::backend_weight_bytes() const {
 #endif
 }
 Backend Interpreter::op_backend(int op) const { return impl_->op_backend[op]; }
+bool Interpreter::op_cortex_m(int op) const {
+  return impl_->op_backend[op] == Backend::kReference && impl_->op_scratch[op] >= 0;
+}
+size_t Interpreter::op_scratch_bytes(int op) const {
+  return op_cortex_m(op) ? static_cast<size_t>(impl_->op_scratch[op]) : 0;
+}
 
 }  // namespace tinyquant

@@ -174,15 +174,25 @@ TEST_CASE("interpreter runs Quantize -> Conv2D s8 (4-bit) -> MaxPool -> FC s8 (3
   const Model m = build(rng);
   const int batch = 4;
   std::vector<float> images = random_floats(rng, batch * kH * kW * kC, -2.5f, 2.5f);
-  for (Backend backend : {Backend::kReference, Backend::kXnnpack}) {
+  // Reference with the portable kernels, reference with the Cortex-M kernels, XNNPACK.
+  for (int run = 0; run < 3; ++run) {
+    const Backend backend = run == 2 ? Backend::kXnnpack : Backend::kReference;
     if (!backend_available(backend)) continue;
-    INFO("backend ", backend_name(backend));
+    INFO("backend ", backend_name(backend), " run ", run);
     Interpreter interp;
     PrepareOptions opt;
     opt.batch = batch;
     opt.backend = backend;
+    opt.kernels = run == 1 ? KernelSet::kCortexM : KernelSet::kPortable;
     const Status s = interp.prepare(m.g, opt);
     REQUIRE_MESSAGE(s.is_ok(), s.message());
+    // The Cortex-M kernels take the conv and the FC (3-bit: an unpacked tile), with scratch.
+    int cortex_m_ops = 0;
+    for (int i = 0; i < int(m.g.operators.size()); ++i) {
+      cortex_m_ops += interp.op_cortex_m(i);
+      CHECK((interp.op_scratch_bytes(i) > 0) == interp.op_cortex_m(i));
+    }
+    CHECK(cortex_m_ops == (run == 1 ? 2 : 0));
     std::memcpy(interp.input(0).data, images.data(), images.size() * 4);
     REQUIRE(interp.invoke().is_ok());
     int nonzero = 0;

@@ -2,6 +2,7 @@
 // program without a file system (examples/mcu_inference). The model bytes are embedded verbatim
 // (16-byte aligned, so load_model reads them in place from flash); the arena the model needs at
 // batch 1 on the reference backend is computed here, on the host, and emitted as a static array.
+#include <algorithm>
 #include <cctype>
 #include <cstdarg>
 #include <cstring>
@@ -91,14 +92,21 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
             ds.count);
   TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols).with_context("%s", options.model.c_str()));
 
-  // Memory the device needs, planned exactly as it will be there (reference backend, batch 1).
+  // Memory the device needs, planned exactly as it will be there (reference backend, batch 1):
+  // the larger of the plans with the portable kernels and with the Cortex-M kernels (their
+  // scratch included), so the program can run either.
   Interpreter interp;
   PrepareOptions prep;
   prep.backend = Backend::kReference;
+  prep.kernels = KernelSet::kPortable;
   TQ_RETURN_IF_ERROR(interp.prepare(graph, prep).with_context("%s", options.model.c_str()));
   result->min_live_bytes = interp.min_live_bytes();
-  const size_t planned = interp.arena_bytes();
+  size_t planned = interp.arena_bytes();
   result->arena_bytes = interp.caller_arena_bytes();  // the generated arena is alignas(64)
+  prep.kernels = KernelSet::kCortexM;
+  TQ_RETURN_IF_ERROR(interp.prepare(graph, prep).with_context("%s", options.model.c_str()));
+  planned = std::max(planned, interp.arena_bytes());
+  result->arena_bytes = std::max(result->arena_bytes, interp.caller_arena_bytes());
   for (const Tensor& t : graph.tensors)
     if (t.is_constant()) result->constant_bytes += graph.buffers[t.buffer].size();
   result->model_bytes = bytes.size();

@@ -30,12 +30,22 @@ bool parse_backend(const char* text, Backend* backend);
 // Whether this build has the backend (XNNPACK is optional, off on microcontrollers).
 bool backend_available(Backend backend);
 
+// Which kernels the reference backend runs for int8 Conv2D / DepthwiseConv2D / FullyConnected.
+//   kAuto      the Cortex-M kernels (runtime/kernels/cortex_m: SMLAD / SXTB16) where the CPU has
+//              the Armv7E-M DSP extension (Cortex-M4, M7, M33), the portable C ones elsewhere
+//   kPortable  always the portable C kernels (the reference every other kernel must equal)
+//   kCortexM   the Cortex-M kernels also without the extension, on C emulations of the
+//              instructions (how the host tests them; slower than kPortable there)
+// Both give the same outputs bit for bit; the Cortex-M kernels need scratch, planned into the arena.
+enum class KernelSet : uint8_t { kAuto = 0, kPortable = 1, kCortexM = 2 };
+
 struct PrepareOptions {
   int32_t batch = 1;                   // replaces dimension 0 of every graph input
   Backend backend = Backend::kReference;
   int32_t threads = 1;                 // XNNPACK only (pthreadpool); reference is single-threaded
   void* arena = nullptr;               // optional caller-owned arena (e.g. a static array on an MCU)
   size_t arena_size = 0;               // its size; prepare() fails with the size it needs if short
+  KernelSet kernels = KernelSet::kAuto;  // reference backend's int8 weighted ops (see KernelSet)
 };
 
 class Interpreter {
@@ -74,6 +84,8 @@ class Interpreter {
   size_t min_live_bytes() const;        // planner's floor (largest live set)
   size_t backend_weight_bytes() const;  // bytes the backend copied/packed weights into
   Backend op_backend(int op) const;     // where op `op` runs after prepare()
+  bool op_cortex_m(int op) const;       // op `op` runs on a Cortex-M kernel (reference backend)
+  size_t op_scratch_bytes(int op) const;  // the scratch planned for op `op` (0: none)
 
  private:
   struct Impl;
