@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "embedded_model.h"
 #include "tinyquant/interpreter.h"
@@ -96,6 +97,124 @@ int fail(const char* what, const tinyquant::Status& s) {
   return 1;
 }
 
+// ---- per-op timing (bench/mcu_speed.sh): the port's timer around every op ----
+struct OpTimes {
+  uint64_t last = 0;
+  uint64_t* ticks = nullptr;  // per op
+};
+bool time_op(void* user, int32_t op, const tinyquant::Interpreter&) {
+  OpTimes* t = static_cast<OpTimes*>(user);
+  const uint64_t now = tinyquant::port::timer_ticks();
+  t->ticks[op] += now - t->last;
+  t->last = tinyquant::port::timer_ticks();  // the callback's own time is not the next op's
+  return true;
+}
+
+// Multiply-accumulates of a weighted op (padding taps included, as every MAC count does).
+int64_t op_macs(const tinyquant::Graph& g, const tinyquant::Operator& op, const tinyquant::Interpreter& interp,
+                char* kind, size_t kind_size) {
+  using namespace tinyquant;
+  if (op.inputs.size() < 2 || op.inputs[1] < 0) return 0;
+  const TensorView out = interp.tensor(op.outputs[0]);
+  const std::vector<int32_t>& w = g.tensors[op.inputs[1]].shape;
+  switch (op.type) {
+    case OpType::kConv2D:
+      std::snprintf(kind, kind_size, "conv%dx%d", static_cast<int>(w[1]), static_cast<int>(w[2]));
+      return out.elements() * w[1] * w[2] * w[3];
+    case OpType::kDepthwiseConv2D:
+      std::snprintf(kind, kind_size, "dw%dx%d", static_cast<int>(w[1]), static_cast<int>(w[2]));
+      return out.elements() * w[1] * w[2];
+    case OpType::kFullyConnected:
+      std::snprintf(kind, kind_size, "fc");
+      return out.elements() * w[1];
+    default: return 0;
+  }
+}
+
+// Runs the first kProfileImages images once with the Cortex-M kernels (where this CPU has the DSP
+// extension, else the portable ones again) and once with the portable kernels, timing every op,
+// and checks both give the same output bytes. Prints one mcu_op line per weighted op and an
+// mcu_profile total. Heap use here (a second prepare) comes after the no-allocation check.
+constexpr int32_t kProfileImages = 1;
+int profile(const tinyquant::Graph& graph, tinyquant::Interpreter& interp) {
+  namespace tq = tq_embedded;
+  using namespace tinyquant;
+  const size_t num_ops = graph.operators.size();
+  std::vector<uint64_t> ticks[2] = {std::vector<uint64_t>(num_ops, 0), std::vector<uint64_t>(num_ops, 0)};
+  std::vector<uint8_t> outputs[2];
+  std::vector<size_t> scratch(num_ops, 0);
+  std::vector<uint8_t> fast(num_ops, 0);
+  const int64_t pixels = int64_t(tq::rows) * tq::cols;
+  const int32_t images = tq::count < kProfileImages ? tq::count : kProfileImages;
+  for (int set = 0; set < 2; ++set) {
+    PrepareOptions opt;
+    opt.arena = tq::arena;
+    opt.arena_size = tq::arena_size;
+    opt.kernels = set == 0 ? KernelSet::kAuto : KernelSet::kPortable;
+    Status s = interp.prepare(graph, opt);
+    if (!s.is_ok()) return fail("prepare (profile)", s);
+    if (set == 0)
+      for (size_t i = 0; i < num_ops; ++i) {
+        fast[i] = interp.op_cortex_m(static_cast<int>(i));
+        scratch[i] = interp.op_scratch_bytes(static_cast<int>(i));
+      }
+    OpTimes t;
+    t.ticks = ticks[set].data();
+    interp.set_op_callback(time_op, &t);
+    for (int32_t i = 0; i < images; ++i) {
+      const uint8_t* src = tq::images + i * pixels;
+      float* x = interp.input(0).as<float>();
+      for (int64_t p = 0; p < pixels; ++p) x[p] = (static_cast<float>(src[p]) / 255.0f - tq::mean) / tq::std_dev;
+      t.last = port::timer_ticks();
+      s = interp.invoke();
+      if (!s.is_ok()) return fail("invoke (profile)", s);
+      const TensorView out = interp.output(0);
+      const uint8_t* o = static_cast<const uint8_t*>(out.data);
+      outputs[set].insert(outputs[set].end(), o, o + out.elements() * dtype_size(out.dtype));
+    }
+    interp.set_op_callback(nullptr, nullptr);
+  }
+  uint64_t total[2] = {0, 0};
+  int64_t macs_total = 0;
+  for (size_t i = 0; i < num_ops; ++i) {
+    total[0] += ticks[0][i];
+    total[1] += ticks[1][i];
+    const Operator& op = graph.operators[i];
+    char kind[16] = "";
+    const int64_t macs = op_macs(graph, op, interp, kind, sizeof(kind)) * images;
+    if (macs == 0) continue;
+    macs_total += macs;
+    const int wbits = graph.tensors[op.inputs[1]].quant.scale.empty() ? 32 : graph.tensors[op.inputs[1]].quant.bits;
+    std::printf("mcu_op model=%s op=%d kind=%s wbits=%d macs=%lld ticks=%llu ticks_portable=%llu cortex_m=%d scratch=%lu\n",
+                tq::name, static_cast<int>(i), kind, wbits, static_cast<long long>(macs),
+                static_cast<unsigned long long>(ticks[0][i]), static_cast<unsigned long long>(ticks[1][i]),
+                static_cast<int>(fast[i]), static_cast<unsigned long>(scratch[i]));
+  }
+  // The timer against a loop of known length: 2 instructions (SUBS, BNE) per iteration. Under
+  // -icount shift=0 this gives the instructions per tick the benchmark converts with.
+  uint64_t loop_ticks = 0;
+  const uint32_t kLoop = 1000000;
+#if TQ_BAREMETAL
+  {
+    uint32_t n = kLoop;
+    const uint64_t t0 = port::timer_ticks();
+    __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+    loop_ticks = port::timer_ticks() - t0;
+  }
+#endif
+  const bool same = outputs[0] == outputs[1];
+  std::printf("mcu_profile model=%s images=%d macs=%lld ticks=%llu ticks_portable=%llu timer_hz=%lu loop_instructions=%lu loop_ticks=%llu same_outputs=%d\n",
+              tq::name, static_cast<int>(images), static_cast<long long>(macs_total),
+              static_cast<unsigned long long>(total[0]), static_cast<unsigned long long>(total[1]),
+              static_cast<unsigned long>(port::timer_hz()), static_cast<unsigned long>(2 * kLoop),
+              static_cast<unsigned long long>(loop_ticks), same ? 1 : 0);
+  if (!same) {
+    std::fprintf(stderr, "mcu_inference: FAIL: the Cortex-M and the portable kernels gave different outputs\n");
+    return 4;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main() {
@@ -169,5 +288,5 @@ int main() {
                  static_cast<unsigned long>(heap_after_init));
     return 3;
   }
-  return 0;
+  return profile(graph, interp);
 }

@@ -35,5 +35,36 @@ uint64_t now_us() {
   return cs < 0 ? 0 : uint64_t(cs) * 10000u;
 }
 
+// CMSDK APB timer 0 on QEMU's mps2-an385/386/500/511 (and the FPGA images they model): a 32-bit
+// down-counter at the 25 MHz peripheral clock. On a real part use DWT->CYCCNT instead (QEMU does
+// not model the DWT cycle counter).
+namespace {
+struct CmsdkTimer {
+  volatile uint32_t ctrl, value, reload, intstatus;
+};
+CmsdkTimer* const kTimer0 = reinterpret_cast<CmsdkTimer*>(0x40000000u);
+constexpr uint32_t kTimerHz = 25000000u;
+bool g_timer_started = false;
+uint32_t g_timer_last = 0;
+uint64_t g_timer_total = 0;
+}  // namespace
+
+uint64_t timer_ticks() {
+  if (!g_timer_started) {
+    kTimer0->ctrl = 0;
+    kTimer0->reload = 0xFFFFFFFFu;
+    kTimer0->value = 0xFFFFFFFFu;
+    kTimer0->ctrl = 1;  // enable, no interrupt
+    g_timer_last = kTimer0->value;
+    g_timer_started = true;
+  }
+  const uint32_t now = kTimer0->value;
+  g_timer_total += g_timer_last - now;  // counts down; modulo 2^32 across a wrap
+  g_timer_last = now;
+  return g_timer_total;
+}
+
+uint32_t timer_hz() { return kTimerHz; }
+
 }  // namespace port
 }  // namespace tinyquant
