@@ -220,12 +220,46 @@ const Tensor* constant_bias(const Graph& g, const Operator& op) {
   if (op.inputs.size() <= 2 || op.inputs[2] < 0 || !g.tensors[op.inputs[2]].is_constant()) return nullptr;
   return &g.tensors[op.inputs[2]];
 }
-int64_t param_bytes(const Tensor& t) { return 4 * static_cast<int64_t>(t.quant.scale.size() + t.quant.zero_point.size()); }
+// What the .tqm stores for a tensor's quantization: its scales (none when implied) and its zero
+// points when one is not zero.
+int64_t param_bytes(const Tensor& t, bool scales_implied) {
+  bool zeros = true;
+  for (int32_t z : t.quant.zero_point) zeros = zeros && z == 0;
+  return 4 * static_cast<int64_t>((scales_implied ? 0 : t.quant.scale.size()) + (zeros ? 0 : t.quant.zero_point.size()));
+}
 }  // namespace
+
+bool bias_scales_implied(const Graph& g, const Operator& op) {
+  if (!op_info(op.type).weighted || op.inputs.size() < 3 || op.inputs[2] < 0) return false;
+  const Tensor& x = g.tensors[op.inputs[0]];
+  const Tensor& w = g.tensors[op.inputs[1]];
+  const Tensor& b = g.tensors[op.inputs[2]];
+  const size_t n = w.quant.scale.size();
+  bool ok = b.dtype == DType::kInt32 && b.is_constant() && x.quant.scale.size() == 1 && n > 0 &&
+            b.quant.scale.size() == n && b.quant.bits == 8 && shape_elements(b.shape) == int64_t(n) &&
+            (b.quant.axis == 0 || (b.quant.axis == -1 && n == 1));
+  for (int32_t z : b.quant.zero_point) ok = ok && z == 0;
+  for (size_t c = 0; ok && c < n; ++c) ok = b.quant.scale[c] == x.quant.scale[0] * w.quant.scale[c];
+  return ok;
+}
+
+std::vector<bool> implied_bias_scales(const Graph& g) {
+  enum : uint8_t { kUnseen, kImplied, kStored };
+  std::vector<uint8_t> state(g.tensors.size(), kUnseen);
+  for (const Operator& op : g.operators) {
+    if (!op_info(op.type).weighted || op.inputs.size() < 3 || op.inputs[2] < 0) continue;
+    uint8_t& st = state[size_t(op.inputs[2])];
+    st = bias_scales_implied(g, op) && st != kStored ? kImplied : kStored;
+  }
+  std::vector<bool> implied(g.tensors.size());
+  for (size_t i = 0; i < state.size(); ++i) implied[i] = state[i] == kImplied;
+  return implied;
+}
 
 QuantizedBytes quantized_bytes(const Graph& g) {
   QuantizedBytes b;
-  for (const Tensor& t : g.tensors) b.quant_params += param_bytes(t);
+  const std::vector<bool> implied = implied_bias_scales(g);
+  for (size_t t = 0; t < g.tensors.size(); ++t) b.quant_params += param_bytes(g.tensors[t], implied[t]);
   for (const Operator& op : g.operators) {
     const Tensor* w = quantized_weight(g, op);
     if (!w) continue;
@@ -243,9 +277,10 @@ QuantizedBytes quantized_bytes(const Graph& g) {
 int64_t quantized_op_bytes(const Graph& g, size_t op) {
   const Tensor* w = quantized_weight(g, g.operators[op]);
   if (!w) return 0;
-  int64_t n = static_cast<int64_t>(g.buffers[w->buffer].size()) + param_bytes(*w);
+  int64_t n = static_cast<int64_t>(g.buffers[w->buffer].size()) + param_bytes(*w, false);
   if (const Tensor* bias = constant_bias(g, g.operators[op]))
-    n += static_cast<int64_t>(g.buffers[bias->buffer].size()) + param_bytes(*bias);
+    n += static_cast<int64_t>(g.buffers[bias->buffer].size()) +
+         param_bytes(*bias, bias_scales_implied(g, g.operators[op]));
   return n;
 }
 

@@ -10,6 +10,7 @@
 
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/shape_inference.h"
 #include "tinyquant_generated.h"
 
@@ -115,6 +116,15 @@ Status check_range(const char* what, int32_t value, int32_t lo, int32_t hi) {
 Status read_quantization(const fb::Quantization* fq, Budget* budget, Tensor* t) {
   if (!fq) return Status::ok();
   Quantization& q = t->quant;
+  if (fq->bias_scale_implied()) {  // derive_bias_scales() fills the scales once the ops are read
+    TQ_ENSURE(t->dtype == DType::kInt32, kInvalidModel, "implied bias scales need dtype int32, not %s",
+              dtype_name(t->dtype));
+    TQ_ENSURE(count(fq->scale()) == 0 && count(fq->zero_point()) == 0 && fq->bits() == 8, kInvalidModel,
+              "implied bias scales: the file stores %d scales, %d zero points, %d bits (expected none, none, 8)",
+              int(count(fq->scale())), int(count(fq->zero_point())), int(fq->bits()));
+    q.axis = fq->axis();
+    return check_range("quantization axis", q.axis, -1, int(t->shape.size()) - 1);
+  }
   TQ_RETURN_IF_ERROR(copy_vector(fq->scale(), budget, &q.scale));
   TQ_RETURN_IF_ERROR(copy_vector(fq->zero_point(), budget, &q.zero_point));
   q.axis = fq->axis();
@@ -420,6 +430,53 @@ Status read_calibration(const fb::CalibrationRecord& r, Budget* budget, Calibrat
   return copy_string(r.report_json(), budget, &c->report_json);
 }
 
+// Version 2 files leave out an int32 bias's scales when they are s_in * s_w[c] of the quantized
+// op that reads it (Quantization.bias_scale_implied): computed here exactly as the quantizers
+// compute them, so a loaded graph equals the one that was saved.
+Status derive_bias_scales(const fb::Model& model, Graph* g) {
+  const int32_t num_tensors = count(model.tensors());
+  for (int32_t t = 0; t < num_tensors; ++t) {
+    const fb::Quantization* fq = model.tensors()->Get(t)->quantization();
+    if (!fq || !fq->bias_scale_implied()) continue;
+    Tensor& bias = g->tensors[t];
+    bool found = false;
+    for (size_t i = 0; i < g->operators.size(); ++i) {
+      const Operator& op = g->operators[i];
+      if (!op_info(op.type).weighted || op.inputs.size() < 3 || op.inputs[2] != t) continue;
+      const Tensor& x = g->tensors[op.inputs[0]];
+      const Tensor& w = g->tensors[op.inputs[1]];
+      TQ_ENSURE(x.quant.scale.size() == 1 && !w.quant.scale.empty(), kInvalidModel,
+                "tensor %d '%.64s': bias scales are implied, but %s '%.64s' has %zu input and %zu weight scales "
+                "(expected 1 and one per channel)",
+                int(t), bias.name.c_str(), op_name(op.type), op.name.c_str(), x.quant.scale.size(),
+                w.quant.scale.size());
+      const size_t n = w.quant.scale.size();
+      TQ_ENSURE(shape_elements(bias.shape) == int64_t(n) && (bias.quant.axis == 0 || (bias.quant.axis == -1 && n == 1)),
+                kInvalidModel, "tensor %d '%.64s': implied bias scales: %zu weight scales of %s '%.64s' for a bias of "
+                "%lld values along axis %d", int(t), bias.name.c_str(), n, op_name(op.type), op.name.c_str(),
+                static_cast<long long>(shape_elements(bias.shape)), int(bias.quant.axis));
+      std::vector<float> scale(n);
+      for (size_t c = 0; c < n; ++c) scale[c] = x.quant.scale[0] * w.quant.scale[c];
+      if (found) {
+        TQ_ENSURE(scale == bias.quant.scale, kInvalidModel,
+                  "tensor %d '%.64s': implied bias scales differ between the ops that read it", int(t),
+                  bias.name.c_str());
+        continue;
+      }
+      for (size_t c = 0; c < n; ++c)
+        TQ_ENSURE(std::isfinite(scale[c]) && scale[c] > 0, kInvalidModel,
+                  "tensor %d '%.64s': implied bias scale[%zu] is %g, expected finite and > 0", int(t),
+                  bias.name.c_str(), c, double(scale[c]));
+      bias.quant.scale = std::move(scale);
+      found = true;
+    }
+    TQ_ENSURE(found, kInvalidModel,
+              "tensor %d '%.64s': bias scales are implied, but no Conv2D, DepthwiseConv2D or FullyConnected reads "
+              "it as its bias", int(t), bias.name.c_str());
+  }
+  return Status::ok();
+}
+
 // Batch the stored shapes are checked at: what the inputs declare, else 1 (dynamic batch).
 int32_t declared_batch(const Graph& g) {
   for (int32_t i : g.inputs) {
@@ -501,6 +558,7 @@ Status parse(const uint8_t* data, size_t size, Graph* g) {
                             op.type < OpType::kCount ? op_name(op.type) : "?");
     }
   }
+  TQ_RETURN_IF_ERROR(derive_bias_scales(model, g));
   TQ_RETURN_IF_ERROR(read_graph_ios(model.inputs(), "input", num_tensors, &budget, &g->inputs));
   TQ_RETURN_IF_ERROR(read_graph_ios(model.outputs(), "output", num_tensors, &budget, &g->outputs));
 

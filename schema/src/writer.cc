@@ -5,6 +5,7 @@
 
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant_generated.h"
 
 namespace tinyquant {
@@ -17,12 +18,19 @@ fb::FusedActivation to_fb(const FusedActivation& a) {
   return fb::FusedActivation(fb::Activation(a.type), a.min, a.max);
 }
 
-Offset<fb::Quantization> write_quantization(FlatBufferBuilder& fbb, const Quantization& q) {
+// Zero points are written only when one is not zero (empty means all zero); a bias whose
+// scales the loader derives (implied_bias_scales) stores none.
+Offset<fb::Quantization> write_quantization(FlatBufferBuilder& fbb, const Quantization& q, bool bias_scale_implied) {
   const Quantization none;
   if (q.scale.empty() && q.zero_point.empty() && q.axis == none.axis && q.bits == none.bits) return 0;
-  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale), fbb.CreateVector(q.zero_point), q.axis,
+  if (bias_scale_implied) return fb::CreateQuantization(fbb, 0, 0, q.axis, uint8_t(q.bits), true);
+  bool zeros = true;
+  for (int32_t z : q.zero_point) zeros = zeros && z == 0;
+  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale), zeros ? 0 : fbb.CreateVector(q.zero_point), q.axis,
                                 uint8_t(q.bits));
 }
+
+
 
 struct Options {
   fb::OperatorOptions type;
@@ -124,9 +132,9 @@ Offset<fb::CalibrationRecord> write_calibration(FlatBufferBuilder& fbb, const Ca
   const auto weight_bits = fbb.CreateVector(c.weight_bits);
   const auto activation_bits = fbb.CreateVector(c.activation_bits);
   const auto dataset = fbb.CreateString(c.dataset);
-  const auto report_json = fbb.CreateString(c.report_json);
+  // The compact record only (version 2): the full report goes to the report file, not the model.
   return fb::CreateCalibrationRecord(fbb, pipeline, weight_bits, activation_bits, c.budget_bytes, c.seed,
-                                     c.calibration_samples, dataset, report_json);
+                                     c.calibration_samples, dataset);
 }
 
 }  // namespace
@@ -159,9 +167,11 @@ Status serialize_model(const Graph& graph, std::vector<uint8_t>* out) {
     buffers.push_back(fb::CreateBuffer(fbb, data));
   }
   std::vector<Offset<fb::Tensor>> tensors;
-  for (const Tensor& t : graph.tensors) {
+  const std::vector<bool> implied = implied_bias_scales(graph);
+  for (size_t i = 0; i < graph.tensors.size(); ++i) {
+    const Tensor& t = graph.tensors[i];
     tensors.push_back(fb::CreateTensor(fbb, fbb.CreateString(t.name), fbb.CreateVector(t.shape),
-                                       fb::DType(t.dtype), write_quantization(fbb, t.quant), t.buffer));
+                                       fb::DType(t.dtype), write_quantization(fbb, t.quant, implied[i]), t.buffer));
   }
   std::vector<Offset<fb::Operator>> operators;
   for (const Operator& op : graph.operators) {

@@ -546,12 +546,14 @@ TEST_CASE("layer_weight_bits: per-layer weight bits win over the uniform bits an
   for (size_t i = 0; i < q.operators.size(); ++i) layers += quantized_op_bytes(q, i);
   int64_t activation_params = 0;
   for (const Tensor& t : q.tensors)
-    if (!t.is_constant()) activation_params += 4 * int64_t(t.quant.scale.size() + t.quant.zero_point.size());
+    if (!t.is_constant())
+      activation_params += 4 * int64_t(t.quant.scale.size() + (t.quant.zero_point == std::vector<int32_t>{0} ? 0 : t.quant.zero_point.size()));
   CHECK(qb.layers == 3);
   CHECK(qb.total() == layers + activation_params);
-  // conv1: 144 weights at 2 bits (36 bytes) + 4 int32 bias + 4 weight and 4 bias scales.
+  // conv1: 144 weights at 2 bits (36 bytes) + 4 int32 bias + 4 weight scales; the 4 bias scales
+  // are s_in * s_w, implied, not stored (format version 2).
   for (size_t i = 0; i < q.operators.size(); ++i)
-    if (q.operators[i].name == "conv1") CHECK(quantized_op_bytes(q, i) == 36 + 16 + 16 + 16);
+    if (q.operators[i].name == "conv1") CHECK(quantized_op_bytes(q, i) == 36 + 16 + 16);
   CHECK(qb.float32 == 4 * (2 * (144 + 4) + 12));
 
   quant::AdaQuantOptions ao;

@@ -325,7 +325,7 @@ struct QuantizeArgs {
   std::vector<std::string> input_shapes;
   int32_t calib_size = 1000;
   float mean = kFashionMnistMean, std = kFashionMnistStd;
-  bool json = false;
+  bool json = false, no_report = false;
   quant::AdaQuantOptions aq;  // aq.rtn: the range-calibration options every method uses
   CLI::Option* batch = nullptr;  // --batch: Adam's batch (adaquant) or the invoke batch (rtn)
   CLI::Option* method_opt = nullptr;
@@ -337,6 +337,15 @@ struct QuantizeArgs {
   std::string keep_master;  // "", "fp16" or "fp32"
   QuantizeArgs() { aq.gemm_threads = std::max(1u, std::thread::hardware_concurrency()); }
 };
+
+// The report file of tq quantize: --report, else OUT.report.json (OUT without .tqm), or none.
+std::string report_path(const QuantizeArgs& a) {
+  if (a.no_report) return "";
+  if (!a.report.empty()) return a.report;
+  std::string base = a.output;
+  if (base.size() > 4 && base.compare(base.size() - 4, 4, ".tqm") == 0) base.resize(base.size() - 4);
+  return base + ".report.json";
+}
 
 // The mixed-precision options tq quantize and tq sweep share.
 void add_mixed_options(CLI::App* cmd, QuantizeArgs& a) {
@@ -411,7 +420,10 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
                   "--pipeline: the smallest model whose top-1 differs from the float model's on at most this "
                   "percentage of the calibration samples")
       ->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--report", a.report, "write the full report (per layer, timing, memory) as JSON to R.json");
+  CLI::Option* report_opt = cmd->add_option("--report", a.report,
+                  "where the full report (per layer, timing, memory) goes as JSON (default: OUT.report.json beside "
+                  "the model, which keeps only the compact calibration record)");
+  cmd->add_flag("--no-report", a.no_report, "write no report file")->excludes(report_opt);
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
   cmd->add_flag("--json", a.json, "the per-layer report as JSON on stdout");
   cmd->add_option("--keep-master", a.keep_master,
@@ -517,11 +529,12 @@ int cmd_quantize_mixed(QuantizeArgs& a) {
   s = keep_master(a, graph, &quantized);
   if (s.is_ok()) s = save_model_file(quantized, a.output.c_str());
   if (!s.is_ok()) return fail(s);
-  if (!a.report.empty()) {
+  if (const std::string path = report_path(a); !path.empty()) {
     report_json += "\n";
-    s = write_file_atomic(a.report.c_str(), report_json.data(), report_json.size());
+    s = write_file_atomic(path.c_str(), report_json.data(), report_json.size());
     if (!s.is_ok()) return fail(s);
     report_json.pop_back();
+    std::fprintf(stderr, "tq: wrote the report to %s\n", path.c_str());
   }
   if (a.json) std::printf("%s\n", report_json.c_str());
   std::fprintf(stderr, "tq: wrote %s (%lld bytes of weights, bias and scales; bits %s)\n", a.output.c_str(),
@@ -580,12 +593,13 @@ int cmd_quantize(QuantizeArgs& a) {
   s = keep_master(a, graph, &quantized);
   if (s.is_ok()) s = save_model_file(quantized, a.output.c_str());
   if (!s.is_ok()) return fail(s);
-  if (!a.report.empty()) {
+  if (const std::string path = report_path(a); !path.empty()) {
     std::string checked;
     if (int rc = print_checked_json(full_report, a.model, &checked)) return rc;
     checked += "\n";
-    s = write_file_atomic(a.report.c_str(), checked.data(), checked.size());
+    s = write_file_atomic(path.c_str(), checked.data(), checked.size());
     if (!s.is_ok()) return fail(s);
+    std::fprintf(stderr, "tq: wrote the report to %s\n", path.c_str());
   }
   if (a.json) std::printf("%s\n", report_json.c_str());
   std::fprintf(stderr, "tq: wrote %s (%zu operators, %zu tensors)\n", a.output.c_str(), quantized.operators.size(),

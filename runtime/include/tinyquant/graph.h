@@ -257,7 +257,8 @@ const char* shape_str(const int32_t* dims, int rank, char* buf, size_t size);
 
 // The parameter bytes of a quantized graph as the .tqm stores them and `tq inspect` totals them:
 // the packed weights of every weighted op with quantized weights, their int32 bias, and every
-// tensor's scales and zero points (4 bytes each). A mixed-precision budget is checked against
+// tensor's stored scales and zero points (4 bytes each; no zero points when all are zero, no
+// scales for a bias whose scales are implied). A mixed-precision budget is checked against
 // total(). op_bytes(graph, i) is operator i's share: its weight and bias buffers and their scales
 // and zero points (0 for an op without quantized weights).
 struct QuantizedBytes {
@@ -268,6 +269,13 @@ struct QuantizedBytes {
 };
 QuantizedBytes quantized_bytes(const Graph& graph);
 int64_t quantized_op_bytes(const Graph& graph, size_t op);
+
+// A weighted op's int32 bias whose scales are exactly s_in * s_w[c] (its input's and weights'
+// scales, as every quantizer makes them): the .tqm (version 2) stores no scales for it and the
+// loader derives them. implied_bias_scales: per tensor, true when every op reading it as its
+// bias says so.
+bool bias_scales_implied(const Graph& graph, const Operator& op);
+std::vector<bool> implied_bias_scales(const Graph& graph);
 
 // Structural checks every graph passes before it is run or saved: indices in range, op arity,
 // options sane, each activation produced exactly once and before it is read, constants sized

@@ -15,7 +15,11 @@
 namespace tinyquant {
 
 // Current format version written by serialize_model; the loader accepts 1..kTqmVersion.
-constexpr uint32_t kTqmVersion = 1;
+//   1  the first format
+//   2  no zero points when all are zero; int32 bias scales implied by the op that reads them
+//      (Quantization.bias_scale_implied); no report JSON in the calibration record (the report
+//      file has it). Version 1 files load unchanged (tests/schema/format_version_test.cc).
+constexpr uint32_t kTqmVersion = 2;
 // Largest file the host loader reads (FlatBuffers' own limit is 2 GiB).
 constexpr size_t kMaxModelFileBytes = size_t(1) << 30;
 
