@@ -23,7 +23,9 @@ if(EXISTS /usr/include/newlib/stdint.h)
   string(APPEND _tq_flags " -include /usr/include/newlib/stdint.h")
 endif()
 set(CMAKE_C_FLAGS_INIT "${_tq_flags}")
-set(CMAKE_CXX_FLAGS_INIT "${_tq_flags}")
+# -fno-threadsafe-statics: one thread, and libstdc++'s guard functions would pull its exception
+# machinery in (ports/baremetal/no_exceptions.cc keeps the rest of it out).
+set(CMAKE_CXX_FLAGS_INIT "${_tq_flags} -fno-threadsafe-statics")
 set(CMAKE_ASM_FLAGS_INIT "${TQ_CORTEX_M_FLAGS}")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${TQ_CORTEX_M_FLAGS}")
 # No -fPIC, Release -O2: see cortex-m-rules.cmake.

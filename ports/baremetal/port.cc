@@ -1,6 +1,6 @@
-// tinyquant::port on bare metal: log lines go to stderr (newlib -> _write -> semihosting console;
-// retarget _write to a UART on a device without a debugger); the clock is semihosting's elapsed
-// tick counter (SYS_ELAPSED / SYS_TICKFREQ), falling back to SYS_CLOCK's centiseconds.
+// tinyquant::port on bare metal: log lines go to the semihosting console's stderr (retarget
+// tq_semihost_write to a UART on a device without a debugger), formatted by baremetal/format.c;
+// the clock is semihosting's elapsed tick counter (SYS_ELAPSED / SYS_TICKFREQ), falling back to SYS_CLOCK's centiseconds.
 #include <cstdarg>
 #include <cstdio>
 
@@ -11,11 +11,15 @@ namespace tinyquant {
 namespace port {
 
 void log(const char* fmt, ...) {
+  char line[256];
   va_list args;
   va_start(args, fmt);
-  std::vfprintf(stderr, fmt, args);
+  int n = std::vsnprintf(line, sizeof(line) - 1, fmt, args);  // baremetal/format.c
   va_end(args);
-  std::fputc('\n', stderr);
+  if (n < 0) return;
+  if (n > int(sizeof(line)) - 2) n = int(sizeof(line)) - 2;  // cut, not overrun
+  line[n++] = '\n';
+  tq_semihost_write(2, line, uint32_t(n));
 }
 
 uint64_t now_us() {

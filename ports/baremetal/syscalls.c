@@ -108,6 +108,14 @@ int _kill(int pid, int sig) {
   // abort() raises SIGABRT: exit 128 + signal, as a shell reports it on the host.
   tq_semihost_exit(128 + sig);
 }
+// abort() without newlib's signal machinery (raise, signal tables): exit 134 (128 + SIGABRT),
+// as the shell reports an abort on the host.
+void abort(void) {
+  static const char kMessage[] = "abort\n";
+  tq_semihost_write(2, kMessage, sizeof(kMessage) - 1);
+  tq_semihost_exit(134);
+}
+
 int _gettimeofday(struct timeval* tv, void* tz) {
   (void)tz;
   const int32_t cs = tq_semihost(TQ_SYS_CLOCK, 0);
