@@ -58,6 +58,45 @@ for t in $TARGETS; do
       "$images" "$ram" "$data" "$bss" "$arena" "${heap:-?}" "${constants:-?}" "${live:-?}"
   done
 done
+# Code by part, from each program's linker map: what a model costs in flash besides itself.
+echo
+echo "Code by part (bytes of .text/.rodata/.ARM.ex* from the linker map; model, images, labels excluded):"
+printf '%-18s %-10s %8s | %8s %8s %8s %8s | %8s %8s %8s %8s %8s\n' model target code runtime cortex-m loader port \
+  libc libm libgcc libstdc++ program
+for t in $TARGETS; do
+  for map in "$ROOT/build-$t"/bin/mcu_inference_*.elf.map; do
+    [[ -e "$map" ]] || continue
+    prog="$(basename "$map" .elf.map)"
+    python3 - "$map" "${prog#mcu_inference_}" "$t" <<'PY'
+import re, sys, collections
+path, name, target = sys.argv[1:]
+text = open(path).read()
+text = text[text.index("Linker script and memory map"):]
+text = re.sub(r"\n(\s+\.\S+)\n\s+(0x)", r"\n\1 \2", text)  # a long section name wraps its line
+part = collections.Counter()
+for line in text.splitlines():
+    m = re.match(r"^ (\.(?:text|rodata|ARM\.ex\S*|init_array)\S*)\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(.*)$", line)
+    if not m or int(m.group(2), 16) == 0:
+        continue
+    src, size = m.group(4), int(m.group(3), 16)
+    if "kernels/cortex_m/" in src or re.search(r"\((conv_s8|depthwise_s8|dispatch)\.cc\.obj\)", src): key = "cortex-m"
+    elif "libtq_runtime.a" in src: key = "runtime"
+    elif "libtq_schema.a" in src: key = "loader"
+    elif "libtq_ports.a" in src or "tq_baremetal" in src: key = "port"
+    elif re.search(r"/libc\.a|libc_nano", src): key = "libc"
+    elif "/libm.a" in src: key = "libm"
+    elif "/libgcc.a" in src: key = "libgcc"
+    elif "libstdc++" in src or "libsupc++" in src: key = "libstdc++"
+    elif "main.cc" in src: key = "program"
+    else: key = "model"  # the embedded model, images and labels source
+    part[key] += size
+code = sum(v for k, v in part.items() if k != "model")
+cols = ["runtime", "cortex-m", "loader", "port", "libc", "libm", "libgcc", "libstdc++", "program"]
+print("%-18s %-10s %8d | %8d %8d %8d %8d | %8d %8d %8d %8d %8d" % ((name, target, code) + tuple(part[c] for c in cols)))
+PY
+  done
+done
+echo "(runtime: tq_runtime without its Cortex-M kernels; port: ports/ incl. format.c, startup, syscalls)"
 if [[ $found == 0 ]]; then
   echo "mcu_size.sh: no build-<target>/bin/mcu_inference_*.elf; run examples/mcu_inference/run.sh first" >&2
   exit 1
