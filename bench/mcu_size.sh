@@ -11,7 +11,8 @@
 #   flash  = .text + .rodata + .ARM.ex* + .init_array + the .data image (model and images included)
 #   code   = flash - model - images - labels (runtime + loader + newlib + libstdc++ + startup)
 #   RAM    = .data + .bss (the static arena is in .bss); the stack (64 KiB reserved by the
-#            linker script) is not counted; heap_init is what load_model + prepare allocate
+#            linker script) is not counted; heap_init is what load_model + prepare allocate at
+#            their peak; graph / interp what the loaded Graph and the prepared Interpreter keep
 #            (peak live bytes of operator new; sbrk = the heap break newlib reached) — all of it
 #            before the first invoke(), none after.
 #   floor  = constants (packed weight + bias bytes of the model) and min_live (the planner's
@@ -30,8 +31,8 @@ done
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-printf '%-18s %-10s %9s %9s %9s %9s | %8s %8s %8s %9s %8s | %9s %9s\n' \
-  model target flash code model images RAM .data .bss arena heap_init constants min_live
+printf '%-18s %-10s %9s %9s %9s %9s | %8s %8s %8s %9s %8s %8s %8s | %9s %9s\n' \
+  model target flash code model images RAM .data .bss arena heap_init graph interp constants min_live
 found=0
 for t in $TARGETS; do
   dir="$ROOT/build-$t"
@@ -53,9 +54,10 @@ for t in $TARGETS; do
     ram=$((data + bss))
     log="$dir/mcu_logs/$prog.log"
     line="$(grep -h '^mcu_inference ' "$log" 2>/dev/null || true)"
-    heap="$(field heap_init "$line")"; constants="$(field constants "$line")"; live="$(field min_live "$line")"
-    printf '%-18s %-10s %9d %9d %9d %9d | %8d %8d %8d %9d %8s | %9s %9s\n' "$name" "$t" "$flash" "$code" "$model" \
-      "$images" "$ram" "$data" "$bss" "$arena" "${heap:-?}" "${constants:-?}" "${live:-?}"
+    heap="$(field heap_init "$line")"; hg="$(field heap_graph "$line")"; hi="$(field heap_interpreter "$line")"
+    constants="$(field constants "$line")"; live="$(field min_live "$line")"
+    printf '%-18s %-10s %9d %9d %9d %9d | %8d %8d %8d %9d %8s %8s %8s | %9s %9s\n' "$name" "$t" "$flash" "$code" \
+      "$model" "$images" "$ram" "$data" "$bss" "$arena" "${heap:-?}" "${hg:-?}" "${hi:-?}" "${constants:-?}" "${live:-?}"
   done
 done
 # Code by part, from each program's linker map: what a model costs in flash besides itself.

@@ -225,6 +225,7 @@ int main() {
   Graph graph;
   Status s = load_model(tq::model, tq::model_size, &graph, tq::name);
   if (!s.is_ok()) return fail("load_model", s);
+  const size_t heap_graph = g_heap.live;  // what the loaded graph keeps (load_model's temporaries freed)
   for (const Buffer& b : graph.buffers) {
     if (b.size() == 0) continue;
     if (!b.external || b.data() < tq::model || b.data() + b.size() > tq::model + tq::model_size) {
@@ -276,11 +277,12 @@ int main() {
 
   std::printf(
       "mcu_inference model=%s images=%d correct=%d top1=%.2f checksum=0x%016llx arena=%lu heap_after_init=%lu "
-      "arena_static=%lu min_live=%lu heap_init=%lu sbrk=%lu constants=%lu model_bytes=%lu us=%llu\n",
+      "arena_static=%lu min_live=%lu heap_init=%lu heap_graph=%lu heap_interpreter=%lu sbrk=%lu constants=%lu model_bytes=%lu us=%llu\n",
       tq::name, static_cast<int>(tq::count), static_cast<int>(correct), 100.0 * correct / tq::count,
       static_cast<unsigned long long>(checksum), static_cast<unsigned long>(interp.arena_bytes()),
       static_cast<unsigned long>(heap_after_init), static_cast<unsigned long>(tq::arena_size),
       static_cast<unsigned long>(interp.min_live_bytes()), static_cast<unsigned long>(heap_init_peak),
+      static_cast<unsigned long>(heap_graph), static_cast<unsigned long>(g_heap.live - heap_graph),
       static_cast<unsigned long>(sbrk_init), static_cast<unsigned long>(tq::constant_bytes),
       static_cast<unsigned long>(tq::model_size), static_cast<unsigned long long>(us));
   if (heap_after_init != 0) {
