@@ -235,11 +235,13 @@ bool bias_scales_implied(const Graph& g, const Operator& op) {
   const Tensor& w = g.tensors[op.inputs[1]];
   const Tensor& b = g.tensors[op.inputs[2]];
   const size_t n = w.quant.scale.size();
+  // Scales as the quantizers write them, or none at all (a graph loaded from a version-2 file,
+  // which keeps them implied): either way the file needs to store none.
   bool ok = b.dtype == DType::kInt32 && b.is_constant() && x.quant.scale.size() == 1 && n > 0 &&
-            b.quant.scale.size() == n && b.quant.bits == 8 && shape_elements(b.shape) == int64_t(n) &&
-            (b.quant.axis == 0 || (b.quant.axis == -1 && n == 1));
+            (b.quant.scale.size() == n || b.quant.scale.empty()) && b.quant.bits == 8 &&
+            shape_elements(b.shape) == int64_t(n) && (b.quant.axis == 0 || (b.quant.axis == -1 && n == 1));
   for (int32_t z : b.quant.zero_point) ok = ok && z == 0;
-  for (size_t c = 0; ok && c < n; ++c) ok = b.quant.scale[c] == x.quant.scale[0] * w.quant.scale[c];
+  for (size_t c = 0; ok && c < b.quant.scale.size(); ++c) ok = b.quant.scale[c] == x.quant.scale[0] * w.quant.scale[c];
   return ok;
 }
 

@@ -271,9 +271,10 @@ QuantizedBytes quantized_bytes(const Graph& graph);
 int64_t quantized_op_bytes(const Graph& graph, size_t op);
 
 // A weighted op's int32 bias whose scales are exactly s_in * s_w[c] (its input's and weights'
-// scales, as every quantizer makes them): the .tqm (version 2) stores no scales for it and the
-// loader derives them. implied_bias_scales: per tensor, true when every op reading it as its
-// bias says so.
+// scales, as every quantizer makes them), or absent with axis 0: the .tqm (version 2) stores no
+// scales for it, and the loader checks the reading op could derive them but does not
+// materialize them (no kernel reads a bias's scales; on a device they would be heap for
+// nothing). implied_bias_scales: per tensor, true when every op reading it as its bias says so.
 bool bias_scales_implied(const Graph& graph, const Operator& op);
 std::vector<bool> implied_bias_scales(const Graph& graph);
 
