@@ -77,5 +77,12 @@ inline QTensor qtensor(std::mt19937& rng, const Dims& dims, int32_t bits, float 
   return t;
 }
 
+// How many bytes two equal-length outputs differ in.
+inline int count_mismatches(const std::vector<int8_t>& a, const std::vector<int8_t>& b) {
+  int bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) bad += a[i] != b[i];
+  return bad;
+}
+
 }  // namespace testing
 }  // namespace tinyquant

@@ -132,12 +132,6 @@ std::vector<int8_t> naive_conv_s8(const ConvOptions& o, const FusedActivation& a
   return out;
 }
 
-int count_mismatches(const std::vector<int8_t>& a, const std::vector<int8_t>& b) {
-  int bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) bad += a[i] != b[i];
-  return bad;
-}
-
 }  // namespace
 
 TEST_CASE("conv2d_s8 and depthwise_conv2d_s8 match the definition bit-exactly (2..8-bit weights and activations)") {

@@ -108,12 +108,6 @@ struct Scratch {
   }
 };
 
-int mismatches(const std::vector<int8_t>& a, const std::vector<int8_t>& b) {
-  int n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("DSP instructions: known answers, and the target's instructions equal dsp.h's C definitions") {
@@ -188,7 +182,7 @@ TEST_CASE("Cortex-M conv2d_s8 equals the portable kernel bit for bit on every pa
     Scratch scratch(bytes);
     reference::conv2d_s8(o, act, x.view(), wt.view(), has_bias ? &bv : nullptr, want.view());
     cortex_m::conv2d_s8(o, act, x.view(), wt.view(), has_bias ? &bv : nullptr, got.view(), scratch.data());
-    REQUIRE(mismatches(got.data, want.data) == 0);
+    REQUIRE(count_mismatches(got.data, want.data) == 0);
     REQUIRE(scratch.guard_intact());
     const bool placed = (bits == 8 || bits == 4 || bits == 2) && (depth * bits) % 8 == 0 && depth >= 32 / bits;
     in_place += placed;
@@ -225,7 +219,7 @@ TEST_CASE("Cortex-M fully_connected_s8 equals the portable kernel bit for bit") 
     Scratch scratch(bytes);
     reference::fully_connected_s8(act, x.view(), wt.view(), iter % 3 ? &bv : nullptr, want.view());
     cortex_m::fully_connected_s8(act, x.view(), wt.view(), iter % 3 ? &bv : nullptr, got.view(), scratch.data());
-    REQUIRE(mismatches(got.data, want.data) == 0);
+    REQUIRE(count_mismatches(got.data, want.data) == 0);
     REQUIRE(scratch.guard_intact());
   }
 }
@@ -264,7 +258,7 @@ TEST_CASE("Cortex-M depthwise_conv2d_s8 equals the portable kernel bit for bit")
     Scratch scratch(bytes);
     reference::depthwise_conv2d_s8(o, act, x.view(), wt.view(), iter % 3 ? &bv : nullptr, want.view());
     cortex_m::depthwise_conv2d_s8(o, act, x.view(), wt.view(), iter % 3 ? &bv : nullptr, got.view(), scratch.data());
-    REQUIRE(mismatches(got.data, want.data) == 0);
+    REQUIRE(count_mismatches(got.data, want.data) == 0);
     REQUIRE(scratch.guard_intact());
   }
   // A depth multiplier other than 1 stays with the portable kernel.

@@ -65,6 +65,37 @@ GemmArgs gemm_args(const RowsPlan& p, const reference::WeightedS8& k, const floa
   return g;
 }
 
+// The tile loop both kernels share: for each tile of output channels (all of them when the
+// weights are read in place, else rows unpacked to int8 first), every pair of columns (output
+// pixels / input rows) through the 2 x 2 GEMM, a last odd column alone. column(i, j, stride)
+// fills column j of a pair (stride 4) or a lone column (stride 2) for column index i.
+template <typename Column>
+void run_tiles(GemmArgs& g, const reference::WeightedS8& k, int8_t* tile, int32_t channels, int64_t columns,
+               uint32_t* cols, int16_t* const* tails, Column column) {
+  const RowsPlan& p = g.plan;
+  for (int32_t first = 0; first < channels; first += p.tile_rows) {
+    g.first = first;
+    g.count = channels - first < p.tile_rows ? channels - first : p.tile_rows;
+    if (p.in_place) {
+      g.rows = k.w + int64_t(first) * p.row_bytes;
+    } else {
+      unpack_tile(k.w, k.w_bits, p, first, g.count, tile);
+      g.rows = reinterpret_cast<const uint8_t*>(tile);
+    }
+    for (int64_t i = 0; i < columns; i += 2) {
+      int8_t* y0 = k.y + i * channels;
+      if (i + 1 < columns) {
+        column(i, 0, 4);
+        column(i + 1, 1, 4);
+        gemm(g, cols, tails[0], tails[1], y0, y0 + channels);
+      } else {
+        column(i, 0, 2);
+        gemm(g, cols, tails[0], nullptr, y0, nullptr);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int64_t conv2d_s8_scratch_size(const ConvOptions& opt, const TensorView& input, const TensorView& weights,
@@ -132,28 +163,7 @@ void conv2d_s8(const ConvOptions& opt, const FusedActivation& act, const TensorV
     build_column(stage, p, k.z_in, steps, stride, tails[j]);
   };
 
-  const int64_t pixels = int64_t(batch) * out_h * out_w;
-  for (int32_t first = 0; first < out_c; first += p.tile_rows) {
-    g.first = first;
-    g.count = out_c - first < p.tile_rows ? out_c - first : p.tile_rows;
-    if (p.in_place) {
-      g.rows = k.w + int64_t(first) * p.row_bytes;
-    } else {
-      unpack_tile(k.w, k.w_bits, p, first, g.count, tile);
-      g.rows = reinterpret_cast<const uint8_t*>(tile);
-    }
-    for (int64_t px = 0; px < pixels; px += 2) {
-      int8_t* y0 = k.y + px * out_c;
-      if (px + 1 < pixels) {
-        column(px, 0, 4);
-        column(px + 1, 1, 4);
-        gemm(g, cols, tails[0], tails[1], y0, y0 + out_c);
-      } else {
-        column(px, 0, 2);
-        gemm(g, cols, tails[0], nullptr, y0, nullptr);
-      }
-    }
-  }
+  run_tiles(g, k, tile, out_c, int64_t(batch) * out_h * out_w, cols, tails, column);
 }
 
 // ---- FullyConnected: weights [O, I], columns are the input rows ----
@@ -201,27 +211,7 @@ void fully_connected_s8(const FusedActivation& act, const TensorView& input, con
     }
     build_column(x, p, k.z_in, cols + 2 * j, stride, tails[j]);
   };
-  for (int32_t first = 0; first < out_f; first += p.tile_rows) {
-    g.first = first;
-    g.count = out_f - first < p.tile_rows ? out_f - first : p.tile_rows;
-    if (p.in_place) {
-      g.rows = k.w + int64_t(first) * p.row_bytes;
-    } else {
-      unpack_tile(k.w, k.w_bits, p, first, g.count, tile);
-      g.rows = reinterpret_cast<const uint8_t*>(tile);
-    }
-    for (int64_t r = 0; r < rows; r += 2) {
-      int8_t* y0 = k.y + r * out_f;
-      if (r + 1 < rows) {
-        column(r, 0, 4);
-        column(r + 1, 1, 4);
-        gemm(g, cols, tails[0], tails[1], y0, y0 + out_f);
-      } else {
-        column(r, 0, 2);
-        gemm(g, cols, tails[0], nullptr, y0, nullptr);
-      }
-    }
-  }
+  run_tiles(g, k, tile, out_f, rows, cols, tails, column);
 }
 
 }  // namespace cortex_m
