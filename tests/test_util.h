@@ -77,6 +77,22 @@ inline QTensor qtensor(std::mt19937& rng, const Dims& dims, int32_t bits, float 
   return t;
 }
 
+// Per-channel weights: the unpacked values (for the naive loop) and the packed bytes (for the kernel).
+struct QWeights {
+  Dims dims;
+  Quantization quant;
+  std::vector<int8_t> values;
+  std::vector<uint8_t> packed;
+  TensorView view() {
+    TensorView v;
+    v.dtype = DType::kInt8;
+    v.dims = dims;
+    v.data = packed.data();
+    v.quant = &quant;
+    return v;
+  }
+};
+
 // How many bytes two equal-length outputs differ in.
 inline int count_mismatches(const std::vector<int8_t>& a, const std::vector<int8_t>& b) {
   int bad = 0;

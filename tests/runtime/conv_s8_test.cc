@@ -38,22 +38,6 @@ QTensor activation(std::mt19937& rng, const Dims& dims, int32_t bits, float scal
   return t;
 }
 
-// Per-channel weights: the unpacked values (for the naive loop) and the packed bytes (for the kernel).
-struct QWeights {
-  Dims dims;
-  Quantization quant;
-  std::vector<int8_t> values;
-  std::vector<uint8_t> packed;
-  TensorView view() {
-    TensorView v;
-    v.dtype = DType::kInt8;
-    v.dims = dims;
-    v.data = packed.data();
-    v.quant = &quant;
-    return v;
-  }
-};
-
 QWeights weights(std::mt19937& rng, const Dims& dims, int32_t axis, int32_t bits) {
   QWeights w;
   w.dims = dims;

@@ -24,23 +24,9 @@ using namespace tinyquant::testing;
 
 namespace {
 
-struct PackedWeights {
-  Dims dims;
-  Quantization quant;
-  std::vector<uint8_t> packed;
-  TensorView view() {
-    TensorView v;
-    v.dtype = DType::kInt8;
-    v.dims = dims;
-    v.data = packed.data();
-    v.quant = &quant;
-    return v;
-  }
-};
-
 // Random weights; `extreme` draws only qmin / qmax.
-PackedWeights packed_weights(std::mt19937& rng, const Dims& dims, int32_t axis, int32_t bits, bool extreme) {
-  PackedWeights w;
+QWeights packed_weights(std::mt19937& rng, const Dims& dims, int32_t axis, int32_t bits, bool extreme) {
+  QWeights w;
   w.dims = dims;
   w.quant.bits = bits;
   w.quant.axis = axis;
@@ -48,7 +34,8 @@ PackedWeights packed_weights(std::mt19937& rng, const Dims& dims, int32_t axis, 
     w.quant.scale.push_back(rand_scale(rng, 0.002f, 0.2f));
     w.quant.zero_point.push_back(0);
   }
-  std::vector<int8_t> values(static_cast<size_t>(dims.elements()));
+  std::vector<int8_t>& values = w.values;
+  values.resize(static_cast<size_t>(dims.elements()));
   for (int8_t& v : values)
     v = static_cast<int8_t>(extreme ? (rand_int(rng, 0, 1) ? qmath::qmin(bits) : qmath::qmax(bits))
                                     : rand_int(rng, qmath::qmin(bits), qmath::qmax(bits)));
@@ -67,7 +54,7 @@ QTensor input(std::mt19937& rng, const Dims& dims, bool extreme) {
 }
 
 // An output scale that keeps most outputs off the clamps.
-float out_scale(float s_in, const PackedWeights& w, int64_t terms) {
+float out_scale(float s_in, const QWeights& w, int64_t terms) {
   float sw = 0.0f;
   for (float s : w.quant.scale) sw += s;
   sw /= static_cast<float>(w.quant.scale.size());
@@ -167,7 +154,7 @@ TEST_CASE("Cortex-M conv2d_s8 equals the portable kernel bit for bit on every pa
     REQUIRE(oh > 0);
     REQUIRE(ow > 0);
     QTensor x = input(rng, dims_of({n, h, w, c}), extreme);
-    PackedWeights wt = packed_weights(rng, dims_of({oc, kh, kw, c}), 0, bits, extreme);
+    QWeights wt = packed_weights(rng, dims_of({oc, kh, kw, c}), 0, bits, extreme);
     const int64_t depth = int64_t(kh) * kw * c;
     const float so = out_scale(x.quant.scale[0], wt, depth);
     QTensor want = qtensor(rng, dims_of({n, oh, ow, oc}), 8, so, false);
@@ -207,7 +194,7 @@ TEST_CASE("Cortex-M fully_connected_s8 equals the portable kernel bit for bit") 
     const int rows = rand_int(rng, 1, 3), out_f = rand_int(rng, 1, 13);
     const int in_f = iter % 4 == 0 ? 16 * rand_int(rng, 1, 30) : rand_int(rng, 1, 300);
     QTensor x = input(rng, dims_of({rows, in_f}), extreme);
-    PackedWeights wt = packed_weights(rng, dims_of({out_f, in_f}), 0, bits, extreme);
+    QWeights wt = packed_weights(rng, dims_of({out_f, in_f}), 0, bits, extreme);
     QTensor want = qtensor(rng, dims_of({rows, out_f}), 8, out_scale(x.quant.scale[0], wt, in_f), false);
     QTensor got = want;
     std::vector<int32_t> b(static_cast<size_t>(out_f));
@@ -243,7 +230,7 @@ TEST_CASE("Cortex-M depthwise_conv2d_s8 equals the portable kernel bit for bit")
     const int oh = window_output_size(h, kh, o.stride_h, o.dilation_h, o.padding.top, o.padding.bottom);
     const int ow = window_output_size(w, kw, o.stride_w, o.dilation_w, o.padding.left, o.padding.right);
     QTensor x = input(rng, dims_of({n, h, w, c}), extreme);
-    PackedWeights wt = packed_weights(rng, dims_of({1, kh, kw, c}), 3, bits, extreme);
+    QWeights wt = packed_weights(rng, dims_of({1, kh, kw, c}), 3, bits, extreme);
     // Now and then an output scale so small that |acc| * multiplier can pass 2^22: the kernel's
     // integer clamp is not exact there and it must requantize as qmath does.
     const float so = out_scale(x.quant.scale[0], wt, kh * kw) * (iter % 7 == 3 ? 1e-5f : 1.0f);
@@ -265,7 +252,7 @@ TEST_CASE("Cortex-M depthwise_conv2d_s8 equals the portable kernel bit for bit")
   ConvOptions o;
   o.depth_multiplier = 2;
   QTensor x = input(rng, dims_of({1, 4, 4, 3}), false);
-  PackedWeights wt = packed_weights(rng, dims_of({1, 3, 3, 6}), 3, 8, false);
+  QWeights wt = packed_weights(rng, dims_of({1, 3, 3, 6}), 3, 8, false);
   QTensor y = qtensor(rng, dims_of({1, 2, 2, 6}), 8, 0.1f, false);
   CHECK(cortex_m::depthwise_conv2d_s8_scratch_size(o, x.view(), wt.view(), y.view()) == -1);
 }

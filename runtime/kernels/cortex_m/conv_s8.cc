@@ -50,6 +50,24 @@ bool conv_layout(const ConvOptions& opt, const TensorView& input, const TensorVi
   return true;
 }
 
+// The scratch regions of a layout.
+struct Scratch {
+  float* scale;
+  int8_t* stage;
+  uint32_t* cols;
+  int16_t* tails[2];
+  int8_t* tile;
+  Scratch(const Layout& l, void* scratch) {
+    uint8_t* base = static_cast<uint8_t*>(scratch);
+    scale = reinterpret_cast<float*>(base + l.scales);
+    stage = reinterpret_cast<int8_t*>(base + l.stage);
+    cols = reinterpret_cast<uint32_t*>(base + l.cols);
+    tails[0] = reinterpret_cast<int16_t*>(base + l.tails);
+    tails[1] = tails[0] + kMaxTail;
+    tile = reinterpret_cast<int8_t*>(base + l.tile);
+  }
+};
+
 void fill_scales(const TensorView& input, const TensorView& weights, const TensorView& output, int32_t count,
                  float* scale) {
   const float s_in = input.quant->scale[0], s_out = output.quant->scale[0];
@@ -109,13 +127,12 @@ void conv2d_s8(const ConvOptions& opt, const FusedActivation& act, const TensorV
   Layout l;
   conv_layout(opt, input, weights, output, &l);  // the caller sized scratch with the same call
   const RowsPlan& p = l.plan;
-  uint8_t* base = static_cast<uint8_t*>(scratch);
-  float* scale = reinterpret_cast<float*>(base + l.scales);
-  int8_t* stage = reinterpret_cast<int8_t*>(base + l.stage);
-  uint32_t* cols = reinterpret_cast<uint32_t*>(base + l.cols);
-  int16_t* tails[2] = {reinterpret_cast<int16_t*>(base + l.tails),
-                       reinterpret_cast<int16_t*>(base + l.tails) + kMaxTail};
-  int8_t* tile = reinterpret_cast<int8_t*>(base + l.tile);
+  const Scratch sp(l, scratch);
+  float* scale = sp.scale;
+  int8_t* stage = sp.stage;
+  uint32_t* cols = sp.cols;
+  int16_t* const* tails = sp.tails;
+  int8_t* tile = sp.tile;
 
   const int32_t batch = input.dims[0], in_h = input.dims[1], in_w = input.dims[2], in_c = input.dims[3];
   const int32_t out_h = output.dims[1], out_w = output.dims[2], out_c = output.dims[3];
@@ -190,13 +207,12 @@ void fully_connected_s8(const FusedActivation& act, const TensorView& input, con
   Layout l;
   fc_layout(input, weights, &l);
   const RowsPlan& p = l.plan;
-  uint8_t* base = static_cast<uint8_t*>(scratch);
-  float* scale = reinterpret_cast<float*>(base + l.scales);
-  int8_t* stage = reinterpret_cast<int8_t*>(base + l.stage);
-  uint32_t* cols = reinterpret_cast<uint32_t*>(base + l.cols);
-  int16_t* tails[2] = {reinterpret_cast<int16_t*>(base + l.tails),
-                       reinterpret_cast<int16_t*>(base + l.tails) + kMaxTail};
-  int8_t* tile = reinterpret_cast<int8_t*>(base + l.tile);
+  const Scratch sp(l, scratch);
+  float* scale = sp.scale;
+  int8_t* stage = sp.stage;
+  uint32_t* cols = sp.cols;
+  int16_t* const* tails = sp.tails;
+  int8_t* tile = sp.tile;
   const int32_t out_f = weights.dims[0], in_f = weights.dims[1];
   const int64_t rows = input.elements() / in_f;
   const reference::WeightedS8 k = reference::weighted_s8(act, input, weights, bias, output);
