@@ -113,8 +113,20 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     requests.push_back(r);
     request_tensor.push_back(static_cast<int32_t>(t));
   }
+  // Every tensor's view; activations get their data pointers once the arena is planned.
+  m.views.assign(num_tensors, TensorView());
+  for (size_t t = 0; t < num_tensors; ++t) {
+    const Tensor& tensor = graph.tensors[t];
+    TensorView& v = m.views[t];
+    v.dtype = tensor.dtype;
+    v.dims = dims[t];
+    v.quant = &tensor.quant;
+    if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
+  }
+
   // The Cortex-M kernels' scratch: one request per op, live during that op only (so it lands in
-  // a gap between activations where there is one).
+  // a gap between activations where there is one). Sized from the views (shapes, dtypes,
+  // quantization and constants are known already).
   m.op_scratch.assign(num_ops, -1);
   const bool cortex_m = options.backend == Backend::kReference &&
                         (options.kernels == KernelSet::kCortexM ||
@@ -125,24 +137,9 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     for (int32_t i = 0; i < num_ops; ++i) {
       const Operator& op = graph.operators[i];
       v.clear();
-      for (int32_t t : op.inputs) {
-        TensorView tv;
-        if (t >= 0) {
-          tv.dtype = graph.tensors[t].dtype;
-          tv.dims = dims[t];
-          tv.quant = &graph.tensors[t].quant;
-          if (graph.tensors[t].is_constant()) tv.data = const_cast<uint8_t*>(graph.buffers[graph.tensors[t].buffer].data());
-        }
-        v.push_back(tv);
-      }
+      for (int32_t t : op.inputs) v.push_back(t >= 0 ? m.views[t] : TensorView());
+      for (int32_t t : op.outputs) v.push_back(m.views[t]);
       const int n_in = static_cast<int>(op.inputs.size());
-      for (int32_t t : op.outputs) {
-        TensorView tv;
-        tv.dtype = graph.tensors[t].dtype;
-        tv.dims = dims[t];
-        tv.quant = &graph.tensors[t].quant;
-        v.push_back(tv);
-      }
       const int64_t bytes = cortex_m::scratch_size(op, v.data(), n_in, v.data() + n_in,
                                                    static_cast<int>(op.outputs.size()));
       if (bytes < 0) continue;
@@ -170,15 +167,6 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     m.arena = m.owned_arena.get() + (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
   }
 
-  m.views.assign(num_tensors, TensorView());
-  for (size_t t = 0; t < num_tensors; ++t) {
-    const Tensor& tensor = graph.tensors[t];
-    TensorView& v = m.views[t];
-    v.dtype = tensor.dtype;
-    v.dims = dims[t];
-    v.quant = &tensor.quant;
-    if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
-  }
   for (size_t r = 0; r < activation_requests; ++r) m.views[request_tensor[r]].data = m.arena + m.plan.offsets[r];
   m.op_scratch_ptr.assign(num_ops, nullptr);
   for (size_t r = activation_requests; r < requests.size(); ++r)
