@@ -223,9 +223,8 @@ const Tensor* constant_bias(const Graph& g, const Operator& op) {
 // What the .tqm stores for a tensor's quantization: its scales (none when implied) and its zero
 // points when one is not zero.
 int64_t param_bytes(const Tensor& t, bool scales_implied) {
-  bool zeros = true;
-  for (int32_t z : t.quant.zero_point) zeros = zeros && z == 0;
-  return 4 * static_cast<int64_t>((scales_implied ? 0 : t.quant.scale.size()) + (zeros ? 0 : t.quant.zero_point.size()));
+  return 4 * static_cast<int64_t>((scales_implied ? 0 : t.quant.scale.size()) +
+                                  (t.quant.zero_points_all_zero() ? 0 : t.quant.zero_point.size()));
 }
 }  // namespace
 
@@ -240,7 +239,7 @@ bool bias_scales_implied(const Graph& g, const Operator& op) {
   bool ok = b.dtype == DType::kInt32 && b.is_constant() && x.quant.scale.size() == 1 && n > 0 &&
             (b.quant.scale.size() == n || b.quant.scale.empty()) && b.quant.bits == 8 &&
             shape_elements(b.shape) == int64_t(n) && (b.quant.axis == 0 || (b.quant.axis == -1 && n == 1));
-  for (int32_t z : b.quant.zero_point) ok = ok && z == 0;
+  ok = ok && b.quant.zero_points_all_zero();
   for (size_t c = 0; ok && c < b.quant.scale.size(); ++c) ok = b.quant.scale[c] == x.quant.scale[0] * w.quant.scale[c];
   return ok;
 }

@@ -116,7 +116,7 @@ Status check_range(const char* what, int32_t value, int32_t lo, int32_t hi) {
 Status read_quantization(const fb::Quantization* fq, Budget* budget, Tensor* t) {
   if (!fq) return Status::ok();
   Quantization& q = t->quant;
-  if (fq->bias_scale_implied()) {  // derive_bias_scales() fills the scales once the ops are read
+  if (fq->bias_scale_implied()) {  // no scales stored; check_implied_bias_scales() checks the reading op
     TQ_ENSURE(t->dtype == DType::kInt32, kInvalidModel, "implied bias scales need dtype int32, not %s",
               dtype_name(t->dtype));
     TQ_ENSURE(count(fq->scale()) == 0 && count(fq->zero_point()) == 0 && fq->bits() == 8, kInvalidModel,

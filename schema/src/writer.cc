@@ -18,19 +18,15 @@ fb::FusedActivation to_fb(const FusedActivation& a) {
   return fb::FusedActivation(fb::Activation(a.type), a.min, a.max);
 }
 
-// Zero points are written only when one is not zero (empty means all zero); a bias whose
-// scales the loader derives (implied_bias_scales) stores none.
+// Zero points are written only when one is not zero (empty means all zero); a bias whose scales
+// are implied (graph.h implied_bias_scales) stores none.
 Offset<fb::Quantization> write_quantization(FlatBufferBuilder& fbb, const Quantization& q, bool bias_scale_implied) {
   const Quantization none;
   if (q.scale.empty() && q.zero_point.empty() && q.axis == none.axis && q.bits == none.bits) return 0;
   if (bias_scale_implied) return fb::CreateQuantization(fbb, 0, 0, q.axis, uint8_t(q.bits), true);
-  bool zeros = true;
-  for (int32_t z : q.zero_point) zeros = zeros && z == 0;
-  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale), zeros ? 0 : fbb.CreateVector(q.zero_point), q.axis,
-                                uint8_t(q.bits));
+  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale),
+                                q.zero_points_all_zero() ? 0 : fbb.CreateVector(q.zero_point), q.axis, uint8_t(q.bits));
 }
-
-
 
 struct Options {
   fb::OperatorOptions type;

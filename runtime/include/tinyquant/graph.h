@@ -159,6 +159,11 @@ struct Quantization {
   std::vector<int32_t> zero_point;
   int32_t axis = -1;  // -1: per tensor; else the channel dimension scale[] runs along
   int32_t bits = 8;   // 2..8; below 8, constant data is bit-packed in the buffer
+  bool zero_points_all_zero() const {  // empty counts as all zero (what the .tqm then leaves out)
+    for (int32_t z : zero_point)
+      if (z != 0) return false;
+    return true;
+  }
 };
 
 struct Tensor {
