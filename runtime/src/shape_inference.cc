@@ -7,12 +7,18 @@
 
 namespace tinyquant {
 
-Dims Dims::of(const std::vector<int32_t>& shape) {
+namespace {
+Dims dims_of(const int32_t* shape, size_t rank) {
   Dims d;
-  d.rank = static_cast<int32_t>(std::min<size_t>(shape.size(), kMaxRank));
+  d.rank = static_cast<int32_t>(std::min<size_t>(rank, kMaxRank));
   for (int i = 0; i < d.rank; ++i) d.d[i] = shape[i];
   return d;
 }
+}  // namespace
+
+Dims Dims::of(const std::vector<int32_t>& shape) { return dims_of(shape.data(), shape.size()); }
+Dims Dims::of(const FlatVector<int32_t>& shape) { return dims_of(shape.data(), shape.size()); }
+Dims Dims::of(std::initializer_list<int32_t> shape) { return dims_of(shape.begin(), shape.size()); }
 
 int32_t window_output_size(int32_t in, int32_t kernel, int32_t stride, int32_t dilation, int32_t pad_before,
                            int32_t pad_after) {

@@ -98,12 +98,30 @@ Status copy_vector(const flatbuffers::Vector<T>* v, Budget* budget, std::vector<
   return Status::ok();
 }
 
+// In place: a view of the file's elements (the caller keeps the file alive, load_model's
+// contract), so a model's scales, zero points, shapes and operator tensor lists cost no heap.
+// Charged against the budget all the same: it also bounds the work of checking them. Copied
+// where the file's bytes cannot be read as T (misaligned, or a big-endian host).
+template <typename T>
+Status copy_vector(const flatbuffers::Vector<T>* v, Budget* budget, FlatVector<T>* out) {
+  if (!v) return Status::ok();
+  TQ_RETURN_IF_ERROR(budget->take(size_t(v->size()) * sizeof(T)));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0) {
+    *out = FlatVector<T>::view(reinterpret_cast<const T*>(v->data()), v->size());
+    return Status::ok();
+  }
+#endif
+  out->assign(v->begin(), v->end());
+  return Status::ok();
+}
+
 template <typename T>
 int32_t count(const flatbuffers::Vector<T>* v) {
   return v ? int32_t(v->size()) : 0;  // a verified buffer is < 2 GiB, so this cannot overflow
 }
 
-const char* dims_str(const std::vector<int32_t>& shape, char* buf, size_t size) {
+const char* dims_str(const FlatVector<int32_t>& shape, char* buf, size_t size) {
   return shape_str(shape.data(), int(shape.size()), buf, size);
 }
 
@@ -129,34 +147,38 @@ Status read_quantization(const fb::Quantization* fq, Budget* budget, Tensor* t) 
   TQ_RETURN_IF_ERROR(copy_vector(fq->zero_point(), budget, &q.zero_point));
   q.axis = fq->axis();
   q.bits = fq->bits();
-  const int rank = int(t->shape.size());
+  // Read through const references: a non-const access would copy the file's elements (FlatVector).
+  const FlatVector<float>& scale = q.scale;
+  const FlatVector<int32_t>& zero_point = q.zero_point;
+  const FlatVector<int32_t>& shape = t->shape;
+  const int rank = int(shape.size());
   TQ_RETURN_IF_ERROR(check_range("quantization bits", q.bits, 2, 8));
   TQ_ENSURE(q.bits == 8 || t->dtype == DType::kInt8, kInvalidModel, "%d-bit quantization needs dtype int8, not %s",
             int(q.bits), dtype_name(t->dtype));
   TQ_RETURN_IF_ERROR(check_range("quantization axis", q.axis, -1, rank - 1));
-  const size_t n = q.scale.size();
+  const size_t n = scale.size();
   if (n == 0) {
-    TQ_ENSURE(q.zero_point.empty(), kInvalidModel, "%zu zero points but no scales", q.zero_point.size());
+    TQ_ENSURE(zero_point.empty(), kInvalidModel, "%zu zero points but no scales", zero_point.size());
     return Status::ok();
   }
   if (q.axis < 0) {
     TQ_ENSURE(n == 1, kInvalidModel, "%zu scales for per-tensor quantization (axis -1), expected 1", n);
   } else {
-    TQ_ENSURE(int64_t(n) == t->shape[q.axis], kInvalidModel, "%zu scales, expected one per index of axis %d (%d)", n,
-              int(q.axis), int(t->shape[q.axis]));
+    TQ_ENSURE(int64_t(n) == shape[q.axis], kInvalidModel, "%zu scales, expected one per index of axis %d (%d)", n,
+              int(q.axis), int(shape[q.axis]));
   }
-  TQ_ENSURE(q.zero_point.empty() || q.zero_point.size() == n, kInvalidModel, "%zu zero points for %zu scales",
-            q.zero_point.size(), n);
+  TQ_ENSURE(zero_point.empty() || zero_point.size() == n, kInvalidModel, "%zu zero points for %zu scales",
+            zero_point.size(), n);
   for (size_t i = 0; i < n; ++i) {
-    TQ_ENSURE(std::isfinite(q.scale[i]) && q.scale[i] > 0, kInvalidModel, "scale[%zu] is %g, expected finite and > 0",
-              i, double(q.scale[i]));
+    TQ_ENSURE(std::isfinite(scale[i]) && scale[i] > 0, kInvalidModel, "scale[%zu] is %g, expected finite and > 0",
+              i, double(scale[i]));
   }
   int32_t lo = INT32_MIN, hi = INT32_MAX;
   if (t->dtype == DType::kInt8) lo = -128, hi = 127;
   if (t->dtype == DType::kUInt8) lo = 0, hi = 255;
-  for (size_t i = 0; i < q.zero_point.size(); ++i) {
-    TQ_ENSURE(q.zero_point[i] >= lo && q.zero_point[i] <= hi, kInvalidModel,
-              "zero_point[%zu] is %" PRId32 ", outside the %s range", i, q.zero_point[i], dtype_name(t->dtype));
+  for (size_t i = 0; i < zero_point.size(); ++i) {
+    TQ_ENSURE(zero_point[i] >= lo && zero_point[i] <= hi, kInvalidModel,
+              "zero_point[%zu] is %" PRId32 ", outside the %s range", i, zero_point[i], dtype_name(t->dtype));
   }
   return Status::ok();
 }
@@ -170,17 +192,18 @@ Status read_tensor(const fb::Tensor& ft, const fb::Model& model, Budget* budget,
 
   TQ_ENSURE(count(ft.shape()) <= kMaxRank, kInvalidModel, "rank %d is over %d", count(ft.shape()), kMaxRank);
   TQ_RETURN_IF_ERROR(copy_vector(ft.shape(), budget, &t->shape));
-  const int rank = int(t->shape.size());
+  const FlatVector<int32_t>& shape = t->shape;  // const: reads must not copy the view
+  const int rank = int(shape.size());
   int32_t dims[kMaxRank];
   for (int d = 0; d < rank; ++d) {
-    const bool dynamic_batch = d == 0 && !t->is_constant() && t->shape[0] == -1;
-    TQ_ENSURE(t->shape[d] >= 0 || dynamic_batch, kInvalidModel, "dimension %d is %" PRId32 ", expected >= 0%s", d,
-              t->shape[d], d == 0 && !t->is_constant() ? " or -1 (dynamic batch)" : "");
-    dims[d] = dynamic_batch ? 1 : t->shape[d];
+    const bool dynamic_batch = d == 0 && !t->is_constant() && shape[0] == -1;
+    TQ_ENSURE(shape[d] >= 0 || dynamic_batch, kInvalidModel, "dimension %d is %" PRId32 ", expected >= 0%s", d,
+              shape[d], d == 0 && !t->is_constant() ? " or -1 (dynamic batch)" : "");
+    dims[d] = dynamic_batch ? 1 : shape[d];
   }
   const int64_t elements = shape_elements(dims, rank);
   char buf[96];
-  TQ_ENSURE(elements >= 0, kInvalidModel, "shape %s has too many elements", dims_str(t->shape, buf, sizeof(buf)));
+  TQ_ENSURE(elements >= 0, kInvalidModel, "shape %s has too many elements", dims_str(shape, buf, sizeof(buf)));
   TQ_RETURN_IF_ERROR(read_quantization(ft.quantization(), budget, t));
 
   if (t->is_constant()) {
@@ -189,7 +212,7 @@ Status read_tensor(const fb::Tensor& ft, const fb::Model& model, Budget* budget,
     const int64_t expected = packed_bytes(t->dtype, elements, t->quant.bits);
     TQ_ENSURE(expected >= 0 && uint64_t(expected) == size, kInvalidModel,
               "buffer %" PRId32 " holds %zu bytes, expected %" PRId64 " (%s %s at %d bits)", t->buffer, size, expected,
-              dtype_name(t->dtype), dims_str(t->shape, buf, sizeof(buf)), int(t->quant.bits));
+              dtype_name(t->dtype), dims_str(shape, buf, sizeof(buf)), int(t->quant.bits));
   }
   return Status::ok();
 }
@@ -302,13 +325,15 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
   op->type = OpType(fo.opcode());
   TQ_RETURN_IF_ERROR(copy_vector(fo.inputs(), budget, &op->inputs));
   TQ_RETURN_IF_ERROR(copy_vector(fo.outputs(), budget, &op->outputs));
-  for (size_t i = 0; i < op->inputs.size(); ++i) {
-    TQ_ENSURE(op->inputs[i] >= -1 && op->inputs[i] < num_tensors, kInvalidModel,
-              "input %zu is tensor %" PRId32 ", expected -1 (absent) or 0..%" PRId32, i, op->inputs[i], num_tensors - 1);
+  const FlatVector<int32_t>& inputs = op->inputs;  // const: reads must not copy the views
+  const FlatVector<int32_t>& outputs = op->outputs;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    TQ_ENSURE(inputs[i] >= -1 && inputs[i] < num_tensors, kInvalidModel,
+              "input %zu is tensor %" PRId32 ", expected -1 (absent) or 0..%" PRId32, i, inputs[i], num_tensors - 1);
   }
-  for (size_t i = 0; i < op->outputs.size(); ++i) {
-    TQ_ENSURE(op->outputs[i] >= 0 && op->outputs[i] < num_tensors, kInvalidModel,
-              "output %zu is tensor %" PRId32 ", expected 0..%" PRId32, i, op->outputs[i], num_tensors - 1);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    TQ_ENSURE(outputs[i] >= 0 && outputs[i] < num_tensors, kInvalidModel,
+              "output %zu is tensor %" PRId32 ", expected 0..%" PRId32, i, outputs[i], num_tensors - 1);
   }
 
   const fb::OperatorOptions expected = expected_options(op->type);

@@ -24,8 +24,8 @@ Offset<fb::Quantization> write_quantization(FlatBufferBuilder& fbb, const Quanti
   const Quantization none;
   if (q.scale.empty() && q.zero_point.empty() && q.axis == none.axis && q.bits == none.bits) return 0;
   if (bias_scale_implied) return fb::CreateQuantization(fbb, 0, 0, q.axis, uint8_t(q.bits), true);
-  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale),
-                                q.zero_points_all_zero() ? 0 : fbb.CreateVector(q.zero_point), q.axis, uint8_t(q.bits));
+  return fb::CreateQuantization(fbb, fbb.CreateVector(q.scale.data(), q.scale.size()),
+                                q.zero_points_all_zero() ? 0 : fbb.CreateVector(q.zero_point.data(), q.zero_point.size()), q.axis, uint8_t(q.bits));
 }
 
 struct Options {
@@ -166,14 +166,15 @@ Status serialize_model(const Graph& graph, std::vector<uint8_t>* out) {
   const std::vector<bool> implied = implied_bias_scales(graph);
   for (size_t i = 0; i < graph.tensors.size(); ++i) {
     const Tensor& t = graph.tensors[i];
-    tensors.push_back(fb::CreateTensor(fbb, fbb.CreateString(t.name), fbb.CreateVector(t.shape),
+    tensors.push_back(fb::CreateTensor(fbb, fbb.CreateString(t.name), fbb.CreateVector(t.shape.data(), t.shape.size()),
                                        fb::DType(t.dtype), write_quantization(fbb, t.quant, implied[i]), t.buffer));
   }
   std::vector<Offset<fb::Operator>> operators;
   for (const Operator& op : graph.operators) {
     const Options options = write_options(fbb, op);
     operators.push_back(fb::CreateOperator(fbb, fb::OpCode(op.type), fbb.CreateString(op.name),
-                                           fbb.CreateVector(op.inputs), fbb.CreateVector(op.outputs), options.type,
+                                           fbb.CreateVector(op.inputs.data(), op.inputs.size()),
+                                           fbb.CreateVector(op.outputs.data(), op.outputs.size()), options.type,
                                            options.table));
   }
   std::vector<Offset<fb::Metadata>> metadata;

@@ -123,6 +123,36 @@ TEST_CASE("tqm: misaligned bytes are copied, not read unaligned") {
   check_same_graph(graph, g);
 }
 
+TEST_CASE("tqm: a model read in place views its scales, shapes and op tensor lists in the file") {
+  const Graph graph = make_quantized_graph();
+  std::vector<uint8_t> bytes = serialize(graph);
+  const std::vector<uint8_t> original = bytes;
+  Graph g;
+  const Status s = load_model(bytes.data(), bytes.size(), &g, kSource);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  const uint8_t* lo = bytes.data();
+  const uint8_t* hi = bytes.data() + bytes.size();
+  auto inside = [&](const void* p) { return p >= static_cast<const void*>(lo) && p < static_cast<const void*>(hi); };
+  int scales = 0;
+  for (const Tensor& t : g.tensors) {
+    CHECK(t.shape.is_view());
+    CHECK(inside(static_cast<const FlatVector<int32_t>&>(t.shape).data()));
+    if (!t.quant.scale.empty()) {
+      ++scales;
+      CHECK(t.quant.scale.is_view());
+      CHECK(inside(static_cast<const FlatVector<float>&>(t.quant.scale).data()));
+    }
+  }
+  CHECK(scales > 0);
+  for (const Operator& op : g.operators) CHECK(op.inputs.is_view());
+  check_same_graph(graph, g);
+  // Editing the loaded graph (as recalibration does) copies first: the file's bytes stay.
+  for (Tensor& t : g.tensors)
+    if (!t.quant.scale.empty()) t.quant.scale[0] *= 2.0f;
+  g.operators[0].outputs.push_back(0);
+  CHECK(bytes == original);
+}
+
 TEST_CASE("tqm: bit-packed constants take exactly ceil(elements x bits / 8) bytes") {
   for (int bits = 2; bits <= 8; ++bits) {
     CAPTURE(bits);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyquant/flat_vector.h"
 #include "tinyquant/status.h"
 
 namespace tinyquant {
@@ -154,9 +155,10 @@ struct PoolOptions {
 
 // Per-tensor or per-channel quantization. Empty scale = not quantized (float tensor).
 // Filled by quant/ (next issues); carried through the file format already.
+// A model read in place views its scales and zero points in the file (FlatVector).
 struct Quantization {
-  std::vector<float> scale;
-  std::vector<int32_t> zero_point;
+  FlatVector<float> scale;
+  FlatVector<int32_t> zero_point;
   int32_t axis = -1;  // -1: per tensor; else the channel dimension scale[] runs along
   int32_t bits = 8;   // 2..8; below 8, constant data is bit-packed in the buffer
   bool zero_points_all_zero() const {  // empty counts as all zero (what the .tqm then leaves out)
@@ -169,7 +171,7 @@ struct Quantization {
 struct Tensor {
   std::string name;
   DType dtype = DType::kFloat32;
-  std::vector<int32_t> shape;  // static for constants; activations may have shape[0] == -1
+  FlatVector<int32_t> shape;  // static for constants; activations may have shape[0] == -1
   Quantization quant;
   int32_t buffer = -1;  // index into Graph::buffers for constants; -1 for activations
   bool is_constant() const { return buffer >= 0; }
@@ -178,8 +180,8 @@ struct Tensor {
 struct Operator {
   OpType type = OpType::kCount;
   std::string name;  // the source node's name, used in every error message about this op
-  std::vector<int32_t> inputs;   // tensor indices; an optional input (e.g. no bias) is -1
-  std::vector<int32_t> outputs;  // tensor indices
+  FlatVector<int32_t> inputs;   // tensor indices; an optional input (e.g. no bias) is -1
+  FlatVector<int32_t> outputs;  // tensor indices
   // Options: only the members that belong to `type` are meaningful.
   ConvOptions conv;                  // kConv2D, kDepthwiseConv2D
   PoolOptions pool;                  // kMaxPool2D, kAveragePool2D
@@ -255,6 +257,7 @@ struct Graph {
 // Number of elements of a static shape (every dim >= 0). Returns -1 on overflow or a dim < 0.
 int64_t shape_elements(const int32_t* dims, int rank);
 inline int64_t shape_elements(const std::vector<int32_t>& s) { return shape_elements(s.data(), (int)s.size()); }
+inline int64_t shape_elements(const FlatVector<int32_t>& s) { return shape_elements(s.data(), (int)s.size()); }
 // Bytes a constant of this dtype/shape/bits takes in a buffer (bit-packed below 8 bits).
 int64_t packed_bytes(DType dtype, int64_t elements, int32_t bits);
 // "[1,28,28,1]" into buf; returns buf.

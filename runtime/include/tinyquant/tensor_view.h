@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "tinyquant/graph.h"
 
@@ -23,6 +24,8 @@ struct Dims {
   }
   bool operator!=(const Dims& o) const { return !(*this == o); }
   static Dims of(const std::vector<int32_t>& shape);
+  static Dims of(const FlatVector<int32_t>& shape);
+  static Dims of(std::initializer_list<int32_t> shape);
   const char* str(char* buf, size_t size) const { return shape_str(d, rank, buf, size); }
 };
 
