@@ -1,5 +1,6 @@
 #include "tinyquant/interpreter.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cortex_m/cortex_m_kernels.h"
@@ -50,9 +51,10 @@ constexpr size_t kArenaTailSlack = 16;
 struct Interpreter::Impl {
   const Graph* graph = nullptr;
   std::vector<TensorView> views;  // one per graph tensor
-  // Per op, its input and output views, copied so invoke() only indexes (no allocation).
-  std::vector<TensorView> op_views;
-  std::vector<size_t> op_view_begin;  // op i: inputs at [begin, begin+n_in), outputs after
+  // The running op's input views then output views, gathered from `views` before each reference
+  // kernel call (sized at prepare to the largest op, so invoke() never allocates). One op's worth
+  // instead of every op's: on a microcontroller a per-op copy was 40 bytes per op input / output.
+  std::vector<TensorView> io;
   std::vector<Backend> op_backend;
   std::vector<int> op_handle;
   std::vector<int64_t> op_scratch;  // per op: scratch bytes of its Cortex-M kernel, -1: portable kernel
@@ -66,6 +68,14 @@ struct Interpreter::Impl {
   bool prepared = false;
   OpCallback callback = nullptr;
   void* callback_user = nullptr;
+
+  // Fills `io` with op's input views (an absent optional input: an empty view) then its outputs.
+  const TensorView* gather(const Operator& op) {
+    TensorView* v = io.data();
+    for (int32_t t : op.inputs) *v++ = t >= 0 ? views[t] : TensorView();
+    for (int32_t t : op.outputs) *v++ = views[t];
+    return io.data();
+  }
 };
 
 Interpreter::Interpreter() : impl_(new Impl) {}
@@ -132,16 +142,15 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
                         (options.kernels == KernelSet::kCortexM ||
                          (options.kernels == KernelSet::kAuto && cortex_m::native_dsp()));
   const size_t activation_requests = requests.size();
+  size_t max_io = 0;
+  for (const Operator& op : graph.operators) max_io = std::max(max_io, op.inputs.size() + op.outputs.size());
+  m.io.assign(max_io, TensorView());
   if (cortex_m) {
-    std::vector<TensorView> v;
     for (int32_t i = 0; i < num_ops; ++i) {
       const Operator& op = graph.operators[i];
-      v.clear();
-      for (int32_t t : op.inputs) v.push_back(t >= 0 ? m.views[t] : TensorView());
-      for (int32_t t : op.outputs) v.push_back(m.views[t]);
+      const TensorView* v = m.gather(op);
       const int n_in = static_cast<int>(op.inputs.size());
-      const int64_t bytes = cortex_m::scratch_size(op, v.data(), n_in, v.data() + n_in,
-                                                   static_cast<int>(op.outputs.size()));
+      const int64_t bytes = cortex_m::scratch_size(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size()));
       if (bytes < 0) continue;
       m.op_scratch[i] = bytes;
       ArenaRequest r;
@@ -172,23 +181,15 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
   for (size_t r = activation_requests; r < requests.size(); ++r)
     m.op_scratch_ptr[-1 - request_tensor[r]] = m.arena + m.plan.offsets[r];
 
-  // Bind every op's views; create backend operators on the now-fixed pointers.
-  m.op_views.clear();
-  m.op_view_begin.assign(num_ops, 0);
+  // Create backend operators on the now-fixed pointers.
   m.op_backend.assign(num_ops, Backend::kReference);
   m.op_handle.assign(num_ops, -1);
-  for (int32_t i = 0; i < num_ops; ++i) {
-    const Operator& op = graph.operators[i];
-    m.op_view_begin[i] = m.op_views.size();
-    for (int32_t t : op.inputs) m.op_views.push_back(t >= 0 ? m.views[t] : TensorView());
-    for (int32_t t : op.outputs) m.op_views.push_back(m.views[t]);
-  }
 #if TQ_WITH_XNNPACK
   if (options.backend == Backend::kXnnpack) {
     TQ_RETURN_IF_ERROR(xnnpack::Runner::create(options.threads, &m.xnn));
     for (int32_t i = 0; i < num_ops; ++i) {
       const Operator& op = graph.operators[i];
-      const TensorView* v = &m.op_views[m.op_view_begin[i]];
+      const TensorView* v = m.gather(op);
       const int n_in = static_cast<int>(op.inputs.size());
       bool handled = false;
       Status s = m.xnn->prepare_op(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size()), &handled,
@@ -226,7 +227,7 @@ Status Interpreter::invoke_range(int32_t first_op, int32_t end_op) {
       TQ_RETURN_IF_ERROR(m.xnn->run(m.op_handle[i]));
 #endif
     } else {
-      const TensorView* v = &m.op_views[m.op_view_begin[i]];
+      const TensorView* v = m.gather(op);
       const int n_in = static_cast<int>(op.inputs.size());
       if (m.op_scratch[i] >= 0)
         cortex_m::run(op, v, n_in, v + n_in, m.op_scratch_ptr[i]);
