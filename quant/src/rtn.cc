@@ -119,7 +119,7 @@ class IntegerGraphBuilder {
     // A graph output keeps the model's name on its float version; the int8 one becomes "<name>:q".
     const bool graph_output = std::find(fg_.outputs.begin(), fg_.outputs.end(), t) != fg_.outputs.end();
     if (graph_output) q_.tensors[qver_[t]].name += ":q";
-    fver_[t] = add_like(t, graph_output ? src.name : src.name + ":dq");
+    fver_[t] = add_like(t, graph_output ? src.name.str() : src.name + ":dq");
     add_convert(OpType::kDequantize, src.name + ":dequantize", qver_[t], fver_[t]);
     return fver_[t];
   }
@@ -301,7 +301,7 @@ class IntegerGraphBuilder {
       TQ_ENSURE(static_cast<int64_t>(lq->bias.size()) == channels, kInternal, "%s '%s': %zu bias values for %lld channels",
                 op_name(op.type), op.name.c_str(), lq->bias.size(), static_cast<long long>(channels));
       bias = lq->bias.data();
-      bias_name = b >= 0 ? fg_.tensors[b].name : op.name + ".bias";
+      bias_name = b >= 0 ? fg_.tensors[b].name.str() : op.name + ".bias";
     } else if (b >= 0) {
       const Tensor& bt = fg_.tensors[b];
       TQ_ENSURE(bt.dtype == DType::kFloat32 && shape_elements(bt.shape) == channels, kInvalidModel,

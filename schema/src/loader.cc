@@ -90,6 +90,14 @@ Status copy_string(const flatbuffers::String* s, Budget* budget, std::string* ou
   return Status::ok();
 }
 
+// In place, as the FlatVector views below: the verifier checked the string's terminating NUL.
+Status copy_string(const flatbuffers::String* s, Budget* budget, Name* out) {
+  if (!s) return Status::ok();
+  TQ_RETURN_IF_ERROR(budget->take(s->size()));
+  *out = Name::view(s->c_str(), s->size());
+  return Status::ok();
+}
+
 template <typename T>
 Status copy_vector(const flatbuffers::Vector<T>* v, Budget* budget, std::vector<T>* out) {
   if (!v) return Status::ok();

@@ -123,7 +123,7 @@ TEST_CASE("tqm: misaligned bytes are copied, not read unaligned") {
   check_same_graph(graph, g);
 }
 
-TEST_CASE("tqm: a model read in place views its scales, shapes and op tensor lists in the file") {
+TEST_CASE("tqm: a model read in place views its names, scales, shapes and op tensor lists in the file") {
   const Graph graph = make_quantized_graph();
   std::vector<uint8_t> bytes = serialize(graph);
   const std::vector<uint8_t> original = bytes;
@@ -135,6 +135,8 @@ TEST_CASE("tqm: a model read in place views its scales, shapes and op tensor lis
   auto inside = [&](const void* p) { return p >= static_cast<const void*>(lo) && p < static_cast<const void*>(hi); };
   int scales = 0;
   for (const Tensor& t : g.tensors) {
+    CHECK(t.name.is_view());
+    CHECK(inside(t.name.c_str()));
     CHECK(t.shape.is_view());
     CHECK(inside(static_cast<const FlatVector<int32_t>&>(t.shape).data()));
     if (!t.quant.scale.empty()) {
@@ -144,12 +146,21 @@ TEST_CASE("tqm: a model read in place views its scales, shapes and op tensor lis
     }
   }
   CHECK(scales > 0);
-  for (const Operator& op : g.operators) CHECK(op.inputs.is_view());
+  for (const Operator& op : g.operators) {
+    CHECK(op.inputs.is_view());
+    CHECK((op.name.empty() || (op.name.is_view() && inside(op.name.c_str()))));
+  }
   check_same_graph(graph, g);
+  // A copy of the loaded graph (e.g. the simulated graph quant/ derives) owns its names.
+  const Graph copy = g;
+  CHECK_FALSE(copy.tensors[0].name.is_view());
+  CHECK(copy.tensors[0].name == g.tensors[0].name);
   // Editing the loaded graph (as recalibration does) copies first: the file's bytes stay.
   for (Tensor& t : g.tensors)
     if (!t.quant.scale.empty()) t.quant.scale[0] *= 2.0f;
   g.operators[0].outputs.push_back(0);
+  g.tensors[0].name += ":renamed";
+  CHECK(g.tensors[0].name == copy.tensors[0].name + ":renamed");
   CHECK(bytes == original);
 }
 

@@ -153,7 +153,7 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
     const int32_t in0 = op.inputs.empty() ? -1 : op.inputs[0];
     const int32_t out0 = op.outputs[0];
     const char* runs = prepared ? backend_name(interp.op_backend(static_cast<int>(i))) : "-";
-    std::string name = op.name.size() > 28 ? op.name.substr(0, 25) + "..." : op.name;
+    std::string name = op.name.size() > 28 ? op.name.str().substr(0, 25) + "..." : op.name.str();
     if (!quantized) {
       std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %-4s %10zu %-8s %s\n", i, op_name(op.type), name.c_str(),
                    in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),

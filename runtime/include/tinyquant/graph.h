@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "tinyquant/flat_vector.h"
+#include "tinyquant/name.h"
 #include "tinyquant/status.h"
 
 namespace tinyquant {
@@ -155,7 +156,8 @@ struct PoolOptions {
 
 // Per-tensor or per-channel quantization. Empty scale = not quantized (float tensor).
 // Filled by quant/ (next issues); carried through the file format already.
-// A model read in place views its scales and zero points in the file (FlatVector).
+// A model read in place views its scales and zero points in the file (FlatVector), as it views
+// tensor and operator names (Name), shapes and operator tensor lists.
 struct Quantization {
   FlatVector<float> scale;
   FlatVector<int32_t> zero_point;
@@ -169,7 +171,7 @@ struct Quantization {
 };
 
 struct Tensor {
-  std::string name;
+  Name name;  // a model read in place views it in the file
   DType dtype = DType::kFloat32;
   FlatVector<int32_t> shape;  // static for constants; activations may have shape[0] == -1
   Quantization quant;
@@ -179,7 +181,7 @@ struct Tensor {
 
 struct Operator {
   OpType type = OpType::kCount;
-  std::string name;  // the source node's name, used in every error message about this op
+  Name name;  // the source node's name, used in every error message about this op
   FlatVector<int32_t> inputs;   // tensor indices; an optional input (e.g. no bias) is -1
   FlatVector<int32_t> outputs;  // tensor indices
   // Options: only the members that belong to `type` are meaningful.
