@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tinyquant/op_resolver.h"
+
 namespace tq_embedded {
 
 extern const char name[];             // NAME
@@ -18,5 +20,8 @@ extern uint8_t arena[];               // 64-byte aligned, in .bss: the model's b
 extern const size_t arena_size;       // planned on the host (+ the interpreter's slack)
 extern const size_t min_live_bytes;   // the planner's floor
 extern const size_t constant_bytes;   // the model's constant tensors (packed weights, biases)
+// Adds the reference kernels the model's ops run, and no others: Interpreter::prepare with this
+// resolver links only those (the program's flash).
+void register_kernels(tinyquant::OpResolver* resolver);
 
 }  // namespace tq_embedded

@@ -6,6 +6,7 @@
 #include "kernels/cortex_m/cortex_m_kernels.h"
 #include "kernels/reference/reference_kernels.h"
 #include "tinyquant/arena_planner.h"
+#include "tinyquant/op_info.h"
 #include "tinyquant/shape_inference.h"
 #if TQ_WITH_XNNPACK
 #include "kernels/xnnpack/xnnpack_backend.h"
@@ -57,6 +58,7 @@ struct Interpreter::Impl {
   std::vector<TensorView> io;
   std::vector<Backend> op_backend;
   std::vector<int> op_handle;
+  std::vector<KernelFn> op_kernel;  // per op: its reference kernel (null: none; invoke says so)
   std::vector<int64_t> op_scratch;  // per op: scratch bytes of its Cortex-M kernel, -1: portable kernel
   std::vector<uint8_t*> op_scratch_ptr;
   std::unique_ptr<uint8_t[]> owned_arena;
@@ -82,6 +84,10 @@ Interpreter::Interpreter() : impl_(new Impl) {}
 Interpreter::~Interpreter() = default;
 
 Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
+  return prepare(graph, options, OpResolver::all());
+}
+
+Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options, const OpResolver& resolver) {
   Impl& m = *impl_;
   m.prepared = false;
 #if TQ_WITH_XNNPACK
@@ -199,6 +205,23 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options) {
     }
   }
 #endif
+  // Every op left on the reference backend gets its kernel from the resolver. One the backend
+  // lacks altogether fails at invoke, as it always has; one the caller's resolver left out fails
+  // here, unless a Cortex-M kernel runs the op.
+  const bool every_kernel = resolver.is_all();
+  m.op_kernel.assign(num_ops, nullptr);
+  for (int32_t i = 0; i < num_ops; ++i) {
+    if (m.op_backend[i] != Backend::kReference) continue;
+    const Operator& op = graph.operators[i];
+    const TensorView* v = m.gather(op);
+    const int n_in = static_cast<int>(op.inputs.size());
+    const KernelKind kind = runs_int8(op.type, v, n_in, v + n_in, static_cast<int>(op.outputs.size()))
+                                ? KernelKind::kInt8
+                                : KernelKind::kFloat32;
+    m.op_kernel[i] = resolver.find(op.type, kind);
+    if (!m.op_kernel[i] && !every_kernel && m.op_scratch[i] < 0 && reference::has_kernel(op.type, kind))
+      return reference::missing_kernel(op, kind, false);
+  }
   m.prepared = true;
   return Status::ok();
 }
@@ -229,10 +252,14 @@ Status Interpreter::invoke_range(int32_t first_op, int32_t end_op) {
     } else {
       const TensorView* v = m.gather(op);
       const int n_in = static_cast<int>(op.inputs.size());
+      const int n_out = static_cast<int>(op.outputs.size());
       if (m.op_scratch[i] >= 0)
         cortex_m::run(op, v, n_in, v + n_in, m.op_scratch_ptr[i]);
+      else if (m.op_kernel[i])
+        TQ_RETURN_IF_ERROR(m.op_kernel[i](op, v, n_in, v + n_in, n_out));
       else
-        TQ_RETURN_IF_ERROR(reference::eval(op, v, n_in, v + n_in, static_cast<int>(op.outputs.size())));
+        return reference::missing_kernel(
+            op, runs_int8(op.type, v, n_in, v + n_in, n_out) ? KernelKind::kInt8 : KernelKind::kFloat32, true);
     }
     if (m.callback && !m.callback(m.callback_user, i, *this)) break;
   }

@@ -431,3 +431,70 @@ TEST_CASE("per-op callback sees every intermediate activation; invoke_range runs
   CHECK_FALSE(bad.is_ok());
   CHECK(std::string(bad.message()).find("op range [0, 6)") != std::string::npos);
 }
+
+TEST_CASE("an OpResolver with the model's kernels runs it as prepare() without one; a missing one fails at prepare") {
+  std::mt19937 rng(7);
+  const Graph g = small_cnn(rng);
+  const std::vector<float> images = random_floats(rng, 2 * 6 * 6 * 2);
+  PrepareOptions opt;
+  opt.batch = 2;
+  Interpreter every;
+  REQUIRE(every.prepare(g, opt).is_ok());
+  std::memcpy(every.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(every.invoke().is_ok());
+
+  OpResolver resolver;
+  resolver.add<OpType::kConv2D, KernelKind::kFloat32>()
+      .add<OpType::kMaxPool2D, KernelKind::kFloat32>()
+      .add<OpType::kReshape, KernelKind::kFloat32>()
+      .add<OpType::kFullyConnected, KernelKind::kFloat32>();
+  Interpreter some;
+  Status s = some.prepare(g, opt, resolver);
+  CHECK(s.code() == StatusCode::kUnsupported);
+  CHECK(std::string(s.message()) ==
+        "Softmax 'softmax': the op resolver passed to prepare() has no float32 kernel for this op (add "
+        "OpResolver::add<OpType::kSoftmax, KernelKind::kFloat32>())");
+  const bool missing = resolver.find(OpType::kSoftmax, KernelKind::kFloat32) == nullptr;
+  CHECK(missing);
+  resolver.add<OpType::kSoftmax, KernelKind::kFloat32>();
+  const bool same_kernel = resolver.find(OpType::kSoftmax, KernelKind::kFloat32) ==
+                           OpResolver::all().find(OpType::kSoftmax, KernelKind::kFloat32);
+  CHECK(same_kernel);
+  s = some.prepare(g, opt, resolver);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  std::memcpy(some.input(0).data, images.data(), images.size() * 4);
+  REQUIRE(some.invoke().is_ok());
+  CHECK(std::memcmp(some.output(0).data, every.output(0).data, 2 * 3 * 4) == 0);
+
+  // Which pairs the backend has: int8 conversions, no float Quantize, nothing past kCount.
+  CHECK(reference::has_kernel(OpType::kQuantize, KernelKind::kInt8));
+  CHECK_FALSE(reference::has_kernel(OpType::kQuantize, KernelKind::kFloat32));
+  CHECK_FALSE(reference::has_kernel(OpType::kLayerNorm, KernelKind::kInt8));
+  CHECK(reference::has_kernel(OpType::kLayerNorm, KernelKind::kFloat32));
+  CHECK_FALSE(reference::has_kernel(OpType::kCount, KernelKind::kFloat32));
+}
+
+TEST_CASE("an OpResolver need not name a weighted op the Cortex-M kernels run") {
+  std::mt19937 rng(3);
+  const Graph g = small_int_cnn(rng);
+  OpResolver resolver;  // everything but the int8 Conv2D and FullyConnected
+  resolver.add<OpType::kQuantize, KernelKind::kInt8>()
+      .add<OpType::kAdd, KernelKind::kInt8>()
+      .add<OpType::kMaxPool2D, KernelKind::kInt8>()
+      .add<OpType::kGlobalAveragePool, KernelKind::kInt8>()
+      .add<OpType::kReshape, KernelKind::kInt8>()
+      .add<OpType::kDequantize, KernelKind::kInt8>();
+  PrepareOptions opt;
+  opt.kernels = KernelSet::kCortexM;
+  Interpreter interp;
+  Status s = interp.prepare(g, opt, resolver);
+  REQUIRE_MESSAGE(s.is_ok(), s.message());
+  for (int i = 0; i < static_cast<int>(g.operators.size()); ++i)
+    if (g.operators[i].type == OpType::kConv2D || g.operators[i].type == OpType::kFullyConnected)
+      CHECK(interp.op_cortex_m(i));
+  REQUIRE(interp.invoke().is_ok());
+  // On the portable kernels the same resolver is one short, and prepare names the op.
+  opt.kernels = KernelSet::kPortable;
+  s = interp.prepare(g, opt, resolver);
+  CHECK(std::string(s.message()).find("Conv2D 'conv': the op resolver passed to prepare() has no int8 kernel") == 0);
+}

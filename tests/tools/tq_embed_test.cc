@@ -85,6 +85,12 @@ TEST_CASE("tq embed writes the model bytes, images, labels, preprocessing and a 
   CHECK(contains(src, "alignas(64) uint8_t arena["));
   CHECK(contains(src, "const uint8_t images[2352] = {"));
   CHECK(contains(src, "const uint8_t labels[3] = {\n0x09,0x02,0x01,\n};"));  // the first test labels
+  // The float lenet's op resolver: exactly the four kernels its ops run (the ReLUs are fused).
+  CHECK(contains(src, "void register_kernels(tinyquant::OpResolver* resolver) {\n"
+                      "  resolver->add<tinyquant::OpType::kConv2D, tinyquant::KernelKind::kFloat32>();\n"
+                      "  resolver->add<tinyquant::OpType::kFullyConnected, tinyquant::KernelKind::kFloat32>();\n"
+                      "  resolver->add<tinyquant::OpType::kMaxPool2D, tinyquant::KernelKind::kFloat32>();\n"
+                      "  resolver->add<tinyquant::OpType::kReshape, tinyquant::KernelKind::kFloat32>();\n}\n"));
   // The model array holds the file's bytes, in order.
   const std::string bytes = read_text(model);
   const size_t p = src.find("alignas(16) const uint8_t model[" + std::to_string(bytes.size()) + "] = {\n");

@@ -11,6 +11,8 @@
 
 #include "tinyquant/file_io.h"
 #include "tinyquant/model_io.h"
+#include "tinyquant/op_info.h"
+#include "tinyquant/op_resolver.h"
 #include "toolkit/toolkit.h"
 
 namespace tinyquant {
@@ -121,11 +123,12 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
   src += "// The .tqm bytes (read in place by tinyquant::load_model), the first images of the split as\n"
          "// raw uint8 [count][rows][cols], their labels, the preprocessing and the arena the model needs\n"
          "// at batch 1 on the reference backend (planned on the host). Declarations: embedded_model.h.\n";
-  src += "#include <cstddef>\n#include <cstdint>\n\nnamespace tq_embedded {\n\n";
+  src += "#include <cstddef>\n#include <cstdint>\n\n#include \"tinyquant/op_resolver.h\"\n\nnamespace tq_embedded {\n\n";
   src += "extern const char name[];\nextern const uint8_t model[];\nextern const size_t model_size;\n"
          "extern const uint8_t images[];\nextern const uint8_t labels[];\n"
          "extern const int32_t count, rows, cols;\nextern const float mean, std_dev;\n"
-         "extern uint8_t arena[];\nextern const size_t arena_size, min_live_bytes, constant_bytes;\n\n";
+         "extern uint8_t arena[];\nextern const size_t arena_size, min_live_bytes, constant_bytes;\n"
+         "void register_kernels(tinyquant::OpResolver* resolver);\n\n";
   src += format("const char name[] = \"%s\";\n", result->name.c_str());
   src += format("const int32_t count = %d, rows = %d, cols = %d;\n", options.count, ds.rows, ds.cols);
   // %.9g round-trips a float exactly.
@@ -147,7 +150,17 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
   src += "};\n\n";
   src += format("const uint8_t images[%zu] = {\n", size_t(options.count) * pixels);
   append_bytes(&src, ds.pixels.data(), size_t(options.count) * pixels);
-  src += "};\n\n}  // namespace tq_embedded\n";
+  src += "};\n\n";
+  // The reference kernels this model's ops run (the program links only these; op_resolver.h).
+  bool used[size_t(OpType::kCount)][2] = {};
+  for (const Operator& op : graph.operators) used[size_t(op.type)][runs_int8(op, graph) ? 1 : 0] = true;
+  src += "void register_kernels(tinyquant::OpResolver* resolver) {\n";
+  for (size_t t = 0; t < size_t(OpType::kCount); ++t)
+    for (int kind = 0; kind < 2; ++kind)
+      if (used[t][kind] && reference::has_kernel(OpType(t), KernelKind(kind)))
+        src += format("  resolver->add<tinyquant::OpType::k%s, tinyquant::KernelKind::k%s>();\n", op_name(OpType(t)),
+                      kind ? "Int8" : "Float32");
+  src += "}\n\n}  // namespace tq_embedded\n";
   return write_file_atomic(path.c_str(), src.data(), src.size());
 }
 

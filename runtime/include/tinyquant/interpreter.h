@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tinyquant/graph.h"
+#include "tinyquant/op_resolver.h"
 #include "tinyquant/tensor_view.h"
 
 namespace tinyquant {
@@ -55,7 +56,13 @@ class Interpreter {
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
+  // Every reference kernel available (links them all).
   Status prepare(const Graph& graph, const PrepareOptions& options);
+  // Only the resolver's reference kernels (op_resolver.h): a program calling only this form links
+  // only those. Fails, naming the op, when an op that runs on the reference backend has no kernel
+  // there (a Cortex-M kernel or XNNPACK running it instead needs none). The resolver may go away
+  // after prepare.
+  Status prepare(const Graph& graph, const PrepareOptions& options, const OpResolver& resolver);
   Status invoke();
   // Runs ops [first_op, end_op) only (0 <= first_op <= end_op <= number of ops), e.g. a network's
   // prefix up to one layer, or its tail from tensors the caller wrote. The caller is responsible

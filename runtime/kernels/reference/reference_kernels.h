@@ -5,6 +5,7 @@
 #pragma once
 
 #include "tinyquant/graph.h"
+#include "tinyquant/op_resolver.h"
 #include "tinyquant/tensor_view.h"
 
 namespace tinyquant {
@@ -101,6 +102,9 @@ void lookup_s8(const TensorView& input, const TensorView& table, const TensorVie
 // input (bias). Returns kUnsupported for an op/dtype combination this backend lacks.
 Status eval(const Operator& op, const TensorView* inputs, int num_inputs, const TensorView* outputs,
             int num_outputs);
+// The error for an op whose (type, kind) kernel is missing: from the backend itself when
+// every_kernel (or it has none), else from the caller's OpResolver (naming the add<> call).
+Status missing_kernel(const Operator& op, KernelKind kind, bool every_kernel);
 
 }  // namespace reference
 }  // namespace tinyquant
