@@ -112,7 +112,7 @@ class RawChain {
           const uint8_t* packed = g.constant_data<uint8_t>(op.inputs[1]);  // bit-packed below 8 bits
           for (int64_t i = 0; i < wn; ++i) kernel[i] = int8_t(qmath::unpack_weight(packed, i, w.quant.bits));
           const int32_t* bias = bi >= 0 ? g.constant_data<int32_t>(bi) : nullptr;
-          const ConvOptions& c = op.conv;
+          const ConvOptions& c = op.conv();
           if (op.type == OpType::kFullyConnected) {
             const size_t out_c = w.shape[0], in_c = w.shape[1];
             RAW_CHECK(xnn_create_convolution2d_nhwc_qc8(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, in_c, out_c, in_c, out_c,
@@ -163,7 +163,7 @@ class RawChain {
           break;
         }
         case OpType::kMaxPool2D: {
-          const PoolOptions& p = op.pool;
+          const PoolOptions& p = op.pool();
           const size_t c = xd[3];
           RAW_CHECK(xnn_create_max_pooling2d_nhwc_s8(p.padding.top, p.padding.right, p.padding.bottom, p.padding.left,
                                                      p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h,

@@ -164,7 +164,7 @@ Status Backprop::backward_op(const Operator& op) {
       mask_activation(op.activation, value_[y], &dz);
       const int32_t x = op.inputs[0];
       const Dims& xd = dims_[x];
-      const PoolOptions& p = op.pool;
+      const PoolOptions& p = op.pool();
       const int32_t N = xd.d[0], H = xd.d[1], W = xd.d[2], C = xd.d[3], OH = yd.d[1], OW = yd.d[2];
       const std::vector<float>& xv = value_[x];
       std::vector<float>& gx = grad_[x];
@@ -245,7 +245,7 @@ Status Backprop::backward_op(const Operator& op) {
       std::vector<int32_t> idx(r, 0);  // output index
       for (size_t i = 0; i < dz.size(); ++i) {
         int64_t at = 0;
-        for (int k = 0; k < r; ++k) at += int64_t(idx[k]) * xstride[op.perm[k]];
+        for (int k = 0; k < r; ++k) at += int64_t(idx[k]) * xstride[op.perm()[k]];
         grad_[x][at] += dz[i];
         for (int k = r - 1; k >= 0; --k) {
           if (++idx[k] < yd.d[k]) break;

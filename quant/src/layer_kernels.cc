@@ -204,7 +204,7 @@ Status LayerShape::of(const Operator& op, const int32_t* in_dims, int in_rank, c
                       LayerShape* out) {
   LayerShape s;
   s.type = op.type;
-  s.conv = op.conv;
+  s.conv = op.conv();
   s.batch = batch;
   if (op.type == OpType::kFullyConnected) {
     TQ_ENSURE(in_rank >= 1, kInvalidModel, "FullyConnected '%s': input has rank 0", op.name.c_str());
@@ -223,7 +223,7 @@ Status LayerShape::of(const Operator& op, const int32_t* in_dims, int in_rank, c
     s.k_h = w_dims[1];
     s.k_w = w_dims[2];
     s.out_c = op.type == OpType::kConv2D ? w_dims[0] : w_dims[3];
-    const ConvOptions& c = op.conv;
+    const ConvOptions& c = op.conv();
     s.out_h = (s.in_h + c.padding.top + c.padding.bottom - c.dilation_h * (s.k_h - 1) - 1) / c.stride_h + 1;
     s.out_w = (s.in_w + c.padding.left + c.padding.right - c.dilation_w * (s.k_w - 1) - 1) / c.stride_w + 1;
     if (op.type == OpType::kDepthwiseConv2D) s.conv.groups = 1;

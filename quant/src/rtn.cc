@@ -253,7 +253,7 @@ class IntegerGraphBuilder {
     if (is_weighted(op.type)) TQ_RETURN_IF_ERROR(quantize_constants(op, &nop, layer));
     if (is_lookup(op.type)) {
       int8_t table[kLookupTableSize];
-      TQ_RETURN_IF_ERROR(build_unary_table(op.unary, q_.tensors[nop.inputs[0]].quant, q_.tensors[qver_[out]].quant,
+      TQ_RETURN_IF_ERROR(build_unary_table(op.unary(), q_.tensors[nop.inputs[0]].quant, q_.tensors[qver_[out]].quant,
                                            table)
                              .with_context("%s '%s'", op_name(op.type), op.name.c_str()));
       nop.inputs.resize(kTableInput + 1);

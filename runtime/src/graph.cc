@@ -131,7 +131,7 @@ Status check_options(const Operator& op) {
     case OpType::kConv2D:
     case OpType::kDepthwiseConv2D:
     case OpType::kConvTranspose: {
-      const ConvOptions& c = op.conv;
+      const ConvOptions& c = op.conv();
       TQ_ENSURE(op.type == OpType::kConvTranspose || (c.output_pad_h == 0 && c.output_pad_w == 0), kInvalidModel,
                 "%s '%s': output padding is for ConvTranspose only", op_name(op.type), name);
       TQ_ENSURE(c.output_pad_h >= 0 && c.output_pad_w >= 0 && c.output_pad_h < c.stride_h && c.output_pad_w < c.stride_w,
@@ -145,7 +145,7 @@ Status check_options(const Operator& op) {
     }
     case OpType::kMaxPool2D:
     case OpType::kAveragePool2D: {
-      const PoolOptions& p = op.pool;
+      const PoolOptions& p = op.pool();
       TQ_RETURN_IF_ERROR(
           check_window(op, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w, p.padding));
       TQ_ENSURE(p.padding.top < p.kernel_h && p.padding.bottom < p.kernel_h && p.padding.left < p.kernel_w &&
@@ -155,19 +155,19 @@ Status check_options(const Operator& op) {
       break;
     }
     case OpType::kReshape:
-      TQ_ENSURE(!op.new_shape.empty() && op.new_shape.size() <= kMaxRank, kInvalidModel,
-                "Reshape '%s': new shape must have 1..%d dims, has %zu", name, kMaxRank, op.new_shape.size());
+      TQ_ENSURE(!op.new_shape().empty() && op.new_shape().size() <= kMaxRank, kInvalidModel,
+                "Reshape '%s': new shape must have 1..%d dims, has %zu", name, kMaxRank, op.new_shape().size());
       break;
     case OpType::kTranspose:
-      TQ_ENSURE(!op.perm.empty() && op.perm.size() <= kMaxRank, kInvalidModel,
-                "Transpose '%s': permutation must have 1..%d entries, has %zu", name, kMaxRank, op.perm.size());
+      TQ_ENSURE(!op.perm().empty() && op.perm().size() <= kMaxRank, kInvalidModel,
+                "Transpose '%s': permutation must have 1..%d entries, has %zu", name, kMaxRank, op.perm().size());
       break;
     case OpType::kSoftmax:
       TQ_ENSURE(op.beta > 0.0f && op.beta < 1e6f, kInvalidModel, "Softmax '%s': beta %g must be in (0, 1e6)", name,
                 op.beta);
       break;
     case OpType::kSlice: {
-      const SliceOptions& s = op.slice;
+      const SliceOptions& s = op.slice();
       TQ_ENSURE(!s.begin.empty() && s.begin.size() <= kMaxRank && s.end.size() == s.begin.size() &&
                     s.step.size() == s.begin.size(),
                 kInvalidModel, "Slice '%s': begin, end and step need one entry per dim (1..%d), have %zu/%zu/%zu",
@@ -179,7 +179,7 @@ Status check_options(const Operator& op) {
       break;
     }
     case OpType::kResize: {
-      const ResizeOptions& r = op.resize;
+      const ResizeOptions& r = op.resize();
       TQ_ENSURE(static_cast<uint8_t>(r.mode) <= 1 && static_cast<uint8_t>(r.coord) <= 3 &&
                     static_cast<uint8_t>(r.nearest) <= 3,
                 kInvalidModel, "Resize '%s': unknown mode %d / coordinate mode %d / nearest mode %d", name,
@@ -195,11 +195,11 @@ Status check_options(const Operator& op) {
                 "LayerNorm '%s': epsilon %g must be finite and >= 0", name, op.epsilon);
       break;
     case OpType::kUnary:
-      TQ_ENSURE(static_cast<uint8_t>(op.unary.kind) < static_cast<uint8_t>(UnaryKind::kCount), kInvalidModel,
-                "Unary '%s': unknown function %d", name, static_cast<int>(op.unary.kind));
-      TQ_ENSURE(std::isfinite(op.unary.alpha) && std::isfinite(op.unary.beta), kInvalidModel,
-                "Unary '%s' (%s): alpha %g and beta %g must be finite", name, unary_kind_name(op.unary.kind),
-                op.unary.alpha, op.unary.beta);
+      TQ_ENSURE(static_cast<uint8_t>(op.unary().kind) < static_cast<uint8_t>(UnaryKind::kCount), kInvalidModel,
+                "Unary '%s': unknown function %d", name, static_cast<int>(op.unary().kind));
+      TQ_ENSURE(std::isfinite(op.unary().alpha) && std::isfinite(op.unary().beta), kInvalidModel,
+                "Unary '%s' (%s): alpha %g and beta %g must be finite", name, unary_kind_name(op.unary().kind),
+                op.unary().alpha, op.unary().beta);
       break;
     default: break;
   }

@@ -82,7 +82,7 @@ Status infer_conv(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_constant(c, 1));
   const Dims& x = c.in(0);
   const Dims& w = c.in(1);
-  const ConvOptions& o = c.op.conv;
+  const ConvOptions& o = c.op.conv();
   const int32_t in_c = x[3];
   int32_t out_c = w[0];
   char xb[96], wb[96];
@@ -114,7 +114,7 @@ Status infer_conv_transpose(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_constant(c, 2));
   const Dims& x = c.in(0);
   const Dims& w = c.in(1);
-  const ConvOptions& o = c.op.conv;
+  const ConvOptions& o = c.op.conv();
   char xb[96], wb[96];
   if (x[3] % o.groups != 0 || w[0] % o.groups != 0 || w[3] * o.groups != x[3])
     SHAPE_ERROR("ConvTranspose '%s': input %s and weights '%s' %s do not match %d group(s) (weights are OHWI with I = "
@@ -168,7 +168,7 @@ Status infer_broadcast(const Ctx& c, Dims* out) {
 
 Status infer_slice(const Ctx& c, Dims* out) {
   const Dims& x = c.in(0);
-  const SliceOptions& s = c.op.slice;
+  const SliceOptions& s = c.op.slice();
   if (static_cast<int32_t>(s.begin.size()) != x.rank)
     SHAPE_ERROR("Slice '%s': %zu dims of begin/end/step for a rank-%d input", c.name(), s.begin.size(), x.rank);
   out->rank = x.rank;
@@ -204,7 +204,7 @@ Status infer_layer_norm(const Ctx& c, Dims* out) {
 Status infer_pool(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
   const Dims& x = c.in(0);
-  const PoolOptions& p = c.op.pool;
+  const PoolOptions& p = c.op.pool();
   int32_t oh = 0, ow = 0;
   TQ_RETURN_IF_ERROR(spatial_out(c, x[1], x[2], p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h,
                                  p.dilation_w, p.padding, &oh, &ow));
@@ -215,7 +215,7 @@ Status infer_pool(const Ctx& c, Dims* out) {
 
 Status infer_reshape(const Ctx& c, Dims* out) {
   const Dims& x = c.in(0);
-  const std::vector<int32_t>& s = c.op.new_shape;
+  const std::vector<int32_t>& s = c.op.new_shape();
   out->rank = static_cast<int32_t>(s.size());
   int infer = -1;
   int64_t known = 1;
@@ -279,7 +279,7 @@ Status infer_concat(const Ctx& c, Dims* out) {
 
 Status infer_transpose(const Ctx& c, Dims* out) {
   const Dims& x = c.in(0);
-  const std::vector<int32_t>& perm = c.op.perm;
+  const std::vector<int32_t>& perm = c.op.perm();
   if (static_cast<int32_t>(perm.size()) != x.rank)
     SHAPE_ERROR("Transpose '%s': permutation has %zu entries for a rank-%d input", c.name(), perm.size(), x.rank);
   bool seen[kMaxRank] = {false};
@@ -411,8 +411,8 @@ Status infer_op(const Ctx& c, Dims* out) {
     case OpType::kResize:
       TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
       *out = c.in(0);
-      out->d[1] = c.op.resize.out_h;
-      out->d[2] = c.op.resize.out_w;
+      out->d[1] = c.op.resize().out_h;
+      out->d[2] = c.op.resize().out_w;
       return Status::ok();
     case OpType::kUnary:
       if (c.has(kTableInput)) {

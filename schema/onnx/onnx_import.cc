@@ -679,7 +679,7 @@ int32_t Importer::tensor_in(Value& v, Layout layout) {
     t = emit_reshape(name, src, src_shape, dst_shape, name);
   } else {
     Operator op;
-    op.perm = to_nhwc ? std::vector<int32_t>{0, 2, 3, 1} : std::vector<int32_t>{0, 3, 1, 2};
+    op.mutable_perm() = to_nhwc ? std::vector<int32_t>{0, 2, 3, 1} : std::vector<int32_t>{0, 3, 1, 2};
     t = add_activation(name, dst_shape);
     emit(OpType::kTranspose, name, {src}, t, op);
   }
@@ -698,9 +698,9 @@ void Importer::emit(OpType type, const std::string& name, std::vector<int32_t> i
 int32_t Importer::emit_reshape(const std::string& name, int32_t input, const Shape& in, const Shape& out,
                                const std::string& out_name) {
   Operator op;
-  op.new_shape = out;
+  op.mutable_new_shape() = out;
   if (in[0] == out[0] && product(in, 1) == product(out, 1))
-    op.new_shape[0] = -1;
+    op.mutable_new_shape()[0] = -1;
   else if (in[0] < 0 || out[0] < 0)
     fail(StatusCode::kInternal, "'%s': reshape of a dynamic batch", name.c_str());
   int32_t t = add_activation(out_name, out);
@@ -1110,8 +1110,8 @@ void Importer::emit_fully_connected(const Node& node, Value& a, std::vector<floa
   int32_t rows = add_activation(f.out + ":rows", rows_shape);
   emit(OpType::kFullyConnected, node.label, {input, w, b}, rows, op);
   Operator reshape;
-  reshape.new_shape = out_shape;
-  if (dynamic) reshape.new_shape[0] = -1;  // inferred from the rows
+  reshape.mutable_new_shape() = out_shape;
+  if (dynamic) reshape.mutable_new_shape()[0] = -1;  // inferred from the rows
   int32_t t = add_activation(f.out, out_shape);
   emit(OpType::kReshape, node.label + ":unflatten", {rows}, t, reshape);
   define(f.out, out_shape, Layout::kOnnx, t);
@@ -1207,7 +1207,7 @@ void Importer::import_conv(const Node& node) {
   int32_t wt = add_constant(node.in(1), w_shape, relaid);
   int32_t bt = has_bias ? add_constant(!node.in(2).empty() ? node.in(2) : node.label + ":bias", {out_c}, bias) : -1;
   Operator op;
-  op.conv = opt;
+  op.mutable_conv() = opt;
   op.activation = f.act;
   Shape out_shape = {x.shape[0], out_c, out_hw[0], out_hw[1]};
   int32_t t = add_activation(f.out, nchw_to_nhwc(out_shape));
@@ -1260,7 +1260,7 @@ void Importer::import_max_pool(const Node& node) {
   Value& x = value(node, 0);
   Pool2D p = read_pool(node, x.shape, true);
   Operator op;
-  op.pool = p.opt;
+  op.mutable_pool() = p.opt;
   Shape out_shape = {x.shape[0], x.shape[1], p.out_h, p.out_w};
   int32_t t = add_activation(node.out(0), nchw_to_nhwc(out_shape));
   emit(OpType::kMaxPool2D, node.label, {tensor_in(x, Layout::kNhwc)}, t, op);
@@ -1278,7 +1278,7 @@ void Importer::import_average_pool(const Node& node) {
     add_padding(&p.opt.padding, x.pad);
   }
   Operator op;
-  op.pool = p.opt;
+  op.mutable_pool() = p.opt;
   Shape out_shape = {x.shape[0], x.shape[1], p.out_h, p.out_w};
   int32_t t = add_activation(node.out(0), nchw_to_nhwc(out_shape));
   emit(OpType::kAveragePool2D, node.label, {tensor_in(x, Layout::kNhwc)}, t, op);
@@ -1602,7 +1602,7 @@ void Importer::import_transpose(const Node& node) {
     return;
   }
   Operator op;
-  op.perm = q;
+  op.mutable_perm() = q;
   int32_t t = add_activation(node.out(0), dst_shape);
   emit(OpType::kTranspose, node.label, {src}, t, op);
   define(node.out(0), out_shape, to, t);
@@ -1658,8 +1658,8 @@ void Importer::import_reduce_mean(const Node& node) {
     const bool dynamic = x.shape[0] < 0;
     auto view_op = [&](const std::string& label, int32_t in, Shape shape, const std::string& name) {
       Operator op;
-      op.new_shape = shape;
-      op.new_shape[0] = -1;
+      op.mutable_new_shape() = shape;
+      op.mutable_new_shape()[0] = -1;
       if (dynamic) shape[0] = -1;
       int32_t t = add_activation(name, shape);
       emit(OpType::kReshape, label, {in}, t, op);
@@ -1982,7 +1982,7 @@ void Importer::import_unary(const Node& node) {
 void Importer::emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out) {
   const Layout layout = x.tensor[1] >= 0 ? Layout::kNhwc : Layout::kOnnx;
   Operator op;
-  op.unary = f;
+  op.mutable_unary() = f;
   int32_t t = add_activation(out, internal_shape(x.shape, layout));
   emit(OpType::kUnary, label, {tensor_in(x, layout)}, t, op);
   define(out, x.shape, layout, t);
@@ -2174,9 +2174,9 @@ void Importer::emit_slice(const std::string& label, Value& x, const std::vector<
   Operator op;
   for (int j = 0; j < rank; ++j) {
     const int a = layout == Layout::kNhwc ? kNhwcOnnx[j] : j;
-    op.slice.begin.push_back(static_cast<int32_t>(begin[a]));
-    op.slice.end.push_back(end[a] >= kSliceToEnd ? kSliceToEnd : static_cast<int32_t>(end[a]));
-    op.slice.step.push_back(static_cast<int32_t>(step[a]));
+    op.mutable_slice().begin.push_back(static_cast<int32_t>(begin[a]));
+    op.mutable_slice().end.push_back(end[a] >= kSliceToEnd ? kSliceToEnd : static_cast<int32_t>(end[a]));
+    op.mutable_slice().step.push_back(static_cast<int32_t>(step[a]));
   }
   int32_t t = add_activation(out, internal_shape(out_shape, layout));
   emit(OpType::kSlice, label, {tensor_in(x, layout)}, t, op);
@@ -2340,7 +2340,7 @@ void Importer::import_resize(const Node& node) {
   r.scale_h = full_scale[2];
   r.scale_w = full_scale[3];
   Operator op;
-  op.resize = r;
+  op.mutable_resize() = r;
   const Shape out_shape = {x.shape[0], x.shape[1], r.out_h, r.out_w};
   int32_t t = add_activation(node.out(0), nchw_to_nhwc(out_shape));
   emit(OpType::kResize, node.label, {tensor_in(x, Layout::kNhwc)}, t, op);
@@ -2533,7 +2533,7 @@ void Importer::import_conv_transpose(const Node& node) {
   int32_t wt = add_constant(node.in(1), {out_c, kh, kw, gi}, relaid);
   int32_t bt = add_constant(!node.in(2).empty() ? node.in(2) : node.label + ":bias", {out_c}, bias);
   Operator op;
-  op.conv = opt;
+  op.mutable_conv() = opt;
   op.activation = f.act;
   Shape out_shape = {x.shape[0], out_c, static_cast<int32_t>(out_hw[0]), static_cast<int32_t>(out_hw[1])};
   int32_t t = add_activation(f.out, nchw_to_nhwc(out_shape));

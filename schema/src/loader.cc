@@ -245,7 +245,7 @@ Status read_padding(int32_t top, int32_t left, int32_t bottom, int32_t right, Pa
 }
 
 Status read_conv(const fb::ConvOptions& o, Operator* op) {
-  ConvOptions& c = op->conv;
+  ConvOptions& c = op->mutable_conv();
   TQ_RETURN_IF_ERROR(check_range("stride_h", c.stride_h = o.stride_h(), 1, kMaxWindow));
   TQ_RETURN_IF_ERROR(check_range("stride_w", c.stride_w = o.stride_w(), 1, kMaxWindow));
   TQ_RETURN_IF_ERROR(check_range("dilation_h", c.dilation_h = o.dilation_h(), 1, kMaxWindow));
@@ -259,7 +259,7 @@ Status read_conv(const fb::ConvOptions& o, Operator* op) {
 }
 
 Status read_pool(const fb::PoolOptions& o, Operator* op) {
-  PoolOptions& p = op->pool;
+  PoolOptions& p = op->mutable_pool();
   TQ_RETURN_IF_ERROR(check_range("kernel_h", p.kernel_h = o.kernel_h(), 1, kMaxWindow));
   TQ_RETURN_IF_ERROR(check_range("kernel_w", p.kernel_w = o.kernel_w(), 1, kMaxWindow));
   TQ_RETURN_IF_ERROR(check_range("stride_h", p.stride_h = o.stride_h(), 1, kMaxWindow));
@@ -274,9 +274,9 @@ Status read_pool(const fb::PoolOptions& o, Operator* op) {
 Status read_reshape(const fb::ReshapeOptions& o, Budget* budget, Operator* op) {
   TQ_ENSURE(count(o.new_shape()) <= kMaxRank, kInvalidModel, "new_shape has rank %d, over %d", count(o.new_shape()),
             kMaxRank);
-  TQ_RETURN_IF_ERROR(copy_vector(o.new_shape(), budget, &op->new_shape));
+  TQ_RETURN_IF_ERROR(copy_vector(o.new_shape(), budget, &op->mutable_new_shape()));
   int inferred = 0;
-  for (int32_t d : op->new_shape) {
+  for (int32_t d : op->new_shape()) {
     TQ_RETURN_IF_ERROR(check_range("new_shape dimension", d, -1, INT32_MAX));
     inferred += d == -1;
   }
@@ -287,9 +287,9 @@ Status read_reshape(const fb::ReshapeOptions& o, Budget* budget, Operator* op) {
 Status read_transpose(const fb::TransposeOptions& o, Budget* budget, Operator* op) {
   const int n = count(o.perm());
   TQ_ENSURE(n <= kMaxRank, kInvalidModel, "perm has %d entries, over %d", n, kMaxRank);
-  TQ_RETURN_IF_ERROR(copy_vector(o.perm(), budget, &op->perm));
+  TQ_RETURN_IF_ERROR(copy_vector(o.perm(), budget, &op->mutable_perm()));
   bool seen[kMaxRank] = {};
-  for (int32_t p : op->perm) {
+  for (int32_t p : op->perm()) {
     TQ_ENSURE(p >= 0 && p < n && !seen[p], kInvalidModel, "perm is not a permutation of 0..%d", n - 1);
     seen[p] = true;
   }
@@ -372,11 +372,11 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
     case fb::OperatorOptions::UnaryOptions: {
       const fb::UnaryOptions& u = *fo.options_as_UnaryOptions();
       TQ_ENSURE(u.kind() <= fb::UnaryKind::MAX, kInvalidModel, "unknown unary function %d", int(u.kind()));
-      op->unary.kind = UnaryKind(u.kind());
-      op->unary.alpha = u.alpha();
-      op->unary.beta = u.beta();
-      TQ_ENSURE(std::isfinite(op->unary.alpha) && std::isfinite(op->unary.beta), kInvalidModel,
-                "unary alpha %g / beta %g must be finite", double(op->unary.alpha), double(op->unary.beta));
+      op->mutable_unary().kind = UnaryKind(u.kind());
+      op->mutable_unary().alpha = u.alpha();
+      op->mutable_unary().beta = u.beta();
+      TQ_ENSURE(std::isfinite(op->unary().alpha) && std::isfinite(op->unary().beta), kInvalidModel,
+                "unary alpha %g / beta %g must be finite", double(op->unary().alpha), double(op->unary().beta));
       return Status::ok();
     }
     case fb::OperatorOptions::SliceOptions: {
@@ -385,9 +385,9 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
       TQ_ENSURE(n >= 1 && n <= kMaxRank && count(o.end()) == n && count(o.step()) == n, kInvalidModel,
                 "slice begin/end/step need 1..%d entries each, have %d/%d/%d", kMaxRank, n, count(o.end()),
                 count(o.step()));
-      TQ_RETURN_IF_ERROR(copy_vector(o.begin(), budget, &op->slice.begin));
-      TQ_RETURN_IF_ERROR(copy_vector(o.end(), budget, &op->slice.end));
-      TQ_RETURN_IF_ERROR(copy_vector(o.step(), budget, &op->slice.step));
+      TQ_RETURN_IF_ERROR(copy_vector(o.begin(), budget, &op->mutable_slice().begin));
+      TQ_RETURN_IF_ERROR(copy_vector(o.end(), budget, &op->mutable_slice().end));
+      TQ_RETURN_IF_ERROR(copy_vector(o.step(), budget, &op->mutable_slice().step));
       return Status::ok();  // value ranges: validate_graph
     }
     case fb::OperatorOptions::ResizeOptions: {
@@ -396,13 +396,13 @@ Status read_operator(const fb::Operator& fo, int32_t num_tensors, Budget* budget
                     o.nearest() <= fb::ResizeNearest::MAX,
                 kInvalidModel, "unknown resize mode %d / coordinate mode %d / nearest mode %d", int(o.mode()),
                 int(o.coord()), int(o.nearest()));
-      op->resize.mode = ResizeMode(o.mode());
-      op->resize.coord = ResizeCoord(o.coord());
-      op->resize.nearest = ResizeNearest(o.nearest());
-      op->resize.out_h = o.out_h();
-      op->resize.out_w = o.out_w();
-      op->resize.scale_h = o.scale_h();
-      op->resize.scale_w = o.scale_w();
+      op->mutable_resize().mode = ResizeMode(o.mode());
+      op->mutable_resize().coord = ResizeCoord(o.coord());
+      op->mutable_resize().nearest = ResizeNearest(o.nearest());
+      op->mutable_resize().out_h = o.out_h();
+      op->mutable_resize().out_w = o.out_w();
+      op->mutable_resize().scale_h = o.scale_h();
+      op->mutable_resize().scale_w = o.scale_w();
       return Status::ok();
     }
     case fb::OperatorOptions::LayerNormOptions:

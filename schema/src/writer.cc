@@ -39,7 +39,7 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kConv2D:
     case OpType::kDepthwiseConv2D:
     case OpType::kConvTranspose: {
-      const ConvOptions& c = op.conv;
+      const ConvOptions& c = op.conv();
       return {fb::OperatorOptions::ConvOptions,
               fb::CreateConvOptions(fbb, c.stride_h, c.stride_w, c.dilation_h, c.dilation_w, c.padding.top,
                                     c.padding.left, c.padding.bottom, c.padding.right, c.groups, c.depth_multiplier,
@@ -48,7 +48,7 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     }
     case OpType::kMaxPool2D:
     case OpType::kAveragePool2D: {
-      const PoolOptions& p = op.pool;
+      const PoolOptions& p = op.pool();
       return {fb::OperatorOptions::PoolOptions,
               fb::CreatePoolOptions(fbb, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w,
                                     p.padding.top, p.padding.left, p.padding.bottom, p.padding.right,
@@ -68,18 +68,18 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
       return {fb::OperatorOptions::ActivationOptions, fb::CreateActivationOptions(fbb, &act).Union()};
     case OpType::kReshape:
       return {fb::OperatorOptions::ReshapeOptions,
-              fb::CreateReshapeOptions(fbb, fbb.CreateVector(op.new_shape)).Union()};
+              fb::CreateReshapeOptions(fbb, fbb.CreateVector(op.new_shape())).Union()};
     case OpType::kConcat: return {fb::OperatorOptions::ConcatOptions, fb::CreateConcatOptions(fbb, op.axis).Union()};
     case OpType::kSoftmax: return {fb::OperatorOptions::SoftmaxOptions, fb::CreateSoftmaxOptions(fbb, op.beta).Union()};
     case OpType::kTranspose:
-      return {fb::OperatorOptions::TransposeOptions, fb::CreateTransposeOptions(fbb, fbb.CreateVector(op.perm)).Union()};
+      return {fb::OperatorOptions::TransposeOptions, fb::CreateTransposeOptions(fbb, fbb.CreateVector(op.perm())).Union()};
     case OpType::kSlice:
       return {fb::OperatorOptions::SliceOptions,
-              fb::CreateSliceOptions(fbb, fbb.CreateVector(op.slice.begin), fbb.CreateVector(op.slice.end),
-                                     fbb.CreateVector(op.slice.step))
+              fb::CreateSliceOptions(fbb, fbb.CreateVector(op.slice().begin), fbb.CreateVector(op.slice().end),
+                                     fbb.CreateVector(op.slice().step))
                   .Union()};
     case OpType::kResize: {
-      const ResizeOptions& r = op.resize;
+      const ResizeOptions& r = op.resize();
       return {fb::OperatorOptions::ResizeOptions,
               fb::CreateResizeOptions(fbb, fb::ResizeMode(r.mode), fb::ResizeCoord(r.coord),
                                       fb::ResizeNearest(r.nearest), r.out_h, r.out_w, r.scale_h, r.scale_w)
@@ -89,7 +89,7 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
       return {fb::OperatorOptions::LayerNormOptions, fb::CreateLayerNormOptions(fbb, op.epsilon).Union()};
     case OpType::kUnary:
       return {fb::OperatorOptions::UnaryOptions,
-              fb::CreateUnaryOptions(fbb, fb::UnaryKind(op.unary.kind), op.unary.alpha, op.unary.beta).Union()};
+              fb::CreateUnaryOptions(fbb, fb::UnaryKind(op.unary().kind), op.unary().alpha, op.unary().beta).Union()};
     case OpType::kCount: break;
   }
   return {fb::OperatorOptions::NONE, 0};  // unreachable: validate_graph rejects unknown op types

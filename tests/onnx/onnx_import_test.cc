@@ -323,14 +323,14 @@ TEST_CASE("onnx: grouped conv with stride, dilation and asymmetric pads matches 
   Graph g = m.import();
 
   const Operator& conv = only_op(g, OpType::kConv2D);
-  CHECK(conv.conv.groups == 2);
-  CHECK(conv.conv.stride_h == 2);
-  CHECK(conv.conv.stride_w == 1);
-  CHECK(conv.conv.dilation_w == 2);
-  CHECK(conv.conv.padding.top == 1);
-  CHECK(conv.conv.padding.left == 0);
-  CHECK(conv.conv.padding.bottom == 2);
-  CHECK(conv.conv.padding.right == 1);
+  CHECK(conv.conv().groups == 2);
+  CHECK(conv.conv().stride_h == 2);
+  CHECK(conv.conv().stride_w == 1);
+  CHECK(conv.conv().dilation_w == 2);
+  CHECK(conv.conv().padding.top == 1);
+  CHECK(conv.conv().padding.left == 0);
+  CHECK(conv.conv().padding.bottom == 2);
+  CHECK(conv.conv().padding.right == 1);
   CHECK(g.tensors[conv.inputs[1]].shape == std::vector<int32_t>{o, k, k, 2});  // OHWI
   CHECK(count_ops(g, OpType::kTranspose) == 2);  // NCHW -> NHWC at the input, back at the output
   CHECK(g.tensors[g.inputs[0]].shape == std::vector<int32_t>{-1, c, h, w});
@@ -352,7 +352,7 @@ TEST_CASE("onnx: conv with group == C_in becomes DepthwiseConv2D with multiplier
   m.node("Conv", {"x", "w", "b"}, {"y"}).i("group", c).ints("pads", {1, 1, 1, 1}).ints("strides", {2, 2});
   Graph g = m.import();
   const Operator& dw = only_op(g, OpType::kDepthwiseConv2D);
-  CHECK(dw.conv.depth_multiplier == 2);
+  CHECK(dw.conv().depth_multiplier == 2);
   CHECK(g.tensors[dw.inputs[1]].shape == std::vector<int32_t>{1, 3, 3, o});  // 1HWO
   // Element (o=4, ky=1, kx=2) of the ONNX weights lands at [0,1,2,4].
   CHECK(constant_values(g, dw.inputs[1])[(1 * 3 + 2) * o + 4] == wt[4 * 9 + 1 * 3 + 2]);
@@ -376,10 +376,10 @@ TEST_CASE("onnx: auto_pad SAME_UPPER / SAME_LOWER give asymmetric padding") {
     const Operator& conv = only_op(g, OpType::kConv2D);
     // H: out 3, total pad (3-1)*2+3-6 = 1; W: out 4, total (4-1)*2+3-7 = 2.
     const bool upper = std::string(mode) == "SAME_UPPER";
-    CHECK(conv.conv.padding.top == (upper ? 0 : 1));
-    CHECK(conv.conv.padding.bottom == (upper ? 1 : 0));
-    CHECK(conv.conv.padding.left == 1);
-    CHECK(conv.conv.padding.right == 1);
+    CHECK(conv.conv().padding.top == (upper ? 0 : 1));
+    CHECK(conv.conv().padding.bottom == (upper ? 1 : 0));
+    CHECK(conv.conv().padding.left == 1);
+    CHECK(conv.conv().padding.right == 1);
     CHECK(conv.inputs[2] == -1);                 // no bias
     CHECK(count_ops(g, OpType::kReshape) == 1);  // C == 1: the input's layout change is a Reshape
 
@@ -547,9 +547,9 @@ TEST_CASE("onnx: MaxPool ceil_mode becomes extra bottom/right padding") {
         .i("ceil_mode", 1);
     Graph g = m.import();
     const Operator& pool = only_op(g, OpType::kMaxPool2D);
-    CHECK(pool.pool.padding.top == t.pad);
-    CHECK(pool.pool.padding.bottom == t.bottom);
-    CHECK(pool.pool.padding.right == t.bottom);
+    CHECK(pool.pool().padding.top == t.pad);
+    CHECK(pool.pool().padding.bottom == t.bottom);
+    CHECK(pool.pool().padding.right == t.bottom);
     Nchw want = pool_ref(Nchw(n, c, t.size, t.size, x), true, t.kernel, t.stride, t.pad, t.bottom, t.out, t.out);
     check_close(run(g, {x}, n, {n, c, t.out, t.out}), want.v);
   }
@@ -569,7 +569,7 @@ TEST_CASE("onnx: AveragePool with and without count_include_pad") {
         .ints("pads", {1, 1, 1, 1})
         .i("count_include_pad", include);
     Graph g = m.import();
-    CHECK(only_op(g, OpType::kAveragePool2D).pool.count_include_pad == (include == 1));
+    CHECK(only_op(g, OpType::kAveragePool2D).pool().count_include_pad == (include == 1));
     // (6+2-3)/2+1 = 3
     check_close(run(g, {x}, n, {n, c, 3, 3}), pool_ref(Nchw(n, c, h, w, x), false, 3, 2, 1, 1, 3, 3, include).v);
   }
@@ -819,10 +819,10 @@ TEST_CASE("onnx: a computed zero Pad folds into the following Conv's padding") {
   m.node("Conv", {"padded", "w"}, {"y"}).ints("strides", {2, 2});
   Graph g = m.import();
   const Operator& conv = only_op(g, OpType::kConv2D);
-  CHECK(conv.conv.padding.top == 0);
-  CHECK(conv.conv.padding.left == 0);
-  CHECK(conv.conv.padding.bottom == 1);
-  CHECK(conv.conv.padding.right == 1);
+  CHECK(conv.conv().padding.top == 0);
+  CHECK(conv.conv().padding.left == 0);
+  CHECK(conv.conv().padding.bottom == 1);
+  CHECK(conv.conv().padding.right == 1);
   ConvParams p;
   p.stride_h = p.stride_w = 2, p.bottom = p.right = 1;
   check_close(run(g, {x}, n, {n, o, 3, 3}), conv_ref(Nchw(n, c, h, w, x), wt, {}, o, 3, 3, p).v);
@@ -835,7 +835,7 @@ TEST_CASE("onnx: Pad is an identity when all pads are 0 and an error before a Ma
   m.node("AveragePool", {"p"}, {"y"}).ints("kernel_shape", {2, 2}).ints("strides", {2, 2});
   Graph g = m.import();
   CHECK(count_ops(g, OpType::kAveragePool2D) == 1);
-  CHECK_FALSE(only_op(g, OpType::kAveragePool2D).pool.count_include_pad);
+  CHECK_FALSE(only_op(g, OpType::kAveragePool2D).pool().count_include_pad);
 
   OnnxModel bad;
   bad.input("x", {-1, 2, 4, 4}).output("y").init_i64("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1});
@@ -853,7 +853,7 @@ TEST_CASE("onnx: a Pad before an AveragePool counts its zeros in the divisor") {
   m.node("Pad", {"x", "pads"}, {"p"});
   m.node("AveragePool", {"p"}, {"y"}).ints("kernel_shape", {3, 3}).ints("strides", {2, 2});
   Graph g = m.import();
-  CHECK(only_op(g, OpType::kAveragePool2D).pool.count_include_pad);
+  CHECK(only_op(g, OpType::kAveragePool2D).pool().count_include_pad);
   // (4+2-3)/2+1 = 2; every window lies inside the padded input, so the divisor is always 9.
   check_close(run(g, {x}, n, {n, c, 2, 2}), pool_ref(Nchw(n, c, h, w, x), false, 3, 2, 1, 1, 2, 2, true).v);
 }
@@ -1012,7 +1012,7 @@ TEST_CASE("onnx: unused initializers of any dtype are ignored; Constant nodes fe
   m.node("Reshape", {"x", "shape"}, {"y"});
   Graph g = m.import();
   const Operator& r = only_op(g, OpType::kReshape);
-  CHECK(r.new_shape == std::vector<int32_t>{-1, 6});
+  CHECK(r.new_shape() == std::vector<int32_t>{-1, 6});
   std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
   CHECK(run(g, {x}, 2, {2, 6}) == x);
 }
@@ -1071,7 +1071,7 @@ TEST_CASE("onnx: NHWC<->NCHW Transpose pairs fold away; a real permutation runs 
     const Graph g = m.import();
     std::vector<std::vector<int32_t>> perms;
     for (const Operator& op : g.operators)
-      if (op.type == OpType::kTranspose) perms.push_back(op.perm);
+      if (op.type == OpType::kTranspose) perms.push_back(op.perm());
     // input NCHW->NHWC, the swap of H and W in NHWC, output NHWC->NCHW
     REQUIRE(perms.size() == 3);
     CHECK(perms[1] == std::vector<int32_t>{0, 2, 1, 3});
@@ -1096,10 +1096,10 @@ TEST_CASE("onnx: Mul(x, HardSigmoid(x)) becomes one HardSwish; other elementwise
   m.init("p", {}, {0.5f});
   const Graph g = m.import();
   REQUIRE(g.operators.size() == 3);
-  CHECK(g.operators[0].unary.kind == UnaryKind::kHardSwish);
-  CHECK(g.operators[1].unary.kind == UnaryKind::kLeakyRelu);
-  CHECK(g.operators[1].unary.alpha == 0.2f);
-  CHECK(g.operators[2].unary.kind == UnaryKind::kSqrt);
+  CHECK(g.operators[0].unary().kind == UnaryKind::kHardSwish);
+  CHECK(g.operators[1].unary().kind == UnaryKind::kLeakyRelu);
+  CHECK(g.operators[1].unary().alpha == 0.2f);
+  CHECK(g.operators[2].unary().kind == UnaryKind::kSqrt);
 }
 
 TEST_CASE("onnx: per-opset forms that cannot be imported are errors naming the node") {
@@ -1391,9 +1391,9 @@ TEST_CASE("onnx: Split becomes one Slice per read output; PyTorch's decomposed G
   std::vector<OpType> types;
   for (const Operator& op : g.operators) types.push_back(op.type);
   CHECK(types == std::vector<OpType>{OpType::kSlice, OpType::kSlice, OpType::kUnary, OpType::kConcat});
-  CHECK(g.operators[2].unary.kind == UnaryKind::kGelu);
-  CHECK(g.operators[1].slice.begin == std::vector<int32_t>{0, 1});
-  CHECK(g.operators[1].slice.end == std::vector<int32_t>{kSliceToEnd, 3});
+  CHECK(g.operators[2].unary().kind == UnaryKind::kGelu);
+  CHECK(g.operators[1].slice().begin == std::vector<int32_t>{0, 1});
+  CHECK(g.operators[1].slice().end == std::vector<int32_t>{kSliceToEnd, 3});
 }
 
 TEST_CASE("onnx: ConvTranspose forms we do not take are errors naming the node") {

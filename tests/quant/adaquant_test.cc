@@ -457,7 +457,7 @@ TEST_CASE("statistics tuning: the quantized layer's per-channel output mean equa
   Operator conv;
   conv.type = OpType::kConv2D;
   conv.name = "conv";
-  conv.conv.padding = {1, 1, 1, 1};
+  conv.mutable_conv().padding = {1, 1, 1, 1};
   const int32_t out = g.add_tensor("out", DType::kFloat32, {-1, 6, 6, 4});
   conv.inputs = {in, add_weights(&g, rng, "w", {4, 3, 3, 3}, 0.5f), add_weights(&g, rng, "b", {4}, 0.3f)};
   conv.outputs = {out};

@@ -37,13 +37,13 @@ Graph every_op_graph(std::vector<int32_t>* biases) {
   const int32_t in = g.add_tensor("input", DType::kFloat32, {-1, 6, 6, 4});
   g.inputs = {in};
   Operator conv;
-  conv.conv.padding = {1, 1, 1, 1};
+  conv.mutable_conv().padding = {1, 1, 1, 1};
   conv.activation = FusedActivation::relu();
   const int32_t cb = add_weights(&g, rng, "conv.b", {4}, 0.3f);
   const int32_t c1 = add_op(&g, OpType::kConv2D, "conv", {in, add_weights(&g, rng, "conv.w", {4, 3, 3, 4}, 0.4f), cb},
                             {-1, 6, 6, 4}, conv);
   Operator dw;
-  dw.conv.padding = {1, 1, 1, 1};
+  dw.mutable_conv().padding = {1, 1, 1, 1};
   dw.activation = FusedActivation::relu6();
   const int32_t db = add_weights(&g, rng, "dw.b", {4}, 0.3f);
   const int32_t d1 = add_op(&g, OpType::kDepthwiseConv2D, "dw", {c1, add_weights(&g, rng, "dw.w", {1, 3, 3, 4}, 0.6f), db},
@@ -51,11 +51,11 @@ Graph every_op_graph(std::vector<int32_t>* biases) {
   const int32_t m1 = add_op(&g, OpType::kMul, "mul", {d1, add_weights(&g, rng, "mul.c", {4}, 1.5f)}, {-1, 6, 6, 4});
   const int32_t a1 = add_op(&g, OpType::kAdd, "add", {m1, c1}, {-1, 6, 6, 4});
   Operator mp;
-  mp.pool.kernel_h = mp.pool.kernel_w = 2;
+  mp.mutable_pool().kernel_h = mp.mutable_pool().kernel_w = 2;
   const int32_t p1 = add_op(&g, OpType::kMaxPool2D, "maxpool", {a1}, {-1, 5, 5, 4}, mp);
   Operator ap;
-  ap.pool.kernel_h = ap.pool.kernel_w = 3;
-  ap.pool.padding = {1, 1, 1, 1};
+  ap.mutable_pool().kernel_h = ap.mutable_pool().kernel_w = 3;
+  ap.mutable_pool().padding = {1, 1, 1, 1};
   const int32_t p2 = add_op(&g, OpType::kAveragePool2D, "avgpool", {p1}, {-1, 5, 5, 4}, ap);
   Operator cat;
   cat.axis = 3;
@@ -64,17 +64,17 @@ Graph every_op_graph(std::vector<int32_t>* biases) {
   clamp.activation = FusedActivation::clip(-0.5f, 2.5f);
   const int32_t cl = add_op(&g, OpType::kClamp, "clamp", {c2}, {-1, 5, 5, 8}, clamp);
   Operator tr;
-  tr.perm = {0, 3, 1, 2};
+  tr.mutable_perm() = {0, 3, 1, 2};
   const int32_t t1 = add_op(&g, OpType::kTranspose, "transpose", {cl}, {-1, 8, 5, 5}, tr);
   Operator rs;
-  rs.new_shape = {-1, 200};
+  rs.mutable_new_shape() = {-1, 200};
   const int32_t r1 = add_op(&g, OpType::kReshape, "flatten", {t1}, {-1, 200}, rs);
   const int32_t fb = add_weights(&g, rng, "fc.b", {5}, 0.2f);
   const int32_t f1 = add_op(&g, OpType::kFullyConnected, "fc", {r1, add_weights(&g, rng, "fc.w", {5, 200}, 0.2f), fb},
                             {-1, 5});
   Operator gap;  // a GAP branch added to the logits through a second FC
   const int32_t g1 = add_op(&g, OpType::kGlobalAveragePool, "gap", {a1}, {-1, 1, 1, 4});
-  rs.new_shape = {-1, 4};
+  rs.mutable_new_shape() = {-1, 4};
   const int32_t r2 = add_op(&g, OpType::kReshape, "flatten2", {g1}, {-1, 4}, rs);
   const int32_t fb2 = add_weights(&g, rng, "fc2.b", {5}, 0.2f);
   const int32_t f2 = add_op(&g, OpType::kFullyConnected, "fc2", {r2, add_weights(&g, rng, "fc2.w", {5, 4}, 0.5f), fb2},
@@ -190,7 +190,7 @@ TEST_CASE("backprop: an op without a backward pass is named") {
   const int32_t in = g.add_tensor("x", DType::kFloat32, {-1, 4});
   g.inputs = {in};
   Operator u;
-  u.unary.kind = UnaryKind::kTanh;
+  u.mutable_unary().kind = UnaryKind::kTanh;
   const int32_t out = add_op(&g, OpType::kUnary, "tanh1", {in}, {-1, 4}, u);
   g.outputs = {out};
   quant::Backprop bp;

@@ -277,7 +277,7 @@ Graph unary_graph(const UnaryOptions& f) {
   Operator u;
   u.type = OpType::kUnary;
   u.name = "unary";
-  u.unary = f;
+  u.mutable_unary() = f;
   u.inputs = {pool_out};
   u.outputs = {act};
   Operator sub;
@@ -356,7 +356,7 @@ TEST_CASE("rtn: a two-input model calibrates each input from its own data; misma
     Operator op;
     op.type = OpType::kConv2D;
     op.name = name;
-    op.conv.padding = {1, 1, 1, 1};
+    op.mutable_conv().padding = {1, 1, 1, 1};
     const int32_t out = g.add_tensor(std::string(name) + "_out", DType::kFloat32, {-1, 4, 4, 4});
     op.inputs = {in, add_weights(&g, rng, std::string(name) + ".w", {4, 3, 3, c_in}, 0.4f),
                  add_weights(&g, rng, std::string(name) + ".b", {4}, 0.1f)};

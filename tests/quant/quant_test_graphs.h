@@ -30,7 +30,7 @@ inline Graph conv_pool_fc_graph(uint32_t seed = 1) {
   Operator conv;
   conv.type = OpType::kConv2D;
   conv.name = "conv";
-  conv.conv.padding = {1, 1, 1, 1};
+  conv.mutable_conv().padding = {1, 1, 1, 1};
   conv.activation = FusedActivation::relu();
   const int32_t conv_out = g.add_tensor("conv_out", DType::kFloat32, {-1, 8, 8, 6});
   conv.inputs = {in, add_weights(&g, rng, "conv.w", {6, 3, 3, 3}, 0.4f), add_weights(&g, rng, "conv.b", {6}, 0.2f)};
@@ -39,8 +39,8 @@ inline Graph conv_pool_fc_graph(uint32_t seed = 1) {
   Operator pool;
   pool.type = OpType::kMaxPool2D;
   pool.name = "pool";
-  pool.pool.kernel_h = pool.pool.kernel_w = 2;
-  pool.pool.stride_h = pool.pool.stride_w = 2;
+  pool.mutable_pool().kernel_h = pool.mutable_pool().kernel_w = 2;
+  pool.mutable_pool().stride_h = pool.mutable_pool().stride_w = 2;
   const int32_t pool_out = g.add_tensor("pool_out", DType::kFloat32, {-1, 4, 4, 6});
   pool.inputs = {conv_out};
   pool.outputs = {pool_out};
@@ -48,7 +48,7 @@ inline Graph conv_pool_fc_graph(uint32_t seed = 1) {
   Operator flat;
   flat.type = OpType::kReshape;
   flat.name = "flatten";
-  flat.new_shape = {-1, 96};
+  flat.mutable_new_shape() = {-1, 96};
   const int32_t flat_out = g.add_tensor("flat", DType::kFloat32, {-1, 96});
   flat.inputs = {pool_out};
   flat.outputs = {flat_out};
@@ -75,7 +75,7 @@ inline Graph residual_graph(uint32_t seed = 2) {
     Operator op;
     op.type = OpType::kConv2D;
     op.name = name;
-    op.conv.padding = {1, 1, 1, 1};
+    op.mutable_conv().padding = {1, 1, 1, 1};
     if (relu) op.activation = FusedActivation::relu();
     const int32_t out = g.add_tensor(name + "_out", DType::kFloat32, {-1, 6, 6, 4});
     op.inputs = {x, add_weights(&g, rng, name + ".w", {4, 3, 3, 4}, 0.3f), add_weights(&g, rng, name + ".b", {4}, 0.1f)};
@@ -103,7 +103,7 @@ inline Graph residual_graph(uint32_t seed = 2) {
   Operator flat;
   flat.type = OpType::kReshape;
   flat.name = "flatten";
-  flat.new_shape = {-1, 4};
+  flat.mutable_new_shape() = {-1, 4};
   const int32_t f = g.add_tensor("flat", DType::kFloat32, {-1, 4});
   flat.inputs = {pooled};
   flat.outputs = {f};

@@ -124,7 +124,7 @@ TEST_CASE("global_average_pool_s8 and average_pool2d_s8 match the gavgpool fp32 
     const int32_t bits_x = rand_int(rng, 2, 8), bits_y = rand_int(rng, 2, 8);
     const bool global = iter % 2 == 0;
     Operator op = make_op(global ? OpType::kGlobalAveragePool : OpType::kAveragePool2D, act);
-    PoolOptions& p = op.pool;
+    PoolOptions& p = op.mutable_pool();
     p.kernel_h = rand_int(rng, 1, 3), p.kernel_w = rand_int(rng, 1, 3);
     p.stride_h = rand_int(rng, 1, 2), p.stride_w = rand_int(rng, 1, 2);
     p.padding = {rand_int(rng, 0, p.kernel_h - 1), rand_int(rng, 0, p.kernel_w - 1), rand_int(rng, 0, p.kernel_h - 1),

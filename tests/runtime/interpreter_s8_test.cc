@@ -69,7 +69,7 @@ Model build(std::mt19937& rng) {
   Operator conv;
   conv.type = OpType::kConv2D;
   conv.name = "conv";
-  conv.conv.padding = {1, 1, 1, 1};
+  conv.mutable_conv().padding = {1, 1, 1, 1};
   conv.activation = FusedActivation::relu();
   conv.inputs = {m.q, cw, cb};
   conv.outputs = {m.conv};
@@ -80,7 +80,7 @@ Model build(std::mt19937& rng) {
   Operator pool;
   pool.type = OpType::kMaxPool2D;
   pool.name = "pool";
-  pool.pool.kernel_h = pool.pool.kernel_w = pool.pool.stride_h = pool.pool.stride_w = 2;
+  pool.mutable_pool().kernel_h = pool.mutable_pool().kernel_w = pool.mutable_pool().stride_h = pool.mutable_pool().stride_w = 2;
   pool.inputs = {m.conv};
   pool.outputs = {p};
   g.add_operator(pool);
@@ -89,7 +89,7 @@ Model build(std::mt19937& rng) {
   Operator reshape;
   reshape.type = OpType::kReshape;
   reshape.name = "flatten";
-  reshape.new_shape = {0, -1};
+  reshape.mutable_new_shape() = {0, -1};
   reshape.inputs = {p};
   reshape.outputs = {r};
   g.add_operator(reshape);

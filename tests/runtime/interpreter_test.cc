@@ -42,7 +42,7 @@ Graph small_cnn(std::mt19937& rng) {
   Operator conv;
   conv.type = OpType::kConv2D;
   conv.name = "conv";
-  conv.conv.padding = {1, 1, 1, 1};
+  conv.mutable_conv().padding = {1, 1, 1, 1};
   conv.activation = FusedActivation::relu();
   conv.inputs = {x, cw, cb};
   conv.outputs = {c};
@@ -51,7 +51,7 @@ Graph small_cnn(std::mt19937& rng) {
   Operator pool;
   pool.type = OpType::kMaxPool2D;
   pool.name = "pool";
-  pool.pool.kernel_h = pool.pool.kernel_w = pool.pool.stride_h = pool.pool.stride_w = 2;
+  pool.mutable_pool().kernel_h = pool.mutable_pool().kernel_w = pool.mutable_pool().stride_h = pool.mutable_pool().stride_w = 2;
   pool.inputs = {c};
   pool.outputs = {p};
   g.add_operator(pool);
@@ -59,7 +59,7 @@ Graph small_cnn(std::mt19937& rng) {
   Operator reshape;
   reshape.type = OpType::kReshape;
   reshape.name = "flatten";
-  reshape.new_shape = {0, -1};
+  reshape.mutable_new_shape() = {0, -1};
   reshape.inputs = {p};
   reshape.outputs = {r};
   g.add_operator(reshape);
@@ -187,7 +187,7 @@ TEST_CASE("shape inference rejects inconsistent graphs with messages naming the 
   std::mt19937 rng(3);
   {
     Graph g = small_cnn(rng);
-    g.operators[0].conv.groups = 3;  // 2 input channels do not split into 3 groups
+    g.operators[0].mutable_conv().groups = 3;  // 2 input channels do not split into 3 groups
     std::vector<Dims> dims;
     Status s = infer_shapes(g, 1, &dims);
     CHECK(s.code() == StatusCode::kInvalidModel);
@@ -195,7 +195,7 @@ TEST_CASE("shape inference rejects inconsistent graphs with messages naming the 
   }
   {
     Graph g = small_cnn(rng);
-    g.operators[2].new_shape = {0, 35};
+    g.operators[2].mutable_new_shape() = {0, 35};
     std::vector<Dims> dims;
     Status s = infer_shapes(g, 2, &dims);
     CHECK(std::string(s.message()).find("Reshape 'flatten'") != std::string::npos);
@@ -217,7 +217,7 @@ TEST_CASE("shape inference rejects inconsistent graphs with messages naming the 
   }
   {
     Graph g = small_cnn(rng);
-    g.operators[1].pool.kernel_h = 0;
+    g.operators[1].mutable_pool().kernel_h = 0;
     std::vector<Dims> dims;
     CHECK(std::string(infer_shapes(g, 1, &dims).message()).find("kernel 0x2") != std::string::npos);
   }
@@ -281,20 +281,20 @@ Graph small_int_cnn(std::mt19937& rng) {
   const int32_t cb = g.add_constant("conv.b", DType::kInt32, {8}, bias.data(), bias.size() * 4);
   const int32_t conv = add_s8_tensor(g, "conv", {-1, 6, 6, 8}, 0.03f, -20);
   Operator c = op(OpType::kConv2D, "conv", {xq, cw, cb}, conv);
-  c.conv.padding = {1, 1, 1, 1};
+  c.mutable_conv().padding = {1, 1, 1, 1};
   c.activation = FusedActivation::relu();
   g.add_operator(c);
   const int32_t sum = add_s8_tensor(g, "sum", {-1, 6, 6, 8}, 0.05f, -10);
   g.add_operator(op(OpType::kAdd, "add", {conv, conv}, sum));
   const int32_t pool = add_s8_tensor(g, "pool", {-1, 3, 3, 8}, 0.05f, -10);
   Operator p = op(OpType::kMaxPool2D, "pool", {sum}, pool);
-  p.pool.kernel_h = p.pool.kernel_w = p.pool.stride_h = p.pool.stride_w = 2;
+  p.mutable_pool().kernel_h = p.mutable_pool().kernel_w = p.mutable_pool().stride_h = p.mutable_pool().stride_w = 2;
   g.add_operator(p);
   const int32_t gap = add_s8_tensor(g, "gap", {-1, 1, 1, 8}, 0.04f, 0);
   g.add_operator(op(OpType::kGlobalAveragePool, "gap", {pool}, gap));
   const int32_t flat = add_s8_tensor(g, "flat", {-1, 8}, 0.04f, 0);
   Operator r = op(OpType::kReshape, "flatten", {gap}, flat);
-  r.new_shape = {0, -1};
+  r.mutable_new_shape() = {0, -1};
   g.add_operator(r);
   const int32_t fw = add_packed_weights(g, rng, "fc.w", {3, 8}, 3);
   const int32_t fc = add_s8_tensor(g, "fc", {-1, 3}, 0.15f, 5);

@@ -26,11 +26,13 @@ Operator sample_op(OpType type, std::vector<int32_t> inputs, std::vector<int32_t
   op.name = op_name(type);
   op.inputs = std::move(inputs);
   op.outputs = std::move(outputs);
-  op.new_shape = {1, 32};
-  op.perm = {0, 1, 2, 3};
   op.axis = type == OpType::kConcat ? 3 : -1;
-  op.slice = {{0, 0, 0, 0}, {kSliceToEnd, kSliceToEnd, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
-  op.resize.out_h = op.resize.out_w = 4;
+  // An op holds its own type's options only (Operator::mutable_*).
+  if (type == OpType::kReshape) op.mutable_new_shape() = {1, 32};
+  if (type == OpType::kTranspose) op.mutable_perm() = {0, 1, 2, 3};
+  if (type == OpType::kSlice)
+    op.mutable_slice() = {{0, 0, 0, 0}, {kSliceToEnd, kSliceToEnd, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
+  if (type == OpType::kResize) op.mutable_resize().out_h = op.mutable_resize().out_w = 4;
   return op;
 }
 

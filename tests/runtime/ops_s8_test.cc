@@ -78,7 +78,7 @@ TEST_CASE("max_pool2d_s8 matches the definition (padding never wins, fused clamp
   for (int iter = 0; iter < 250; ++iter) {
     CAPTURE(iter);
     Operator op = make_op(OpType::kMaxPool2D);
-    PoolOptions& p = op.pool;
+    PoolOptions& p = op.mutable_pool();
     p.kernel_h = rand_int(rng, 1, 3), p.kernel_w = rand_int(rng, 1, 3);
     p.stride_h = rand_int(rng, 1, 3), p.stride_w = rand_int(rng, 1, 3);
     p.dilation_h = rand_int(rng, 1, 2), p.dilation_w = rand_int(rng, 1, 2);
@@ -201,7 +201,7 @@ TEST_CASE("reshape / transpose on int8 move bytes; differing quantization is rej
   CHECK(std::string(s.message()).find("scale and zero point") != std::string::npos);
   // Transpose on int8 moves bytes too.
   Operator tr = make_op(OpType::kTranspose);
-  tr.perm = {1, 0};
+  tr.mutable_perm() = {1, 0};
   y.quant = x.quant;
   x.dims = dims_of({6, 4});
   y.dims = dims_of({4, 6});

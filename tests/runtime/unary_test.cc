@@ -202,7 +202,7 @@ Graph int8_unary_graph(const UnaryOptions& f, bool with_table, int table_size = 
   op = Operator();
   op.type = OpType::kUnary;
   op.name = "tanh";
-  op.unary = f;
+  op.mutable_unary() = f;
   op.inputs = {xq};
   if (with_table) {
     std::vector<int8_t> table(table_size);

@@ -567,7 +567,7 @@ TEST_CASE("tqm: a bit-packed constant is only ever a weight") {
   Graph graph = make_small_graph();  // fc/w_q4 holds 240 4-bit values in 120 bytes
   const int32_t unpacked = graph.add_tensor("unpacked", DType::kInt8, {240});
   Operator op = tinyquant::testing::make_op(OpType::kReshape, "reshape", {tensor_index(graph, "fc/w_q4")}, unpacked);
-  op.new_shape = {-1};
+  op.mutable_new_shape() = {-1};
   graph.add_operator(op);
   graph.outputs.push_back(unpacked);
   std::vector<uint8_t> bytes;

@@ -39,13 +39,13 @@ inline Graph make_small_graph(int32_t q4_bits = 4) {
   const int32_t cb = add_f32(g, "conv/b", {3});
   const int32_t conv = g.add_tensor("conv", DType::kFloat32, {-1, 4, 4, 3});
   Operator op = make_op(OpType::kConv2D, "conv", {x, cw, cb}, conv);
-  op.conv.padding = {1, 1, 1, 1};
+  op.mutable_conv().padding = {1, 1, 1, 1};
   op.activation = FusedActivation::relu();
   g.add_operator(op);
 
   const int32_t flat = g.add_tensor("flat", DType::kFloat32, {-1, 48});
   op = make_op(OpType::kReshape, "flatten", {conv}, flat);
-  op.new_shape = {0, -1};
+  op.mutable_new_shape() = {0, -1};
   g.add_operator(op);
 
   const int32_t fw = add_f32(g, "fc/w", {5, 48});
@@ -79,30 +79,30 @@ inline Graph make_every_op_graph() {
   const int32_t dw_out = g.add_tensor("dw", DType::kFloat32, {-1, 6, 6, 8});
   Operator op = make_op(OpType::kDepthwiseConv2D, "dw",
                         {x, add_f32(g, "dw/w", {1, 3, 3, 8}), add_f32(g, "dw/b", {8})}, dw_out);
-  op.conv.padding = {1, 1, 1, 1};
-  op.conv.depth_multiplier = 2;
+  op.mutable_conv().padding = {1, 1, 1, 1};
+  op.mutable_conv().depth_multiplier = 2;
   op.activation = FusedActivation::relu6();
   g.add_operator(op);
 
   const int32_t gc = g.add_tensor("grouped", DType::kFloat32, {-1, 4, 4, 8});
   op = make_op(OpType::kConv2D, "grouped", {dw_out, add_f32(g, "grouped/w", {8, 1, 1, 4}), -1}, gc);
-  op.conv.stride_h = op.conv.stride_w = 2;
-  op.conv.padding = {0, 0, 1, 1};
-  op.conv.groups = 2;
+  op.mutable_conv().stride_h = op.mutable_conv().stride_w = 2;
+  op.mutable_conv().padding = {0, 0, 1, 1};
+  op.mutable_conv().groups = 2;
   op.activation = FusedActivation::clip(-1.0f, 1.0f);
   g.add_operator(op);
 
   const int32_t mp = g.add_tensor("maxpool", DType::kFloat32, {-1, 2, 2, 8});
   op = make_op(OpType::kMaxPool2D, "maxpool", {gc}, mp);
-  op.pool.kernel_h = op.pool.kernel_w = 2;
-  op.pool.stride_h = op.pool.stride_w = 2;
+  op.mutable_pool().kernel_h = op.mutable_pool().kernel_w = 2;
+  op.mutable_pool().stride_h = op.mutable_pool().stride_w = 2;
   g.add_operator(op);
 
   const int32_t ap = g.add_tensor("avgpool", DType::kFloat32, {-1, 2, 2, 8});
   op = make_op(OpType::kAveragePool2D, "avgpool", {mp}, ap);
-  op.pool.kernel_h = op.pool.kernel_w = 3;
-  op.pool.padding = {1, 1, 1, 1};
-  op.pool.count_include_pad = true;
+  op.mutable_pool().kernel_h = op.mutable_pool().kernel_w = 3;
+  op.mutable_pool().padding = {1, 1, 1, 1};
+  op.mutable_pool().count_include_pad = true;
   g.add_operator(op);
 
   const int32_t sum = g.add_tensor("add", DType::kFloat32, {-1, 2, 2, 8});
@@ -115,7 +115,7 @@ inline Graph make_every_op_graph() {
 
   const int32_t hsig = g.add_tensor("hardsigmoid", DType::kFloat32, {-1, 2, 2, 8});
   op = make_op(OpType::kUnary, "hardsigmoid", {prod}, hsig);
-  op.unary = {UnaryKind::kHardSigmoid, 0.25f, 0.375f};
+  op.mutable_unary() = {UnaryKind::kHardSigmoid, 0.25f, 0.375f};
   g.add_operator(op);
 
   const int32_t diff = g.add_tensor("sub", DType::kFloat32, {-1, 2, 2, 8});
@@ -128,12 +128,12 @@ inline Graph make_every_op_graph() {
 
   const int32_t up = g.add_tensor("resize", DType::kFloat32, {-1, 5, 3, 8});
   op = make_op(OpType::kResize, "resize", {quot}, up);
-  op.resize = {ResizeMode::kLinear, ResizeCoord::kAlignCorners, ResizeNearest::kCeil, 5, 3, 2.5f, 1.5f};
+  op.mutable_resize() = {ResizeMode::kLinear, ResizeCoord::kAlignCorners, ResizeNearest::kCeil, 5, 3, 2.5f, 1.5f};
   g.add_operator(op);
 
   const int32_t sliced = g.add_tensor("slice", DType::kFloat32, {-1, 2, 2, 8});
   op = make_op(OpType::kSlice, "slice", {up}, sliced);
-  op.slice = {{0, 1, 0, 0}, {kSliceToEnd, 5, 3, 8}, {1, 2, 2, 1}};
+  op.mutable_slice() = {{0, 1, 0, 0}, {kSliceToEnd, 5, 3, 8}, {1, 2, 2, 1}};
   g.add_operator(op);
 
   const int32_t pr = g.add_tensor("prelu", DType::kFloat32, {-1, 2, 2, 8});
@@ -147,11 +147,11 @@ inline Graph make_every_op_graph() {
   const int32_t ct = g.add_tensor("convtranspose", DType::kFloat32, {-1, 3, 3, 8});
   op = make_op(OpType::kConvTranspose, "convtranspose",
                {ln, add_f32(g, "ct/w", {8, 2, 2, 4}), add_f32(g, "ct/b", {8})}, ct);
-  op.conv.stride_h = op.conv.stride_w = 2;
-  op.conv.padding = {1, 1, 1, 1};
-  op.conv.groups = 2;
-  op.conv.output_pad_h = 1;
-  op.conv.output_pad_w = 1;
+  op.mutable_conv().stride_h = op.mutable_conv().stride_w = 2;
+  op.mutable_conv().padding = {1, 1, 1, 1};
+  op.mutable_conv().groups = 2;
+  op.mutable_conv().output_pad_h = 1;
+  op.mutable_conv().output_pad_w = 1;
   g.add_operator(op);
 
   const int32_t clamped = g.add_tensor("clamp", DType::kFloat32, {-1, 3, 3, 8});
@@ -164,12 +164,12 @@ inline Graph make_every_op_graph() {
 
   const int32_t tr = g.add_tensor("transpose", DType::kFloat32, {-1, 8, 1, 1});
   op = make_op(OpType::kTranspose, "transpose", {gap}, tr);
-  op.perm = {0, 3, 1, 2};
+  op.mutable_perm() = {0, 3, 1, 2};
   g.add_operator(op);
 
   const int32_t flat = g.add_tensor("flat", DType::kFloat32, {-1, 8});
   op = make_op(OpType::kReshape, "flat", {tr}, flat);
-  op.new_shape = {0, -1};
+  op.mutable_new_shape() = {0, -1};
   g.add_operator(op);
 
   const int32_t cat = g.add_tensor("concat", DType::kFloat32, {-1, 16});
@@ -278,43 +278,43 @@ inline void check_same_graph(const Graph& a, const Graph& b) {
     CHECK(x.name == y.name);
     CHECK(x.inputs == y.inputs);
     CHECK(x.outputs == y.outputs);
-    CHECK(x.conv.stride_h == y.conv.stride_h);
-    CHECK(x.conv.stride_w == y.conv.stride_w);
-    CHECK(x.conv.dilation_h == y.conv.dilation_h);
-    CHECK(x.conv.dilation_w == y.conv.dilation_w);
-    check_same_padding(x.conv.padding, y.conv.padding);
-    CHECK(x.conv.groups == y.conv.groups);
-    CHECK(x.conv.depth_multiplier == y.conv.depth_multiplier);
-    CHECK(x.conv.output_pad_h == y.conv.output_pad_h);
-    CHECK(x.conv.output_pad_w == y.conv.output_pad_w);
-    CHECK(x.pool.kernel_h == y.pool.kernel_h);
-    CHECK(x.pool.kernel_w == y.pool.kernel_w);
-    CHECK(x.pool.stride_h == y.pool.stride_h);
-    CHECK(x.pool.stride_w == y.pool.stride_w);
-    CHECK(x.pool.dilation_h == y.pool.dilation_h);
-    CHECK(x.pool.dilation_w == y.pool.dilation_w);
-    check_same_padding(x.pool.padding, y.pool.padding);
-    CHECK(x.pool.count_include_pad == y.pool.count_include_pad);
+    CHECK(x.conv().stride_h == y.conv().stride_h);
+    CHECK(x.conv().stride_w == y.conv().stride_w);
+    CHECK(x.conv().dilation_h == y.conv().dilation_h);
+    CHECK(x.conv().dilation_w == y.conv().dilation_w);
+    check_same_padding(x.conv().padding, y.conv().padding);
+    CHECK(x.conv().groups == y.conv().groups);
+    CHECK(x.conv().depth_multiplier == y.conv().depth_multiplier);
+    CHECK(x.conv().output_pad_h == y.conv().output_pad_h);
+    CHECK(x.conv().output_pad_w == y.conv().output_pad_w);
+    CHECK(x.pool().kernel_h == y.pool().kernel_h);
+    CHECK(x.pool().kernel_w == y.pool().kernel_w);
+    CHECK(x.pool().stride_h == y.pool().stride_h);
+    CHECK(x.pool().stride_w == y.pool().stride_w);
+    CHECK(x.pool().dilation_h == y.pool().dilation_h);
+    CHECK(x.pool().dilation_w == y.pool().dilation_w);
+    check_same_padding(x.pool().padding, y.pool().padding);
+    CHECK(x.pool().count_include_pad == y.pool().count_include_pad);
     CHECK(x.activation.type == y.activation.type);
     CHECK(x.activation.min == y.activation.min);
     CHECK(x.activation.max == y.activation.max);
-    CHECK(x.new_shape == y.new_shape);
-    CHECK(x.perm == y.perm);
+    CHECK(x.new_shape() == y.new_shape());
+    CHECK(x.perm() == y.perm());
     CHECK(x.axis == y.axis);
     CHECK(x.beta == y.beta);
-    CHECK(x.unary.kind == y.unary.kind);
-    CHECK(x.unary.alpha == y.unary.alpha);
-    CHECK(x.unary.beta == y.unary.beta);
-    CHECK(x.slice.begin == y.slice.begin);
-    CHECK(x.slice.end == y.slice.end);
-    CHECK(x.slice.step == y.slice.step);
-    CHECK(x.resize.mode == y.resize.mode);
-    CHECK(x.resize.coord == y.resize.coord);
-    CHECK(x.resize.nearest == y.resize.nearest);
-    CHECK(x.resize.out_h == y.resize.out_h);
-    CHECK(x.resize.out_w == y.resize.out_w);
-    CHECK(x.resize.scale_h == y.resize.scale_h);
-    CHECK(x.resize.scale_w == y.resize.scale_w);
+    CHECK(x.unary().kind == y.unary().kind);
+    CHECK(x.unary().alpha == y.unary().alpha);
+    CHECK(x.unary().beta == y.unary().beta);
+    CHECK(x.slice().begin == y.slice().begin);
+    CHECK(x.slice().end == y.slice().end);
+    CHECK(x.slice().step == y.slice().step);
+    CHECK(x.resize().mode == y.resize().mode);
+    CHECK(x.resize().coord == y.resize().coord);
+    CHECK(x.resize().nearest == y.resize().nearest);
+    CHECK(x.resize().out_h == y.resize().out_h);
+    CHECK(x.resize().out_w == y.resize().out_w);
+    CHECK(x.resize().scale_h == y.resize().scale_h);
+    CHECK(x.resize().scale_w == y.resize().scale_w);
     CHECK(x.epsilon == y.epsilon);
   }
   REQUIRE(a.master_weights.size() == b.master_weights.size());

@@ -40,21 +40,21 @@ TEST_CASE("xnnpack: unsupported ops and options fall back to the reference") {
 
   SUBCASE("Transpose: no XNNPACK operator in this version") {
     Operator op = make_op(OpType::kTranspose, "transpose");
-    op.perm = {0, 3, 1, 2};
+    op.mutable_perm() = {0, 3, 1, 2};
     expect_fallback(*runner, op, {x.view}, xt.view);
   }
   SUBCASE("Slice, LayerNorm and nearest Resize: no XNNPACK operator in this version") {
     Operator slice = make_op(OpType::kSlice, "slice");
-    slice.slice = {{0, 0, 0, 0}, {kSliceToEnd, 2, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
+    slice.mutable_slice() = {{0, 0, 0, 0}, {kSliceToEnd, 2, kSliceToEnd, kSliceToEnd}, {1, 1, 1, 1}};
     TestTensor half({1, 2, 4, 2});
     expect_fallback(*runner, slice, {x.view}, half.view);
     expect_fallback(*runner, slice, {i8_in.view}, i8_out.view);
     TestTensor gamma({2}), beta({2});
     expect_fallback(*runner, make_op(OpType::kLayerNorm, "layernorm"), {x.view, gamma.view, beta.view}, y.view);
     Operator resize = make_op(OpType::kResize, "resize_nearest");
-    resize.resize.out_h = resize.resize.out_w = 4;
+    resize.mutable_resize().out_h = resize.mutable_resize().out_w = 4;
     expect_fallback(*runner, resize, {x.view}, y.view);
-    resize.resize.mode = ResizeMode::kLinear;  // int8 bilinear: the reference's
+    resize.mutable_resize().mode = ResizeMode::kLinear;  // int8 bilinear: the reference's
     expect_fallback(*runner, resize, {i8_in.view}, i8_out.view);
   }
   SUBCASE("Softmax with beta != 1") {
@@ -93,16 +93,16 @@ TEST_CASE("xnnpack: unsupported ops and options fall back to the reference") {
     Operator avg = make_op(OpType::kAveragePool2D, "avg1x1");
     expect_fallback(*runner, avg, {x.view}, y.view);
     avg.name = "avg_dilated";
-    avg.pool.kernel_h = avg.pool.kernel_w = 2;
-    avg.pool.dilation_h = 2;
+    avg.mutable_pool().kernel_h = avg.mutable_pool().kernel_w = 2;
+    avg.mutable_pool().dilation_h = 2;
     TestTensor pooled({1, 2, 3, 2});
     expect_fallback(*runner, avg, {x.view}, pooled.view);
   }
   SUBCASE("pooling windows wholly in padding (padding >= kernel; validate_graph forbids it)") {
     Operator avg = make_op(OpType::kAveragePool2D, "avg_all_padding");
-    avg.pool.kernel_h = avg.pool.kernel_w = 2;
-    avg.pool.stride_h = avg.pool.stride_w = 2;
-    avg.pool.padding = {2, 0, 0, 0};  // output row 0 sees only padding
+    avg.mutable_pool().kernel_h = avg.mutable_pool().kernel_w = 2;
+    avg.mutable_pool().stride_h = avg.mutable_pool().stride_w = 2;
+    avg.mutable_pool().padding = {2, 0, 0, 0};  // output row 0 sees only padding
     TestTensor pooled({1, 3, 2, 2});
     expect_fallback(*runner, avg, {x.view}, pooled.view);
     Operator max = avg;
@@ -121,7 +121,7 @@ TEST_CASE("xnnpack: an XNNPACK failure is a status naming the op and the call") 
   // Dilation 0 passes our shape check (the window is one pixel) but XNNPACK rejects it.
   TestTensor x({1, 4, 4, 2}), w({3, 2, 2, 2}), y({1, 4, 4, 3});
   Operator op = make_op(OpType::kConv2D, "bad_dilation");
-  op.conv.dilation_h = op.conv.dilation_w = 0;
+  op.mutable_conv().dilation_h = op.mutable_conv().dilation_w = 0;
   bool handled = false;
   int handle = 0;
   const Status status = prepare(*runner, op, {x.view, w.view}, y.view, &handled, &handle);
@@ -193,10 +193,10 @@ TEST_CASE("xnnpack: threads = 2 agrees with threads = 1") {
     };
     std::vector<Case> cases;
     Operator conv = make_op(OpType::kConv2D, "conv");
-    conv.conv.padding = {1, 1, 1, 1};
-    conv.conv.stride_h = conv.conv.stride_w = 1 + iter % 2;
+    conv.mutable_conv().padding = {1, 1, 1, 1};
+    conv.mutable_conv().stride_h = conv.mutable_conv().stride_w = 1 + iter % 2;
     conv.activation = FusedActivation::relu();
-    const int32_t oh = (h - 1) / conv.conv.stride_h + 1, ow = (w - 1) / conv.conv.stride_w + 1;
+    const int32_t oh = (h - 1) / conv.conv().stride_h + 1, ow = (w - 1) / conv.conv().stride_w + 1;
     cases.push_back({conv, {&x, &weights, &bias}, {n, oh, ow, o}, 9.0 * c});
     Operator dw = conv;
     dw.type = OpType::kDepthwiseConv2D;
@@ -204,14 +204,14 @@ TEST_CASE("xnnpack: threads = 2 agrees with threads = 1") {
     cases.push_back({dw, {&x, &dw_weights, &dw_bias}, {n, oh, ow, c}, 9.0});
     cases.push_back({make_op(OpType::kFullyConnected, "fc"), {&x, &fc_weights, &bias}, {n, o}, double(h) * w * c});
     Operator avg = make_op(OpType::kAveragePool2D, "avg");
-    avg.pool.kernel_h = avg.pool.kernel_w = 3;
-    avg.pool.padding = {1, 1, 1, 1};
+    avg.mutable_pool().kernel_h = avg.mutable_pool().kernel_w = 3;
+    avg.mutable_pool().padding = {1, 1, 1, 1};
     cases.push_back({avg, {&x}, {n, h, w, c}, 9.0});
     cases.push_back({make_op(OpType::kGlobalAveragePool, "gap"), {&x}, {n, 1, 1, c}, double(h) * w});
     cases.push_back({make_op(OpType::kAdd, "add"), {&x, &dw_bias}, {n, h, w, c}, 0.0});
     Operator max = make_op(OpType::kMaxPool2D, "max");
-    max.pool.kernel_h = max.pool.kernel_w = 2;
-    max.pool.stride_h = max.pool.stride_w = 2;
+    max.mutable_pool().kernel_h = max.mutable_pool().kernel_w = 2;
+    max.mutable_pool().stride_h = max.mutable_pool().stride_w = 2;
     cases.push_back({max, {&x}, {n, h / 2, w / 2, c}, 0.0});
 
     for (const Case& cs : cases) {

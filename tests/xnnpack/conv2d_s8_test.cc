@@ -54,21 +54,21 @@ void conv_cases(bool depthwise, int cases, uint32_t seed) {
     Operator op;
     op.type = depthwise ? OpType::kDepthwiseConv2D : OpType::kConv2D;
     op.name = "conv_s8";
-    random_conv_options(rng, kh, kw, &op.conv);
+    random_conv_options(rng, kh, kw, &op.mutable_conv());
     op.activation = random_activation(rng);
     int32_t in_c, out_c, group_in;
     if (depthwise) {
       in_c = uniform_int(rng, 1, 24);
-      op.conv.depth_multiplier = chance(rng, 0.7) ? 1 : uniform_int(rng, 2, 3);
-      out_c = in_c * op.conv.depth_multiplier;
+      op.mutable_conv().depth_multiplier = chance(rng, 0.7) ? 1 : uniform_int(rng, 2, 3);
+      out_c = in_c * op.conv().depth_multiplier;
       group_in = 1;
     } else {
-      op.conv.groups = chance(rng, 0.7) ? 1 : uniform_int(rng, 2, 4);
+      op.mutable_conv().groups = chance(rng, 0.7) ? 1 : uniform_int(rng, 2, 4);
       group_in = uniform_int(rng, 1, 12);
-      in_c = group_in * op.conv.groups;
-      out_c = op.conv.groups * uniform_int(rng, 1, 12);
+      in_c = group_in * op.conv().groups;
+      out_c = op.conv().groups * uniform_int(rng, 1, 12);
     }
-    const ConvOptions& c = op.conv;
+    const ConvOptions& c = op.conv();
     const int32_t oh = window_output_size(h, kh, c.stride_h, c.dilation_h, c.padding.top, c.padding.bottom);
     const int32_t ow = window_output_size(w, kw, c.stride_w, c.dilation_w, c.padding.left, c.padding.right);
     if (oh <= 0 || ow <= 0) {

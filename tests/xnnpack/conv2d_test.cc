@@ -75,8 +75,8 @@ TEST_CASE("xnnpack: Conv2D matches the reference on random shapes") {
     Operator op;
     op.type = OpType::kConv2D;
     op.name = "conv" + std::to_string(iter);
-    op.conv = w.conv;
-    op.conv.groups = groups;
+    op.mutable_conv() = w.conv;
+    op.mutable_conv().groups = groups;
     op.activation = random_activation(rng);
     TestTensor x(in), weights({out[3], w.kh, w.kw, group_in}), bias({out[3]});
     x.uniform(rng, -1, 1);
@@ -116,8 +116,8 @@ TEST_CASE("xnnpack: DepthwiseConv2D matches the reference on random shapes") {
     Operator op;
     op.type = OpType::kDepthwiseConv2D;
     op.name = "dw" + std::to_string(iter);
-    op.conv = w.conv;
-    op.conv.depth_multiplier = mult;
+    op.mutable_conv() = w.conv;
+    op.mutable_conv().depth_multiplier = mult;
     op.activation = random_activation(rng);
     TestTensor x(in), weights({1, w.kh, w.kw, out[3]}), bias({out[3]});
     x.uniform(rng, -1, 1);
@@ -148,11 +148,11 @@ TEST_CASE("xnnpack: Conv2D with one input channel per group equals DepthwiseConv
   Operator dw;
   dw.type = OpType::kDepthwiseConv2D;
   dw.name = "dw";
-  dw.conv.padding = {1, 1, 1, 1};
+  dw.mutable_conv().padding = {1, 1, 1, 1};
   Operator conv = dw;
   conv.type = OpType::kConv2D;
   conv.name = "grouped";
-  conv.conv.groups = 16;
+  conv.mutable_conv().groups = 16;
   const std::vector<int32_t> out = {1, 9, 7, 16};
   TestTensor a(out), b(out);
   REQUIRE(run_xnnpack(*runner, dw, {&x, &dw_weights, &bias}, a));

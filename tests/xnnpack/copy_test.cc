@@ -24,7 +24,7 @@ TEST_CASE("xnnpack: Reshape copies bit for bit") {
     Operator op;
     op.type = OpType::kReshape;
     op.name = "reshape" + std::to_string(iter);
-    op.new_shape = out;
+    op.mutable_new_shape() = out;
     TestTensor x(in);
     x.uniform(rng, -100, 100);
     CHECK(check_op(*runner, op, {&x}, out, 0, &stats, "Reshape " + str(in) + " to " + str(out)));

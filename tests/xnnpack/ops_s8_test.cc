@@ -96,7 +96,7 @@ TEST_CASE("xnnpack s8: Clamp and MaxPool2D (S8) are bit-exact with the reference
   S8Stats stats{"MaxPool2D s8"};
   for (int i = 0; i < kCases; ++i) {
     Operator op = make_op(OpType::kMaxPool2D, "max_pool_s8");
-    PoolOptions& p = op.pool;
+    PoolOptions& p = op.mutable_pool();
     p.kernel_h = uniform_int(rng, 1, 3), p.kernel_w = uniform_int(rng, 1, 3);
     p.stride_h = uniform_int(rng, 1, 2), p.stride_w = uniform_int(rng, 1, 2);
     if (chance(rng, 0.2)) p.dilation_h = p.dilation_w = 2;
@@ -178,7 +178,7 @@ TEST_CASE("xnnpack s8: Reshape and Concat of int8 are byte copies; a requantizin
     auto y = std::make_unique<QTensor>(std::vector<int32_t>{total}, DType::kInt8);
     y->q = x->q;
     Operator reshape = make_op(OpType::kReshape, "reshape_s8");
-    reshape.new_shape = {-1};
+    reshape.mutable_new_shape() = {-1};
     check_s8(*one, *two, reshape, {&x->t}, *y, &r_stats, "reshape case " + std::to_string(i));
 
     Operator concat = make_op(OpType::kConcat, "concat_s8");
@@ -207,7 +207,7 @@ TEST_CASE("xnnpack s8: ops without an XNNPACK integer operator stay on the refer
   auto q = s8_output(rng, {1, 3, 3, 4}, 0.05f, 8);
   out.view.quant = &q->q;
   Operator avg = make_op(OpType::kAveragePool2D, "avg_pool_s8");
-  avg.pool.kernel_h = avg.pool.kernel_w = avg.pool.stride_h = avg.pool.stride_w = 2;
+  avg.mutable_pool().kernel_h = avg.mutable_pool().kernel_w = avg.mutable_pool().stride_h = avg.mutable_pool().stride_w = 2;
   CHECK_FALSE(run_xnnpack(*runner, avg, {&x->t}, out));
 
   Quantization soft_q;

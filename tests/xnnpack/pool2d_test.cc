@@ -76,7 +76,7 @@ TEST_CASE("xnnpack: MaxPool2D matches the reference bit for bit; 1x1, dilated+pa
     Operator op;
     op.type = OpType::kMaxPool2D;
     op.name = "maxpool" + std::to_string(iter);
-    op.pool = p;
+    op.mutable_pool() = p;
     op.activation = random_activation(rng);
     TestTensor x(in);
     x.uniform(rng, -4, 4);
@@ -117,7 +117,7 @@ TEST_CASE("xnnpack: AveragePool2D matches the reference; count_include_pad with 
     Operator op;
     op.type = OpType::kAveragePool2D;
     op.name = "avgpool" + std::to_string(iter);
-    op.pool = p;
+    op.mutable_pool() = p;
     op.activation = random_activation(rng);
     TestTensor x(in);
     x.uniform(rng, -4, 4);
@@ -143,11 +143,11 @@ TEST_CASE("xnnpack: AveragePool2D excludes padding from the divisor") {
   Operator op;
   op.type = OpType::kAveragePool2D;
   op.name = "avg3x3";
-  op.pool.kernel_h = op.pool.kernel_w = 3;
-  op.pool.padding = {1, 1, 1, 1};
+  op.mutable_pool().kernel_h = op.mutable_pool().kernel_w = 3;
+  op.mutable_pool().padding = {1, 1, 1, 1};
   REQUIRE(run_xnnpack(*runner, op, {&x}, y));
   for (int i = 0; i < 18; ++i) CHECK(y[i] == 1.0f);  // count_include_pad would give 4/9 in a corner
-  op.pool.count_include_pad = true;
+  op.mutable_pool().count_include_pad = true;
   CHECK_FALSE(run_xnnpack(*runner, op, {&x}, y));
 }
 

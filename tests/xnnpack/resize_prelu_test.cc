@@ -17,24 +17,24 @@ TEST_CASE("xnnpack: bilinear Resize matches the reference (half-pixel, align-cor
     Operator op;
     op.type = OpType::kResize;
     op.name = "resize" + std::to_string(iter);
-    op.resize.mode = iter % 5 == 4 ? ResizeMode::kNearest : ResizeMode::kLinear;
-    op.resize.coord = coords[iter % 4];
-    op.resize.out_h = uniform_int(rng, 1, 15);
-    op.resize.out_w = uniform_int(rng, 1, 15);
-    op.resize.scale_h = static_cast<float>(op.resize.out_h) / h;
-    op.resize.scale_w = static_cast<float>(op.resize.out_w) / w;
+    op.mutable_resize().mode = iter % 5 == 4 ? ResizeMode::kNearest : ResizeMode::kLinear;
+    op.mutable_resize().coord = coords[iter % 4];
+    op.mutable_resize().out_h = uniform_int(rng, 1, 15);
+    op.mutable_resize().out_w = uniform_int(rng, 1, 15);
+    op.mutable_resize().scale_h = static_cast<float>(op.resize().out_h) / h;
+    op.mutable_resize().scale_w = static_cast<float>(op.resize().out_w) / w;
     const bool odd_scale = iter % 7 == 6;  // a model scale that is not out / in: the reference's
-    if (odd_scale) op.resize.scale_w *= 1.1f;
+    if (odd_scale) op.mutable_resize().scale_w *= 1.1f;
     TestTensor x({n, h, w, c});
     x.uniform(rng, -3, 3);
-    const std::vector<int32_t> out = {n, op.resize.out_h, op.resize.out_w, c};
+    const std::vector<int32_t> out = {n, op.resize().out_h, op.resize().out_w, c};
     TestTensor got(out), want(out);
     ++stats.cases;
     const bool handled = run_xnnpack(*runner, op, {&x}, got);
-    const bool expected = op.resize.mode == ResizeMode::kLinear &&
-                          (op.resize.coord == ResizeCoord::kAlignCorners || !odd_scale) &&
-                          !(op.resize.coord == ResizeCoord::kPytorchHalfPixel &&
-                            (op.resize.out_h == 1 || op.resize.out_w == 1));
+    const bool expected = op.resize().mode == ResizeMode::kLinear &&
+                          (op.resize().coord == ResizeCoord::kAlignCorners || !odd_scale) &&
+                          !(op.resize().coord == ResizeCoord::kPytorchHalfPixel &&
+                            (op.resize().out_h == 1 || op.resize().out_w == 1));
     CHECK(handled == expected);
     runner->reset();
     if (!handled) continue;
@@ -81,7 +81,7 @@ TEST_CASE("xnnpack: ConvTranspose (deconvolution) matches the reference on rando
     Operator op;
     op.type = OpType::kConvTranspose;
     op.name = "ct" + std::to_string(iter);
-    ConvOptions& o = op.conv;
+    ConvOptions& o = op.mutable_conv();
     o.groups = uniform_int(rng, 1, 2);
     o.stride_h = uniform_int(rng, 1, 3);
     o.stride_w = uniform_int(rng, 1, 3);

@@ -41,7 +41,7 @@ TEST_CASE("xnnpack: Unary matches the reference; kinds XNNPACK lacks fall back")
       Operator op;
       op.type = OpType::kUnary;
       op.name = "unary" + std::to_string(iter);
-      op.unary = c.f;
+      op.mutable_unary() = c.f;
       ++stats.cases;
       const bool handled = run_xnnpack(*runner, op, {&x}, got);
       CHECK(handled == c.on_xnnpack);

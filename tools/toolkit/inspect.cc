@@ -15,7 +15,7 @@ std::string options_text(const Operator& op) {
   switch (op.type) {
     case OpType::kConv2D:
     case OpType::kDepthwiseConv2D: {
-      const ConvOptions& c = op.conv;
+      const ConvOptions& c = op.conv();
       std::snprintf(buf, sizeof(buf), "stride %dx%d dil %dx%d pad %d,%d,%d,%d%s", c.stride_h, c.stride_w,
                     c.dilation_h, c.dilation_w, c.padding.top, c.padding.left, c.padding.bottom, c.padding.right,
                     op.type == OpType::kConv2D ? (c.groups > 1 ? (" groups " + std::to_string(c.groups)).c_str() : "")
@@ -24,7 +24,7 @@ std::string options_text(const Operator& op) {
     }
     case OpType::kMaxPool2D:
     case OpType::kAveragePool2D: {
-      const PoolOptions& p = op.pool;
+      const PoolOptions& p = op.pool();
       std::snprintf(buf, sizeof(buf), "k %dx%d stride %dx%d pad %d,%d,%d,%d%s", p.kernel_h, p.kernel_w, p.stride_h,
                     p.stride_w, p.padding.top, p.padding.left, p.padding.bottom, p.padding.right,
                     op.type == OpType::kAveragePool2D && p.count_include_pad ? " count_include_pad" : "");
@@ -34,11 +34,11 @@ std::string options_text(const Operator& op) {
     case OpType::kConcat: std::snprintf(buf, sizeof(buf), "axis %d", op.axis); break;
     case OpType::kSlice: {
       std::string t;
-      for (size_t d = 0; d < op.slice.begin.size(); ++d) {
+      for (size_t d = 0; d < op.slice().begin.size(); ++d) {
         t += d ? "," : "[";
-        t += std::to_string(op.slice.begin[d]) + ":" +
-             (op.slice.end[d] == kSliceToEnd ? std::string() : std::to_string(op.slice.end[d]));
-        if (op.slice.step[d] != 1) t += ":" + std::to_string(op.slice.step[d]);
+        t += std::to_string(op.slice().begin[d]) + ":" +
+             (op.slice().end[d] == kSliceToEnd ? std::string() : std::to_string(op.slice().end[d]));
+        if (op.slice().step[d] != 1) t += ":" + std::to_string(op.slice().step[d]);
       }
       std::snprintf(buf, sizeof(buf), "%s]", t.c_str());
       break;
@@ -46,7 +46,7 @@ std::string options_text(const Operator& op) {
     case OpType::kResize: {
       static const char* const kCoord[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"};
       static const char* const kNearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-      const ResizeOptions& r = op.resize;
+      const ResizeOptions& r = op.resize();
       std::snprintf(buf, sizeof(buf), "%s %dx%d %s%s%s", r.mode == ResizeMode::kLinear ? "linear" : "nearest", r.out_h,
                     r.out_w, kCoord[static_cast<int>(r.coord) & 3], r.mode == ResizeMode::kNearest ? " " : "",
                     r.mode == ResizeMode::kNearest ? kNearest[static_cast<int>(r.nearest) & 3] : "");
@@ -54,14 +54,14 @@ std::string options_text(const Operator& op) {
     }
     case OpType::kLayerNorm: std::snprintf(buf, sizeof(buf), "epsilon %g", op.epsilon); break;
     case OpType::kConvTranspose: {
-      const ConvOptions& c = op.conv;
+      const ConvOptions& c = op.conv();
       std::snprintf(buf, sizeof(buf), "stride %dx%d pad %d,%d,%d,%d out_pad %d,%d%s", c.stride_h, c.stride_w,
                     c.padding.top, c.padding.left, c.padding.bottom, c.padding.right, c.output_pad_h, c.output_pad_w,
                     c.groups > 1 ? (" groups " + std::to_string(c.groups)).c_str() : "");
       break;
     }
     case OpType::kUnary: {
-      const UnaryOptions& u = op.unary;
+      const UnaryOptions& u = op.unary();
       const bool a = u.kind == UnaryKind::kHardSigmoid || u.kind == UnaryKind::kLeakyRelu ||
                      u.kind == UnaryKind::kElu || u.kind == UnaryKind::kPow;
       std::snprintf(buf, sizeof(buf), "%s", unary_kind_name(u.kind));
@@ -74,7 +74,7 @@ std::string options_text(const Operator& op) {
     }
     case OpType::kTranspose:
     case OpType::kReshape: {
-      const std::vector<int32_t>& v = op.type == OpType::kTranspose ? op.perm : op.new_shape;
+      const std::vector<int32_t>& v = op.type == OpType::kTranspose ? op.perm() : op.new_shape();
       std::snprintf(buf, sizeof(buf), "%s ", op.type == OpType::kTranspose ? "perm" : "to");
       shape_str(v.data(), static_cast<int>(v.size()), buf + std::strlen(buf), sizeof(buf) - std::strlen(buf));
       break;

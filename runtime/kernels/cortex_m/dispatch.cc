@@ -20,8 +20,8 @@ int64_t scratch_size(const Operator& op, const TensorView* in, int num_inputs, c
                      int num_outputs) {
   if (!int8_weighted(in, num_inputs, out, num_outputs)) return -1;
   switch (op.type) {
-    case OpType::kConv2D: return conv2d_s8_scratch_size(op.conv, in[0], in[1], out[0]);
-    case OpType::kDepthwiseConv2D: return depthwise_conv2d_s8_scratch_size(op.conv, in[0], in[1], out[0]);
+    case OpType::kConv2D: return conv2d_s8_scratch_size(op.conv(), in[0], in[1], out[0]);
+    case OpType::kDepthwiseConv2D: return depthwise_conv2d_s8_scratch_size(op.conv(), in[0], in[1], out[0]);
     case OpType::kFullyConnected: return fully_connected_s8_scratch_size(in[0], in[1], out[0]);
     default: return -1;
   }
@@ -30,9 +30,9 @@ int64_t scratch_size(const Operator& op, const TensorView* in, int num_inputs, c
 void run(const Operator& op, const TensorView* in, int num_inputs, const TensorView* out, void* scratch) {
   const TensorView* bias = num_inputs > 2 && in[2].data ? &in[2] : nullptr;
   switch (op.type) {
-    case OpType::kConv2D: conv2d_s8(op.conv, op.activation, in[0], in[1], bias, out[0], scratch); break;
+    case OpType::kConv2D: conv2d_s8(op.conv(), op.activation, in[0], in[1], bias, out[0], scratch); break;
     case OpType::kDepthwiseConv2D:
-      depthwise_conv2d_s8(op.conv, op.activation, in[0], in[1], bias, out[0], scratch);
+      depthwise_conv2d_s8(op.conv(), op.activation, in[0], in[1], bias, out[0], scratch);
       break;
     case OpType::kFullyConnected: fully_connected_s8(op.activation, in[0], in[1], bias, out[0], scratch); break;
     default: break;

@@ -29,9 +29,9 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
   const TensorView* bias = num_inputs > 2 && in[2].data ? &in[2] : nullptr;
   if constexpr (K == KernelKind::kInt8) {
     if constexpr (T == OpType::kConv2D) {
-      conv2d_s8(op.conv, op.activation, in[0], in[1], bias, out[0]);
+      conv2d_s8(op.conv(), op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kDepthwiseConv2D) {
-      depthwise_conv2d_s8(op.conv, op.activation, in[0], in[1], bias, out[0]);
+      depthwise_conv2d_s8(op.conv(), op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kFullyConnected) {
       fully_connected_s8(op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kQuantize) {
@@ -39,7 +39,7 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
     } else if constexpr (T == OpType::kDequantize) {
       dequantize_s8(in[0], out[0]);
     } else if constexpr (T == OpType::kMaxPool2D) {
-      max_pool2d_s8(op.pool, op.activation, in[0], out[0]);
+      max_pool2d_s8(op.pool(), op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kClamp) {
       clamp_s8(op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kAdd) {
@@ -52,7 +52,7 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
     } else if constexpr (T == OpType::kMul) {
       mul_s8(op.activation, in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kAveragePool2D) {
-      average_pool2d_s8(op.pool, op.activation, in[0], out[0]);
+      average_pool2d_s8(op.pool(), op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kGlobalAveragePool) {
       global_average_pool_s8(op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kReshape || T == OpType::kTranspose || T == OpType::kSlice ||
@@ -64,11 +64,11 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
       if constexpr (T == OpType::kReshape)
         copy(in[0], out[0]);
       else if constexpr (T == OpType::kTranspose)
-        transpose(op.perm.data(), in[0], out[0]);
+        transpose(op.perm().data(), in[0], out[0]);
       else if constexpr (T == OpType::kSlice)
-        slice(op.slice, in[0], out[0]);
+        slice(op.slice(), in[0], out[0]);
       else
-        resize_s8(op.resize, in[0], out[0]);
+        resize_s8(op.resize(), in[0], out[0]);
     } else if constexpr (T == OpType::kConcat) {
       concat_s8(op.axis, in, num_inputs, out[0]);
     } else if constexpr (T == OpType::kUnary) {
@@ -88,9 +88,9 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
                            "%s '%s': the reference backend runs this op on float32 only (got %s)", op_name(op.type),
                            op.name.c_str(), dtype_name(in[0].dtype));
     if constexpr (T == OpType::kConv2D) {
-      conv2d_f32(op.conv, op.activation, in[0], in[1], bias, out[0]);
+      conv2d_f32(op.conv(), op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kDepthwiseConv2D) {
-      depthwise_conv2d_f32(op.conv, op.activation, in[0], in[1], bias, out[0]);
+      depthwise_conv2d_f32(op.conv(), op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kFullyConnected) {
       fully_connected_f32(op.activation, in[0], in[1], bias, out[0]);
     } else if constexpr (T == OpType::kAdd) {
@@ -100,9 +100,9 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
     } else if constexpr (T == OpType::kClamp) {
       clamp_f32(op.activation.min, op.activation.max, in[0], out[0]);
     } else if constexpr (T == OpType::kMaxPool2D) {
-      max_pool2d_f32(op.pool, op.activation, in[0], out[0]);
+      max_pool2d_f32(op.pool(), op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kAveragePool2D) {
-      average_pool2d_f32(op.pool, op.activation, in[0], out[0]);
+      average_pool2d_f32(op.pool(), op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kGlobalAveragePool) {
       global_average_pool_f32(op.activation, in[0], out[0]);
     } else if constexpr (T == OpType::kSoftmax) {
@@ -112,19 +112,19 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
     } else if constexpr (T == OpType::kConcat) {
       concat(op.axis, in, num_inputs, out[0]);
     } else if constexpr (T == OpType::kTranspose) {
-      transpose(op.perm.data(), in[0], out[0]);
+      transpose(op.perm().data(), in[0], out[0]);
     } else if constexpr (T == OpType::kUnary) {
-      unary_f32(op.unary, in[0], out[0]);
+      unary_f32(op.unary(), in[0], out[0]);
     } else if constexpr (T == OpType::kSub) {
       sub_f32(op.activation, in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kDiv) {
       div_f32(op.activation, in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kSlice) {
-      slice(op.slice, in[0], out[0]);
+      slice(op.slice(), in[0], out[0]);
     } else if constexpr (T == OpType::kConvTranspose) {
-      conv_transpose_f32(op.conv, op.activation, in[0], in[1], in[2], out[0]);
+      conv_transpose_f32(op.conv(), op.activation, in[0], in[1], in[2], out[0]);
     } else if constexpr (T == OpType::kResize) {
-      resize_f32(op.resize, in[0], out[0]);
+      resize_f32(op.resize(), in[0], out[0]);
     } else if constexpr (T == OpType::kPRelu) {
       prelu_f32(in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kLayerNorm) {

@@ -21,7 +21,7 @@ Status prepare_conv2d(OpContext* ctx, bool* handled) {
       w.dims.rank != 4 || y.dims.rank != 4)
     return Status::ok();
 
-  const ConvOptions& c = op.conv;
+  const ConvOptions& c = op.conv();
   const bool depthwise = op.type == OpType::kDepthwiseConv2D;
   if (!depthwise && c.groups < 1) return ctx->shape_mismatch("groups must be >= 1");
   const int32_t in_c = x.dims[3], out_c = y.dims[3];

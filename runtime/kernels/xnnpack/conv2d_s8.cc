@@ -93,7 +93,7 @@ Status prepare_conv2d_s8(OpContext* ctx, bool* handled) {
   const TensorView& y = ctx->output;
   if (x.dims.rank != 4 || w.dims.rank != 4 || y.dims.rank != 4) return Status::ok();
 
-  const ConvOptions& o = op.conv;
+  const ConvOptions& o = op.conv();
   const bool depthwise = op.type == OpType::kDepthwiseConv2D;
   if (!depthwise && o.groups < 1) return ctx->shape_mismatch("groups must be >= 1");
   QC8Conv c;

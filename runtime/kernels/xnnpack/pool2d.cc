@@ -15,7 +15,7 @@ namespace tinyquant {
 namespace xnnpack {
 
 Status check_pool_window(OpContext* ctx, bool* supported) {
-  const PoolOptions& p = ctx->op.pool;
+  const PoolOptions& p = ctx->op.pool();
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
   *supported = false;
@@ -46,7 +46,7 @@ Status check_window(OpContext* ctx, bool* supported) {
 }  // namespace
 
 Status prepare_max_pool2d(OpContext* ctx, bool* handled) {
-  const PoolOptions& p = ctx->op.pool;
+  const PoolOptions& p = ctx->op.pool();
   if ((p.dilation_h > 1 || p.dilation_w > 1) && any_padding(p.padding)) return Status::ok();
   bool supported = false;
   TQ_RETURN_IF_ERROR(check_window(ctx, &supported));
@@ -69,7 +69,7 @@ Status prepare_max_pool2d(OpContext* ctx, bool* handled) {
 
 Status prepare_average_pool2d(OpContext* ctx, bool* handled) {
   const Operator& op = ctx->op;
-  const PoolOptions& p = op.pool;
+  const PoolOptions& p = op.pool();
   // XNNPACK's average pooling has no dilation.
   if (p.dilation_h != 1 || p.dilation_w != 1 || (p.count_include_pad && any_padding(p.padding))) return Status::ok();
   bool supported = false;

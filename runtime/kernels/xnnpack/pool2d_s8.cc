@@ -13,7 +13,7 @@ namespace tinyquant {
 namespace xnnpack {
 
 Status prepare_max_pool2d_s8(OpContext* ctx, bool* handled) {
-  const PoolOptions& p = ctx->op.pool;
+  const PoolOptions& p = ctx->op.pool();
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
   if (!is_s8(x) || !is_s8(y) || !reference::same_quantization(x, y)) return Status::ok();

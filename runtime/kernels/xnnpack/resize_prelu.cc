@@ -8,7 +8,7 @@ namespace tinyquant {
 namespace xnnpack {
 
 Status prepare_resize(OpContext* ctx, bool* handled) {
-  const ResizeOptions& r = ctx->op.resize;
+  const ResizeOptions& r = ctx->op.resize();
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
   if (!is_plain_f32(x) || !is_plain_f32(y) || x.dims.rank != 4 || r.mode != ResizeMode::kLinear) return Status::ok();
@@ -67,7 +67,7 @@ namespace xnnpack {
 // ConvTranspose on xnn_deconvolution2d_nhwc_f32 (weights OHWI per group, as XNNPACK packs them).
 Status prepare_conv_transpose(OpContext* ctx, bool* handled) {
   const Operator& op = ctx->op;
-  const ConvOptions& c = op.conv;
+  const ConvOptions& c = op.conv();
   const TensorView& x = ctx->in(0);
   const TensorView& w = ctx->in(1);
   const TensorView* b = ctx->bias();

@@ -9,7 +9,7 @@ namespace tinyquant {
 namespace xnnpack {
 
 Status prepare_unary(OpContext* ctx, bool* handled) {
-  const UnaryOptions& f = ctx->op.unary;
+  const UnaryOptions& f = ctx->op.unary();
   const TensorView& x = ctx->in(0);
   const TensorView& y = ctx->output;
   if (ctx->num_inputs != 1 || !is_plain_f32(x) || !is_plain_f32(y)) return Status::ok();
