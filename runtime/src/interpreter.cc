@@ -101,43 +101,52 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options, c
             backend_name(options.backend));
   m.graph = &graph;
 
-  std::vector<Dims> dims;
-  TQ_RETURN_IF_ERROR(infer_shapes(graph, options.batch, &dims));
+  // Every tensor's view (activations get their data pointers once the arena is planned). The
+  // views keep the inferred shapes, so the shape list goes before planning: on a microcontroller
+  // prepare()'s temporaries set the peak heap.
+  const size_t num_tensors = graph.tensors.size();
+  {
+    std::vector<Dims> dims;
+    TQ_RETURN_IF_ERROR(infer_shapes(graph, options.batch, &dims));
+    m.views.assign(num_tensors, TensorView());
+    for (size_t t = 0; t < num_tensors; ++t) {
+      const Tensor& tensor = graph.tensors[t];
+      TensorView& v = m.views[t];
+      v.dtype = tensor.dtype;
+      v.dims = dims[t];
+      v.quant = &tensor.quant;
+      if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
+    }
+  }
 
   // Lifetimes of every activation, then one arena for all of them.
   const int32_t num_ops = static_cast<int32_t>(graph.operators.size());
   const int32_t last_op = num_ops > 0 ? num_ops - 1 : 0;
-  const size_t num_tensors = graph.tensors.size();
-  std::vector<int32_t> first(num_tensors, -1), last(num_tensors, -1);
-  for (int32_t in : graph.inputs) first[in] = last[in] = 0;
-  for (int32_t i = 0; i < num_ops; ++i) {
-    const Operator& op = graph.operators[i];
-    for (int32_t t : op.inputs)
-      if (t >= 0 && !graph.tensors[t].is_constant()) last[t] = i;
-    for (int32_t t : op.outputs) first[t] = last[t] = i;
-  }
-  for (int32_t out : graph.outputs) last[out] = last_op;
-
   std::vector<ArenaRequest> requests;
   std::vector<int32_t> request_tensor;
-  for (size_t t = 0; t < num_tensors; ++t) {
-    if (graph.tensors[t].is_constant() || first[t] < 0) continue;
-    ArenaRequest r;
-    r.bytes = static_cast<size_t>(dims[t].elements()) * dtype_size(graph.tensors[t].dtype);
-    r.first_op = first[t];
-    r.last_op = last[t];
-    requests.push_back(r);
-    request_tensor.push_back(static_cast<int32_t>(t));
-  }
-  // Every tensor's view; activations get their data pointers once the arena is planned.
-  m.views.assign(num_tensors, TensorView());
-  for (size_t t = 0; t < num_tensors; ++t) {
-    const Tensor& tensor = graph.tensors[t];
-    TensorView& v = m.views[t];
-    v.dtype = tensor.dtype;
-    v.dims = dims[t];
-    v.quant = &tensor.quant;
-    if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
+  {
+    std::vector<int32_t> first(num_tensors, -1), last(num_tensors, -1);
+    for (int32_t in : graph.inputs) first[in] = last[in] = 0;
+    for (int32_t i = 0; i < num_ops; ++i) {
+      const Operator& op = graph.operators[i];
+      for (int32_t t : op.inputs)
+        if (t >= 0 && !graph.tensors[t].is_constant()) last[t] = i;
+      for (int32_t t : op.outputs) first[t] = last[t] = i;
+    }
+    for (int32_t out : graph.outputs) last[out] = last_op;
+    size_t activations = 0;
+    for (size_t t = 0; t < num_tensors; ++t) activations += !graph.tensors[t].is_constant() && first[t] >= 0;
+    requests.reserve(activations + static_cast<size_t>(num_ops));  // + one scratch request per op at most
+    request_tensor.reserve(requests.capacity());
+    for (size_t t = 0; t < num_tensors; ++t) {
+      if (graph.tensors[t].is_constant() || first[t] < 0) continue;
+      ArenaRequest r;
+      r.bytes = static_cast<size_t>(m.views[t].dims.elements()) * dtype_size(graph.tensors[t].dtype);
+      r.first_op = first[t];
+      r.last_op = last[t];
+      requests.push_back(r);
+      request_tensor.push_back(static_cast<int32_t>(t));
+    }
   }
 
   // The Cortex-M kernels' scratch: one request per op, live during that op only (so it lands in
