@@ -51,7 +51,11 @@ constexpr size_t kArenaTailSlack = 16;
 
 struct Interpreter::Impl {
   const Graph* graph = nullptr;
-  std::vector<TensorView> views;  // one per graph tensor
+  // A view per activation tensor (slot[t] >= 0; data bound once the arena is planned). A
+  // constant's view is made when asked (view()): it is its shape, dtype, quantization and bytes
+  // in the graph, and a stored copy was 40 bytes per constant on a microcontroller.
+  std::vector<TensorView> views;
+  std::vector<int32_t> slot;  // per graph tensor: its index in `views`, -1 for a constant
   // The running op's input views then output views, gathered from `views` before each reference
   // kernel call (sized at prepare to the largest op, so invoke() never allocates). One op's worth
   // instead of every op's: on a microcontroller a per-op copy was 40 bytes per op input / output.
@@ -74,9 +78,19 @@ struct Interpreter::Impl {
   // Fills `io` with op's input views (an absent optional input: an empty view) then its outputs.
   const TensorView* gather(const Operator& op) {
     TensorView* v = io.data();
-    for (int32_t t : op.inputs) *v++ = t >= 0 ? views[t] : TensorView();
-    for (int32_t t : op.outputs) *v++ = views[t];
+    for (int32_t t : op.inputs) *v++ = t >= 0 ? view(t) : TensorView();
+    for (int32_t t : op.outputs) *v++ = view(t);
     return io.data();
+  }
+  TensorView view(int32_t t) const {
+    if (slot[t] >= 0) return views[slot[t]];
+    const Tensor& tensor = graph->tensors[t];
+    TensorView v;
+    v.dtype = tensor.dtype;
+    v.dims = Dims::of(tensor.shape);
+    v.quant = &tensor.quant;
+    v.data = const_cast<uint8_t*>(graph->buffers[tensor.buffer].data());
+    return v;
   }
 };
 
@@ -101,21 +115,26 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options, c
             backend_name(options.backend));
   m.graph = &graph;
 
-  // Every tensor's view (activations get their data pointers once the arena is planned). The
+  // Every activation's view (data pointers bound once the arena is planned). The
   // views keep the inferred shapes, so the shape list goes before planning: on a microcontroller
   // prepare()'s temporaries set the peak heap.
   const size_t num_tensors = graph.tensors.size();
   {
     std::vector<Dims> dims;
     TQ_RETURN_IF_ERROR(infer_shapes(graph, options.batch, &dims));
-    m.views.assign(num_tensors, TensorView());
+    size_t activations = 0;
+    for (const Tensor& tensor : graph.tensors) activations += !tensor.is_constant();
+    m.views.assign(activations, TensorView());
+    m.slot.assign(num_tensors, -1);
+    int32_t next = 0;
     for (size_t t = 0; t < num_tensors; ++t) {
       const Tensor& tensor = graph.tensors[t];
-      TensorView& v = m.views[t];
+      if (tensor.is_constant()) continue;
+      m.slot[t] = next;
+      TensorView& v = m.views[next++];
       v.dtype = tensor.dtype;
       v.dims = dims[t];
       v.quant = &tensor.quant;
-      if (tensor.is_constant()) v.data = const_cast<uint8_t*>(graph.buffers[tensor.buffer].data());
     }
   }
 
@@ -141,7 +160,7 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options, c
     for (size_t t = 0; t < num_tensors; ++t) {
       if (graph.tensors[t].is_constant() || first[t] < 0) continue;
       ArenaRequest r;
-      r.bytes = static_cast<size_t>(m.views[t].dims.elements()) * dtype_size(graph.tensors[t].dtype);
+      r.bytes = static_cast<size_t>(m.views[m.slot[t]].dims.elements()) * dtype_size(graph.tensors[t].dtype);
       r.first_op = first[t];
       r.last_op = last[t];
       requests.push_back(r);
@@ -191,7 +210,8 @@ Status Interpreter::prepare(const Graph& graph, const PrepareOptions& options, c
     m.arena = m.owned_arena.get() + (kArenaAlignment - base % kArenaAlignment) % kArenaAlignment;
   }
 
-  for (size_t r = 0; r < activation_requests; ++r) m.views[request_tensor[r]].data = m.arena + m.plan.offsets[r];
+  for (size_t r = 0; r < activation_requests; ++r)
+    m.views[m.slot[request_tensor[r]]].data = m.arena + m.plan.offsets[r];
   m.op_scratch_ptr.assign(num_ops, nullptr);
   for (size_t r = activation_requests; r < requests.size(); ++r)
     m.op_scratch_ptr[-1 - request_tensor[r]] = m.arena + m.plan.offsets[r];
@@ -277,9 +297,9 @@ Status Interpreter::invoke_range(int32_t first_op, int32_t end_op) {
 
 int Interpreter::num_inputs() const { return impl_->graph ? static_cast<int>(impl_->graph->inputs.size()) : 0; }
 int Interpreter::num_outputs() const { return impl_->graph ? static_cast<int>(impl_->graph->outputs.size()) : 0; }
-TensorView Interpreter::input(int i) const { return impl_->views[impl_->graph->inputs[i]]; }
-TensorView Interpreter::output(int i) const { return impl_->views[impl_->graph->outputs[i]]; }
-TensorView Interpreter::tensor(int32_t index) const { return impl_->views[index]; }
+TensorView Interpreter::input(int i) const { return impl_->view(impl_->graph->inputs[i]); }
+TensorView Interpreter::output(int i) const { return impl_->view(impl_->graph->outputs[i]); }
+TensorView Interpreter::tensor(int32_t index) const { return impl_->view(index); }
 size_t Interpreter::arena_bytes() const { return impl_->plan.total_bytes; }
 size_t Interpreter::caller_arena_bytes() const { return impl_->plan.total_bytes + kArenaTailSlack; }
 size_t Interpreter::min_live_bytes() const { return impl_->plan.min_live_bytes; }
