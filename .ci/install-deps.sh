@@ -10,6 +10,8 @@ PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   dataset-fashion-mnist zlib1g-dev libcli11-dev nlohmann-json3-dev libopenblas-dev libpng-dev libjpeg-dev
   python3 python3-numpy python3-torch python3-torchvision python3-onnx
+  # Word lists: the text reference model (examples/langid) learns language identification from them.
+  wamerican wfrench wngerman witalian wspanish wportuguese wdutch wswedish wdanish wpolish wcatalan
 )
 # Node.js runs ONNX Runtime, the tests' oracle for ONNX semantics (below). A machine whose node
 # comes from elsewhere (it bundles npm) keeps it: Debian's npm would conflict with it.
