@@ -60,7 +60,7 @@ LANGS = [("english", "american-english"), ("french", "french"), ("german", "nger
 ENCODINGS = {"swedish": "iso-8859-1"}  # everything else: utf-8
 T = 24
 CAPS = {"test": 1000, "val": 500, "train": 16000}
-SPLIT_OF = {0: "test", 1: "val"}       # h % 10; 2..9 -> train
+SPLIT_CODE = {"test": 0, "val": 1}     # h % 10; 2..9 -> train
 MIN_COUNT = 20
 PAD, UNK = 0, 1
 FNV_OFFSET, FNV_PRIME = 2166136261, 16777619
@@ -127,10 +127,7 @@ def build_dataset(dict_dir):
         sp = h % np.uint64(10)
         counts = []
         for key in ("test", "val", "train"):
-            if key == "train":
-                idx = np.nonzero(sp >= 2)[0]
-            else:
-                idx = np.nonzero(sp == {"test": 0, "val": 1}[key])[0]
+            idx = np.nonzero(sp >= 2 if key == "train" else sp == SPLIT_CODE[key])[0]
             cap, n_cand = CAPS[key], idx.size
             if idx.size > cap:                    # keep everything tied with the cap-th hash
                 hk = h[idx]
@@ -294,8 +291,7 @@ def main():
         print(f"[langid] epoch {ep + 1}/{args.epochs} loss {total / seen:.4f} val top-1 {acc:.2f}% "
               f"({time.time() - t0:.0f}s)", flush=True)
     train_seconds = time.time() - t0
-    model.eval()
-    val_acc, _, _ = evaluate(model, xva, yva)
+    val_acc = acc  # the last epoch's: the final model (evaluate() leaves it in eval mode)
     test_acc, per_lang, logits = evaluate(model, xte, yte)
 
     os.makedirs(args.out, exist_ok=True)
