@@ -27,6 +27,7 @@ bool is_weighted(OpType t) { return op_info(t).weighted; }
 bool is_passthrough(OpType t) { return op_info(t).int8_role == Int8Role::kPassthrough; }
 bool is_requantizing(OpType t) { return op_info(t).int8_role == Int8Role::kRequantizing; }
 bool is_lookup(OpType t) { return op_info(t).int8_role == Int8Role::kLookup; }
+bool is_gather(OpType t) { return op_info(t).int8_role == Int8Role::kGather; }
 bool has_float_kernel(OpType t) { return op_info(t).has_float_kernel; }
 
 // Same predicate as the int8 Add kernels (XNNPACK's QS8 add range).
@@ -193,6 +194,14 @@ class IntegerGraphBuilder {
       if (!home_int8_[op.inputs[0]]) *note = "input is float";
       return home_int8_[op.inputs[0]];
     }
+    if (is_gather(op.type)) {  // an embedding: its table quantized per tensor, the output keeps its params
+      const Tensor& table = fg_.tensors[op.inputs[kWeightInput]];
+      if (!table.is_constant() || table.dtype != DType::kFloat32) {
+        *note = "table is not a float constant";
+        return false;
+      }
+      return true;
+    }
     if (is_lookup(op.type)) {  // a 256-entry table from the int8 input: worth it only when the input is int8
       if (!home_int8_[op.inputs[0]]) *note = "input is float";
       return home_int8_[op.inputs[0]];
@@ -237,6 +246,7 @@ class IntegerGraphBuilder {
     }
     layer->int8 = true;
     layer->activation_bits = is_passthrough(op.type) ? int8_params(op.inputs[0]).bits : params_[out].bits;
+    if (is_gather(op.type)) return add_gather(op, nop, layer);
     for (size_t k = 0; k < op.inputs.size(); ++k) {
       const int32_t t = op.inputs[k];
       if (t >= 0 && !fg_.tensors[t].is_constant()) nop.inputs[k] = int8_version(t);
@@ -261,6 +271,49 @@ class IntegerGraphBuilder {
           q_.add_constant(op.name + ":table", DType::kInt8, {kLookupTableSize}, table, sizeof(table));
       layer->weight_bytes = kLookupTableSize;
     }
+    op_map_.push_back(q_.add_operator(nop));
+    return Status::ok();
+  }
+
+  // Gather from a float table: the table per tensor (asymmetric over [min(t, 0), max(t, 0)]) at
+  // the layer's weight bits, bit-packed; indices stay float (graph inputs); the int8 output keeps
+  // the table's params, so the kernel only copies codes.
+  Status add_gather(const Operator& op, Operator nop, RtnLayerReport* layer) {
+    const int32_t tin = op.inputs[kWeightInput], out = op.outputs[0];
+    const Tensor& table = fg_.tensors[tin];
+    const LayerQuant* lq = layers_ && (*layers_)[current_op_].present ? &(*layers_)[current_op_] : nullptr;
+    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits : weight_bits_for(fg_, current_op_, opt_);
+    TQ_RETURN_IF_ERROR(check_bits(table.name.c_str(), bits));
+    const float* c = fg_.constant_data<float>(tin);
+    const int64_t n = shape_elements(table.shape);
+    float lo = 0.0f, hi = 0.0f;
+    for (int64_t i = 0; i < n; ++i) lo = std::min(lo, c[i]), hi = std::max(hi, c[i]);
+    if (hi - lo < 1e-30f) hi = lo + 1e-6f;
+    const ActivationParams p = params_for_range(lo, hi, bits);
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    const float inv = 1.0f / p.scale;
+    double sq = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      q[i] = static_cast<int8_t>(quantize_activation(c[i], inv, p.zero_point, p.bits));
+      const float back = (int32_t(q[i]) - p.zero_point) * p.scale;
+      sq += double(c[i] - back) * (c[i] - back);
+    }
+    std::vector<uint8_t> packed(static_cast<size_t>(packed_bytes(DType::kInt8, n, bits)));
+    qmath::pack_weights(q.data(), n, bits, packed.data());
+    const int32_t qt = q_.add_constant(table.name, DType::kInt8, table.shape, packed.data(), packed.size());
+    set_activation_quant(&q_.tensors[qt], p);
+    nop.inputs[0] = float_version(op.inputs[0]);
+    nop.inputs[kWeightInput] = qt;
+    const Tensor& fout = fg_.tensors[out];
+    qver_[out] = q_.add_tensor(fout.name, DType::kInt8, fout.shape);
+    home_int8_[out] = true;
+    q_.tensors[qver_[out]].quant = q_.tensors[qt].quant;
+    nop.outputs = {qver_[out]};
+    layer->weight_bits = bits;
+    layer->activation_bits = bits;
+    layer->weight_sq_error = sq;
+    layer->float_bytes = constant_bytes(fg_, tin);
+    layer->weight_bytes = static_cast<int64_t>(packed.size());
     op_map_.push_back(q_.add_operator(nop));
     return Status::ok();
   }

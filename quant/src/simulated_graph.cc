@@ -58,13 +58,14 @@ class SimulatedGraphBuilder {
       const Tensor& src = q_.tensors[t];
       TQ_ENSURE(src.is_constant(), kInvalidModel, "tensor '%s' is read before it is produced", src.name.c_str());
       const Buffer& b = q_.buffers[src.buffer];
-      if (src.dtype == DType::kInt8 && src.quant.scale.size() == 1 && src.quant.bits == 8 && src.quant.axis < 0) {
-        // An int8 constant operand (of an Add / Mul): its dequantized values.
+      if (src.dtype == DType::kInt8 && src.quant.scale.size() == 1 && src.quant.axis < 0) {
+        // An int8 constant operand (of an Add / Mul) or a Gather's table (bit-packed below 8
+        // bits): its dequantized values.
         const int64_t n = shape_elements(src.shape);
-        const int8_t* q = reinterpret_cast<const int8_t*>(b.data());
         const int32_t z = src.quant.zero_point.empty() ? 0 : src.quant.zero_point[0];
         std::vector<float> v(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(int32_t(q[i]) - z) * src.quant.scale[0];
+        for (int64_t i = 0; i < n; ++i)
+          v[i] = static_cast<float>(qmath::unpack_weight(b.data(), i, src.quant.bits) - z) * src.quant.scale[0];
         fver_[t] = s_.add_constant(src.name + ":dequantized", DType::kFloat32, src.shape, v.data(), v.size() * 4);
       } else {
         fver_[t] = s_.add_constant(src.name, src.dtype, src.shape, b.data(), b.size());

@@ -380,10 +380,10 @@ Status validate_graph(const Graph& g) {
     for (int k = 0; k < n_in; ++k) {
       const int32_t t = op.inputs[k];
       if (t < 0 || !g.tensors[t].is_constant() || g.tensors[t].quant.bits >= 8) continue;
-      const bool weight_slot = k == kWeightInput && info.weighted;
+      const bool weight_slot = k == kWeightInput && (info.weighted || op.type == OpType::kGather);
       TQ_ENSURE(weight_slot, kInvalidModel,
                 "%s '%s' (operator %d): input %d '%s' is bit-packed (%d bits); only conv / fully connected "
-                "weights may be",
+                "weights and Gather tables may be",
                 op_name(op.type), op.name.c_str(), i, k, g.tensors[t].name.c_str(), g.tensors[t].quant.bits);
     }
     // Data movement copies bytes: every input and the output share one dtype.

@@ -5,7 +5,7 @@ namespace tinyquant {
 namespace {
 
 constexpr Int8Role W = Int8Role::kWeighted, P = Int8Role::kPassthrough, R = Int8Role::kRequantizing,
-                   F = Int8Role::kFixedOutput, C = Int8Role::kConversion, L = Int8Role::kLookup,
+                   F = Int8Role::kFixedOutput, C = Int8Role::kConversion, L = Int8Role::kLookup, G = Int8Role::kGather,
                    N = Int8Role::kNone;
 
 // Concat's input limit bounds the work validate_graph and the kernels do per op, not a kernel need.
@@ -34,6 +34,8 @@ constexpr OpInfo kOps[] = {
     {OpType::kPRelu,             "PRelu",             2, 2,  1, false, N, true,  false},
     {OpType::kLayerNorm,         "LayerNorm",         2, 3,  1, false, N, true,  false},
     {OpType::kConvTranspose,     "ConvTranspose",     3, 3,  1, false, N, true,  false},
+    {OpType::kGather,            "Gather",            2, 2,  1, false, G, true,  false},
+    {OpType::kBatchMatMul,       "BatchMatMul",       2, 2,  1, false, R, true,  false},
 };
 static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(OpType::kCount),
               "op_info: one entry per OpType");

@@ -201,6 +201,46 @@ Status infer_layer_norm(const Ctx& c, Dims* out) {
   return Status::ok();
 }
 
+// Gather: indices of any shape (input 0, float32 integers or int32), a constant table [V, ...] (input 1).
+Status infer_gather(const Ctx& c, Dims* out) {
+  TQ_RETURN_IF_ERROR(require_constant(c, kWeightInput));
+  const Tensor& idx = c.g.tensors[c.op.inputs[0]];
+  if (idx.dtype != DType::kInt32 && idx.dtype != DType::kFloat32)
+    SHAPE_ERROR("Gather '%s': indices '%s' are %s, expected float32 or int32", c.name(), c.tname(0),
+                dtype_name(idx.dtype));
+  const Dims& x = c.in(0);
+  const Dims& t = c.in(kWeightInput);
+  if (t.rank < 1 || t[0] < 1 || x.rank + t.rank - 1 > kMaxRank) {
+    char xb[96], tb[96];
+    SHAPE_ERROR("Gather '%s': table '%s' %s cannot be indexed by '%s' %s (a table [V, ...] with V >= 1, output rank "
+                "at most %d)", c.name(), c.tname(1), t.str(tb, sizeof(tb)), c.tname(0), x.str(xb, sizeof(xb)),
+                kMaxRank);
+  }
+  *out = x;
+  for (int i = 1; i < t.rank; ++i) out->d[out->rank++] = t[i];
+  return Status::ok();
+}
+
+// BatchMatMul: [..., M, K] x [..., K, N] -> [..., M, N], equal leading dims.
+Status infer_batch_matmul(const Ctx& c, Dims* out) {
+  const Dims& a = c.in(0);
+  const Dims& b = c.in(1);
+  bool ok = a.rank >= 3 && a.rank == b.rank && a[a.rank - 1] == b[b.rank - 2];
+  for (int i = 0; ok && i < a.rank - 2; ++i) ok = a[i] == b[i];
+  if (!ok) {
+    char ab[96], bb[96];
+    SHAPE_ERROR("BatchMatMul '%s': '%s' %s and '%s' %s do not multiply (expected [..., M, K] x [..., K, N] of one "
+                "rank >= 3 with equal leading dims)", c.name(), c.tname(0), a.str(ab, sizeof(ab)), c.tname(1),
+                b.str(bb, sizeof(bb)));
+  }
+  if (c.g.tensors[c.op.inputs[0]].is_constant() || c.g.tensors[c.op.inputs[1]].is_constant())
+    SHAPE_ERROR("BatchMatMul '%s': both inputs must be activations (a constant operand is a FullyConnected)",
+                c.name());
+  *out = a;
+  out->d[out->rank - 1] = b[b.rank - 1];
+  return Status::ok();
+}
+
 Status infer_pool(const Ctx& c, Dims* out) {
   TQ_RETURN_IF_ERROR(require_rank(c, 0, 4));
   const Dims& x = c.in(0);
@@ -377,6 +417,21 @@ Status check_dtypes(const Ctx& c, const Dims& out) {
         QUANT_ERROR(kInvalidModel, "%s '%s': an int8 input needs its lookup table (input %d)", c.kind(), c.name(),
                     kTableInput);
       return require_s8_activation(c, out_tensor(c), "output");
+    case Int8Role::kGather: {
+      const Tensor& t = in_tensor(c, kWeightInput);
+      if (t.dtype != DType::kInt8 || t.quant.scale.size() != 1)
+        QUANT_ERROR(kInvalidModel, "Gather '%s': an int8 output needs an int8 table with one scale ('%s' is %s with "
+                    "%zu scales)", c.name(), t.name.c_str(), dtype_name(t.dtype), t.quant.scale.size());
+      TQ_RETURN_IF_ERROR(require_s8_activation(c, out_tensor(c), "output"));
+      const int32_t zt = t.quant.zero_point.empty() ? 0 : t.quant.zero_point[0];
+      const Tensor& o = out_tensor(c);
+      const int32_t zo = o.quant.zero_point.empty() ? 0 : o.quant.zero_point[0];
+      if (t.quant.scale[0] != o.quant.scale[0] || zt != zo || t.quant.bits != o.quant.bits)
+        QUANT_ERROR(kInvalidModel, "Gather '%s': output '%s' must keep the table's scale %g, zero point %d and %d "
+                    "bits (has %g, %d, %d)", c.name(), o.name.c_str(), t.quant.scale[0], zt, t.quant.bits,
+                    o.quant.scale[0], zo, o.quant.bits);
+      return Status::ok();
+    }
     case Int8Role::kNone:
       QUANT_ERROR(kUnsupported, "%s '%s' has no int8 kernel (it runs float32 between a Dequantize and a Quantize)",
                   c.kind(), c.name());
@@ -442,6 +497,8 @@ Status infer_op(const Ctx& c, Dims* out) {
     case OpType::kReshape: return infer_reshape(c, out);
     case OpType::kConcat: return infer_concat(c, out);
     case OpType::kTranspose: return infer_transpose(c, out);
+    case OpType::kGather: return infer_gather(c, out);
+    case OpType::kBatchMatMul: return infer_batch_matmul(c, out);
     case OpType::kCount: break;
   }
   SHAPE_ERROR("operator '%s': unknown op type %d", c.name(), static_cast<int>(c.op.type));

@@ -28,6 +28,7 @@
 #include <limits>
 #include <new>
 #include <numeric>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -378,6 +379,8 @@ class Importer {
   void import_prelu(const Node& node);
   void import_conv_transpose(const Node& node);
   void import_gather(const Node& node);
+  void import_embedding(const Node& node);
+  std::set<std::string> token_inputs_;  // graph inputs of integer ids (float32 in the graph)
   void import_cast(const Node& node);
   void import_layer_norm(const Node& node);
   void emit_unary(const std::string& label, Value& x, const UnaryOptions& f, const std::string& out);
@@ -428,7 +431,7 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Flatten", &Importer::import_flatten},
     {"Reshape", &Importer::import_reshape},
     {"Gemm", &Importer::import_gemm, 0, "constant B (and C)"},
-    {"MatMul", &Importer::import_matmul, 0, "constant second input"},
+    {"MatMul", &Importer::import_matmul, 0, "constant second input, or two activations [..., M, K] x [..., K, N]"},
     {"Softmax", &Importer::import_softmax, 0, "the last axis, or the channels of a 4-D input"},
     {"Concat", &Importer::import_concat},
     {"Identity", &Importer::import_identity},
@@ -463,7 +466,7 @@ const Importer::OpEntry Importer::kOps[] = {
     {"Upsample", &Importer::import_resize, 0, "nearest / linear over H, W"},
     {"PRelu", &Importer::import_prelu},
     {"ConvTranspose", &Importer::import_conv_transpose, 0, "2-D, constant weights; explicit pads or VALID"},
-    {"Gather", &Importer::import_gather, 0, "constant indices"},
+    {"Gather", &Importer::import_gather, 0, "constant indices, or token ids into a constant table"},
     {"Cast", &Importer::import_cast, 0, "to float (computed values); any type on constants"},
     {"LayerNormalization", &Importer::import_layer_norm, 17, "over the last axis, constant scale and bias"},
 };
@@ -550,9 +553,14 @@ void Importer::add_graph_inputs() {
     const char* name = in.name().c_str();
     if (!in.type().has_tensor_type()) fail(StatusCode::kUnsupported, "graph input '%s' is not a tensor", name);
     const auto& tt = in.type().tensor_type();
-    if (tt.elem_type() != onnx::TensorProto::FLOAT)
-      fail(StatusCode::kUnsupported, "graph input '%s': dtype %s is not supported (expected float32)", name,
-           dtype_string(tt.elem_type()));
+    // Integer inputs are token ids (int64 in PyTorch exports). Like every tinyquant input they
+    // enter as float32 (exact integers below 2^24), so calibration, the C API and tq run feed
+    // them as any other input; only a Gather from a constant table (an embedding) may read them,
+    // and it checks each is an integer in range.
+    const bool ids = tt.elem_type() == onnx::TensorProto::INT64 || tt.elem_type() == onnx::TensorProto::INT32;
+    if (tt.elem_type() != onnx::TensorProto::FLOAT && !ids)
+      fail(StatusCode::kUnsupported, "graph input '%s': dtype %s is not supported (expected float32, or int64 / int32 "
+           "token ids)", name, dtype_string(tt.elem_type()));
     if (!tt.has_shape() || tt.shape().dim_size() == 0 || tt.shape().dim_size() > kMaxRank)
       fail(StatusCode::kUnsupported, "graph input '%s' has no shape or an unsupported rank (expected 1..%d dims)", name,
            kMaxRank);
@@ -593,6 +601,7 @@ void Importer::add_graph_inputs() {
       }
     }
     int32_t t = add_activation(in.name(), shape);
+    if (ids) token_inputs_.insert(in.name());
     graph_->inputs.push_back(t);
     define(in.name(), shape, Layout::kOnnx, t);
   }
@@ -720,7 +729,9 @@ int Importer::sole_reader(const std::string& name, std::vector<int>* through) {
     if (it == readers_.end() || it->second.size() != 1 || it->second[0] < 0) return -1;
     int r = it->second[0];
     const onnx::NodeProto& n = g_.node(r);
-    if (done_[r] || n.input(0) != cur || !is_default_domain(n.domain()) || n.output_size() == 0) return -1;
+    const bool second_of_add = n.op_type() == "Add" && n.input_size() == 2 && n.input(1) == cur;  // Add(bias, x)
+    if (done_[r] || (n.input(0) != cur && !second_of_add) || !is_default_domain(n.domain()) || n.output_size() == 0)
+      return -1;
     if (n.op_type() != "Identity" && n.op_type() != "Dropout") return r;
     if (n.op_type() == "Dropout") check_dropout(Node(n));
     through->push_back(r);
@@ -737,7 +748,8 @@ Fused Importer::absorb(const std::string& name, bool fold_bias_add, int channels
   int r = sole_reader(f.out, &through);
   if (r >= 0 && fold_bias_add && g_.node(r).op_type() == "Add" && g_.node(r).input_size() == 2) {
     Node add(g_.node(r));
-    const Constant* c = find_constant(add.in(1));
+    // Either operand order: PyTorch writes a Linear on a sequence as Add(bias, MatMul(x, W)).
+    const Constant* c = find_constant(add.in(add.in(0) == f.out ? 1 : 0));
     if (c && c->type == onnx::TensorProto::FLOAT && add.proto.attribute_size() == 0 &&
         (c->size() == channels || c->size() == 1) && c->dims.size() <= 2 &&
         (c->dims.empty() || c->dims.back() == c->size())) {
@@ -1363,10 +1375,25 @@ void Importer::import_gemm(const Node& node) {
 void Importer::import_matmul(const Node& node) {
   node.allow_attributes({});
   Value& a = value(node, 0);
-  if (!find_constant(node.in(1)))
-    node.fail(StatusCode::kUnsupported,
-              "input B '%s' must be a constant initializer (a product of two activations is not supported)",
-              node.in(1).c_str());
+  if (!find_constant(node.in(1))) {  // a product of two activations (attention)
+    Value& b = value(node, 1);
+    const size_t r = a.shape.size();
+    bool ok = r >= 3 && b.shape.size() == r && a.shape[r - 1] == b.shape[r - 2];
+    for (size_t i = 0; ok && i + 2 < r; ++i) ok = a.shape[i] == b.shape[i];
+    if (!ok)
+      node.fail(StatusCode::kUnsupported,
+                "shapes %s x %s are not supported for a product of two activations (expected [..., M, K] x "
+                "[..., K, N] of one rank >= 3 with equal leading dims)",
+                shape_string(a.shape).c_str(), shape_string(b.shape).c_str());
+    Shape out = a.shape;
+    out[r - 1] = b.shape[r - 1];
+    const int32_t ta = tensor_in(a, Layout::kOnnx);
+    const int32_t tb = tensor_in(value(node, 1), Layout::kOnnx);
+    const int32_t t = add_activation(node.out(0), out);
+    emit(OpType::kBatchMatMul, node.label, {ta, tb}, t);
+    define(node.out(0), out, Layout::kOnnx, t);
+    return;
+  }
   const Constant& b = float_constant(node, 1, "B");
   if (a.shape.size() < 2 || b.dims.size() != 2 || b.dims[0] != a.shape.back())
     node.fail(StatusCode::kUnsupported, "shapes %s x %s are not supported (expected [..., K] x constant [K,M])",
@@ -2395,6 +2422,10 @@ void Importer::import_layer_norm(const Node& node) {
 // (a scalar index also drops the axis), else one Slice per index and a Concat.
 void Importer::import_gather(const Node& node) {
   node.allow_attributes({"axis"});
+  if (find_constant(node.in(0)) && !find_constant(node.in(1))) {
+    import_embedding(node);
+    return;
+  }
   Value& x = value(node, 0);
   const Constant* idx = find_constant(node.in(1));
   if (!idx || idx->type != onnx::TensorProto::INT64 || idx->dims.size() > 1 || idx->i.empty())
@@ -2452,6 +2483,30 @@ void Importer::import_gather(const Node& node) {
     define(name, gathered, layout, t);
   }
   if (scalar) import_flatten_to(node, values_[name], out);
+}
+
+// Gather of rows of a constant table by computed indices (token ids; an embedding): one Gather op
+// reading the int32 ids (a graph input) and the table as a float constant.
+void Importer::import_embedding(const Node& node) {
+  if (int64_t axis = node.get_int("axis", 0)) node.unsupported("axis", std::to_string(axis), "0 for a constant table");
+  const Constant& table = float_constant(node, 0, "data");
+  Value& idx = value(node, 1);
+  const int32_t it = tensor_in(idx, Layout::kOnnx);
+  if (!token_inputs_.count(node.in(1)))
+    node.fail(StatusCode::kUnsupported,
+              "indices '%s' must be a graph input of integer token ids (int64 / int32); computed indices are not "
+              "supported", node.in(1).c_str());
+  if (table.dims.empty() || table.dims[0] < 1)
+    node.fail(StatusCode::kInvalidModel, "data %s is not a table [V, ...]", shape_string(table.dims).c_str());
+  Shape out = idx.shape;
+  for (size_t i = 1; i < table.dims.size(); ++i) out.push_back(table.dims[i]);
+  if (out.size() > static_cast<size_t>(kMaxRank))
+    node.fail(StatusCode::kUnsupported, "output rank %zu exceeds %d", out.size(), kMaxRank);
+  Shape tshape(table.dims.begin(), table.dims.end());
+  const int32_t tt = add_constant(node.in(0), tshape, table.f);
+  const int32_t t = add_activation(node.out(0), out);
+  emit(OpType::kGather, node.label, {it, tt}, t);
+  define(node.out(0), out, Layout::kOnnx, t);
 }
 
 // Cast of a float value to float is the identity (exporters emit it around mixed precision).

@@ -41,6 +41,8 @@ static_assert(int(fb::OpCode::Conv2D) == int(OpType::kConv2D) &&
                   int(fb::OpCode::Resize) == int(OpType::kResize) && int(fb::OpCode::PRelu) == int(OpType::kPRelu) &&
                   int(fb::OpCode::LayerNorm) == int(OpType::kLayerNorm) &&
                   int(fb::OpCode::ConvTranspose) == int(OpType::kConvTranspose) &&
+                  int(fb::OpCode::Gather) == int(OpType::kGather) &&
+                  int(fb::OpCode::BatchMatMul) == int(OpType::kBatchMatMul) &&
                   int(fb::OpCode::MAX) + 1 == int(OpType::kCount),
               "fb::OpCode must match tinyquant::OpType");
 static_assert(int(fb::UnaryKind::Sigmoid) == int(UnaryKind::kSigmoid) &&
@@ -313,7 +315,9 @@ fb::OperatorOptions expected_options(OpType type) {
     case OpType::kClamp:
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
-    case OpType::kDequantize: return fb::OperatorOptions::ActivationOptions;
+    case OpType::kDequantize:
+    case OpType::kGather:
+    case OpType::kBatchMatMul: return fb::OperatorOptions::ActivationOptions;
     case OpType::kUnary: return fb::OperatorOptions::UnaryOptions;
     case OpType::kSlice: return fb::OperatorOptions::SliceOptions;
     case OpType::kResize: return fb::OperatorOptions::ResizeOptions;

@@ -65,6 +65,8 @@ Options write_options(FlatBufferBuilder& fbb, const Operator& op) {
     case OpType::kGlobalAveragePool:
     case OpType::kQuantize:
     case OpType::kDequantize:
+    case OpType::kGather:
+    case OpType::kBatchMatMul:
       return {fb::OperatorOptions::ActivationOptions, fb::CreateActivationOptions(fbb, &act).Union()};
     case OpType::kReshape:
       return {fb::OperatorOptions::ReshapeOptions,

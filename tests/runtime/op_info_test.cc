@@ -114,7 +114,8 @@ TEST_CASE("op_info: int8 roles are the ones the rtn pipeline's contract names") 
       {OpType::kSub, Int8Role::kNone},                  {OpType::kDiv, Int8Role::kNone},
       {OpType::kSlice, Int8Role::kPassthrough},         {OpType::kResize, Int8Role::kPassthrough},
       {OpType::kPRelu, Int8Role::kNone},                {OpType::kLayerNorm, Int8Role::kNone},
-      {OpType::kConvTranspose, Int8Role::kNone},
+      {OpType::kConvTranspose, Int8Role::kNone},        {OpType::kGather, Int8Role::kGather},
+      {OpType::kBatchMatMul, Int8Role::kRequantizing},
   };
   REQUIRE(sizeof(expected) / sizeof(expected[0]) == static_cast<size_t>(kNumOps));
   for (const Expect& e : expected) {
@@ -134,8 +135,10 @@ TEST_CASE("op_info: int8 roles are what the reference kernels do") {
     const OpType t = op_type(i);
     const OpInfo& info = op_info(t);
     // A lookup needs its table (tests/runtime/unary_test.cc); kNone has no int8 kernel (below).
+    // Gather (indices + a table) and BatchMatMul ([.., M, K] x [.., K, N]) do not fit one sample
+    // input read twice: tests/runtime/transformer_ops_test.cc checks them.
     if (info.weighted || info.int8_role == Int8Role::kConversion || info.int8_role == Int8Role::kLookup ||
-        info.int8_role == Int8Role::kNone)
+        info.int8_role == Int8Role::kNone || t == OpType::kGather || t == OpType::kBatchMatMul)
       continue;
     CAPTURE(info.name);
     const Graph g = sample_graph(t, info.min_inputs, 1, DType::kInt8, DType::kInt8, 0.1f);
@@ -194,7 +197,7 @@ TEST_CASE("op_info: arity is what validate_graph accepts") {
   }
 }
 
-TEST_CASE("op_info: only a weighted op has an optional bias slot and may read bit-packed weights") {
+TEST_CASE("op_info: only a weighted op has an optional bias slot; it and Gather may read bit-packed constants") {
   for (int i = 0; i < kNumOps; ++i) {
     const OpType t = op_type(i);
     const OpInfo& info = op_info(t);
@@ -214,7 +217,7 @@ TEST_CASE("op_info: only a weighted op has an optional bias slot and may read bi
     const int32_t w = g.add_constant("w", DType::kInt8, {4}, packed, sizeof(packed));
     g.tensors[w].quant.bits = 4;
     g.operators[0].inputs[kWeightInput] = w;
-    CHECK(validate_graph(g).is_ok() == info.weighted);
+    CHECK(validate_graph(g).is_ok() == (info.weighted || t == OpType::kGather));
   }
 }
 
@@ -232,7 +235,8 @@ TEST_CASE("op_info: int8 roles are what infer_shapes checks") {
   for (int i = 0; i < kNumOps; ++i) {
     const OpType t = op_type(i);
     const OpInfo& info = op_info(t);
-    if (info.weighted || info.int8_role == Int8Role::kConversion) continue;
+    if (info.weighted || info.int8_role == Int8Role::kConversion || t == OpType::kGather || t == OpType::kBatchMatMul)
+      continue;  // (the last two: tests/runtime/transformer_ops_test.cc)
     CAPTURE(info.name);
     std::vector<Dims> none_dims;
     if (info.int8_role == Int8Role::kNone || info.int8_role == Int8Role::kLookup) {

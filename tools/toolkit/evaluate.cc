@@ -34,13 +34,15 @@ Status check_classifier(const Graph& graph, int32_t rows, int32_t cols) {
   return Status::ok();
 }
 
-Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const EvalOptions& options,
-                           EvalResult* result) {
-  TQ_RETURN_IF_ERROR(check_classifier(graph, data.rows, data.cols));
+namespace {
+// The evaluation loop of every labelled dataset: fill(first, n, input) writes samples
+// [first, first + n) as the model's float32 input.
+template <typename Fill>
+Status evaluate_loop(const Graph& graph, int32_t count, const uint8_t* labels, const EvalOptions& options,
+                     const char* unit, Fill fill, EvalResult* result) {
   TQ_ENSURE(options.batch >= 1 && options.batch <= 4096, kInvalidArgument, "batch %d must be 1..4096", options.batch);
   TQ_ENSURE(options.limit >= 0, kInvalidArgument, "--limit %d must be >= 0", options.limit);
-  TQ_ENSURE(options.std > 0.0f, kInvalidArgument, "--std %g must be > 0", options.std);
-  const int32_t total = options.limit > 0 ? std::min(options.limit, data.count) : data.count;
+  const int32_t total = options.limit > 0 ? std::min(options.limit, count) : count;
   *result = EvalResult();
 
   Interpreter interp;
@@ -63,7 +65,7 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
         for (size_t i = 0; i < graph.operators.size(); ++i)
           result->fallback_ops += interp.op_backend(static_cast<int>(i)) != options.backend;
     }
-    preprocess_images(data, first, n, options.mean, options.std, interp.input(0).as<float>());
+    fill(first, n, interp.input(0).as<float>());
     TQ_RETURN_IF_ERROR(interp.invoke());
     // Checksum sample by sample (each output's row i in turn), so the batch size cannot change it.
     for (int32_t i = 0; i < n; ++i)
@@ -80,13 +82,13 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
       const float* row = logits + size_t(i) * classes;
       const int32_t pred = static_cast<int32_t>(std::max_element(row, row + classes) - row);
       result->predictions.push_back(pred);
-      result->correct += pred == data.labels[first + i];
+      result->correct += pred == labels[first + i];
       if (first + i < options.keep_logits) result->logits.insert(result->logits.end(), row, row + classes);
     }
     first += n;
     const uint64_t now = port::now_us();
     if (options.progress && (now - last_report > 2000000 || first == total)) {
-      port::log("  %d/%d images, top-1 so far %.2f%%, %.1f s", first, total, 100.0 * result->correct / first,
+      port::log("  %d/%d %s, top-1 so far %.2f%%, %.1f s", first, total, unit, 100.0 * result->correct / first,
                 (now - t0) / 1e6);
       last_report = now;
     }
@@ -95,6 +97,50 @@ Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const E
   result->top1 = total ? 100.0 * result->correct / total : 0.0;
   result->seconds = (port::now_us() - t0) / 1e6;
   return Status::ok();
+}
+}  // namespace
+
+Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const EvalOptions& options,
+                           EvalResult* result) {
+  TQ_RETURN_IF_ERROR(check_classifier(graph, data.rows, data.cols));
+  TQ_ENSURE(options.std > 0.0f, kInvalidArgument, "--std %g must be > 0", options.std);
+  return evaluate_loop(graph, data.count, data.labels.data(), options, "images",
+                       [&](int32_t first, int32_t n, float* in) {
+                         preprocess_images(data, first, n, options.mean, options.std, in);
+                       },
+                       result);
+}
+
+Status check_token_classifier(const Graph& graph, int32_t seq_len) {
+  TQ_ENSURE(graph.inputs.size() == 1 && graph.outputs.size() == 1, kInvalidArgument,
+            "the model has %zu inputs and %zu outputs; a token classifier needs exactly one of each",
+            graph.inputs.size(), graph.outputs.size());
+  const Tensor& in = graph.tensors[graph.inputs[0]];
+  char buf[96];
+  TQ_ENSURE(in.dtype == DType::kFloat32 && in.shape.size() == 2 && in.shape[1] == seq_len, kInvalidArgument,
+            "model input '%s' is %s %s; the text data set gives token ids as [N,%d] (words of at most %d characters)",
+            in.name.c_str(), dtype_name(in.dtype), shape_str(in.shape.data(), (int)in.shape.size(), buf, sizeof(buf)),
+            seq_len, seq_len);
+  std::vector<Dims> dims;
+  TQ_RETURN_IF_ERROR(infer_shapes(graph, 1, &dims));
+  const Dims& out = dims[graph.outputs[0]];
+  const Tensor& ot = graph.tensors[graph.outputs[0]];
+  TQ_ENSURE(ot.dtype == DType::kFloat32 && out.rank >= 1 && out.elements() == out[out.rank - 1] &&
+                out[out.rank - 1] >= 2,
+            kInvalidArgument, "model output '%s' is %s; a classifier returns float32 [N, classes]", ot.name.c_str(),
+            out.str(buf, sizeof(buf)));
+  return Status::ok();
+}
+
+Status evaluate_token_classifier(const Graph& graph, const TokenDataset& data, const EvalOptions& options,
+                                 EvalResult* result) {
+  TQ_RETURN_IF_ERROR(check_token_classifier(graph, data.seq_len));
+  return evaluate_loop(graph, data.count, data.labels.data(), options, "words",
+                       [&](int32_t first, int32_t n, float* in) {
+                         const int32_t* t = data.tokens.data() + int64_t(first) * data.seq_len;
+                         for (int64_t i = 0; i < int64_t(n) * data.seq_len; ++i) in[i] = static_cast<float>(t[i]);
+                       },
+                       result);
 }
 
 }  // namespace tinyquant

@@ -13,7 +13,8 @@
 namespace tinyquant {
 
 Status load_calibration_set(const std::string& spec, const std::string& data_dir, int32_t count, uint64_t seed,
-                            float mean, float std, const Graph& graph, quant::CalibrationData* out) {
+                            float mean, float std, const Graph& graph, quant::CalibrationData* out,
+                            const TextDataPaths& text) {
   quant::CalibrationData c;
   c.dataset = spec;
   if (spec.rfind("npy:", 0) == 0) {  // one file per model input, comma-separated
@@ -53,24 +54,48 @@ Status load_calibration_set(const std::string& spec, const std::string& data_dir
   TQ_ENSURE(graph.inputs.size() == 1, kUnsupported,
             "--calib %s feeds one image input; the model has %zu inputs (give npy:A.npy,B.npy,...)", spec.c_str(),
             graph.inputs.size());
+  TQ_ENSURE(count >= 1, kInvalidArgument, "--calib-size %d: the calibration set is empty", count);
+  auto draw = [&](int32_t total, int32_t n) {  // partial Fisher-Yates: n distinct indices of [0, total)
+    std::vector<int32_t> index(total);
+    std::iota(index.begin(), index.end(), 0);
+    std::mt19937_64 rng(seed);
+    for (int32_t i = 0; i < n; ++i) {
+      std::uniform_int_distribution<int32_t> pick(i, total - 1);
+      std::swap(index[i], index[pick(rng)]);
+    }
+    index.resize(n);
+    return index;
+  };
+  if (spec == "langid" || spec.rfind("langid:", 0) == 0) {
+    const std::string split = spec == "langid" ? "train" : spec.substr(7);
+    TQ_ENSURE(split == "train" || split == "val" || split == "test", kInvalidArgument,
+              "--calib '%s': expected langid:train, langid:val or langid:test", spec.c_str());
+    TokenDataset ds;
+    TQ_RETURN_IF_ERROR(load_langid(text.dict_dir, text.vocab, split, &ds));
+    TQ_RETURN_IF_ERROR(check_token_classifier(graph, ds.seq_len));
+    const int32_t n = std::min(count, ds.count);
+    TQ_ENSURE(n >= 1, kInvalidArgument, "--calib %s: the split has no words", spec.c_str());
+    const std::vector<int32_t> index = draw(ds.count, n);
+    c.samples = n;
+    c.values.resize(static_cast<size_t>(n) * ds.seq_len);
+    for (int32_t i = 0; i < n; ++i)
+      for (int32_t j = 0; j < ds.seq_len; ++j)
+        c.values[size_t(i) * ds.seq_len + j] = static_cast<float>(ds.tokens[size_t(index[i]) * ds.seq_len + j]);
+    *out = std::move(c);
+    return Status::ok();
+  }
   std::string split;
   if (spec == "fashion-mnist:train" || spec == "fashion-mnist") split = "train";
   else if (spec == "fashion-mnist:test") split = "test";
   TQ_ENSURE(!split.empty(), kInvalidArgument,
-            "--calib '%s': expected fashion-mnist:train, fashion-mnist:test or npy:FILE.npy", spec.c_str());
-  TQ_ENSURE(count >= 1, kInvalidArgument, "--calib-size %d: the calibration set is empty", count);
+            "--calib '%s': expected fashion-mnist:train, fashion-mnist:test, langid:train|val|test or npy:FILE.npy",
+            spec.c_str());
   ImageDataset ds;
   TQ_RETURN_IF_ERROR(load_fashion_mnist(data_dir, split, &ds));
   TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols));
   const int32_t n = std::min(count, ds.count);
   TQ_ENSURE(n >= 1, kInvalidArgument, "--calib %s: the split in %s has no images", spec.c_str(), data_dir.c_str());
-  std::vector<int32_t> index(ds.count);
-  std::iota(index.begin(), index.end(), 0);
-  std::mt19937_64 rng(seed);
-  for (int32_t i = 0; i < n; ++i) {
-    std::uniform_int_distribution<int32_t> pick(i, ds.count - 1);
-    std::swap(index[i], index[pick(rng)]);
-  }
+  const std::vector<int32_t> index = draw(ds.count, n);
   const size_t per = static_cast<size_t>(ds.rows) * ds.cols;
   c.samples = n;
   c.values.resize(per * n);

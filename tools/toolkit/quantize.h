@@ -20,8 +20,16 @@ namespace tinyquant {
 //   "npy:PATH"  a float32 .npy [N, ...] whose dims after the first match the model input's; all N
 //       samples are used (count and seed are ignored).
 // Errors name the spec, file or tensor: an unknown spec, a missing file, a shape mismatch, count < 1.
+//   "langid:train" / "langid:val" / "langid:test"  `count` words drawn the same way from the text
+//       data set (examples/langid; word lists in text.dict_dir, vocabulary text.vocab), as token ids
+//       in float32 [count, seq_len] (check_token_classifier).
+struct TextDataPaths {
+  std::string dict_dir = kDefaultDictDir;
+  std::string vocab = kDefaultLangidVocab;
+};
 Status load_calibration_set(const std::string& spec, const std::string& data_dir, int32_t count, uint64_t seed,
-                            float mean, float std, const Graph& graph, quant::CalibrationData* out);
+                            float mean, float std, const Graph& graph, quant::CalibrationData* out,
+                            const TextDataPaths& text = TextDataPaths());
 
 // One line per layer of a quantize report: name, op, bits, float bytes -> quantized bytes; totals.
 void print_rtn_report(const quant::RtnReport& report, std::FILE* out);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "data/idx.h"
+#include "data/langid.h"
 #include "data/npy.h"
 #include "tinyquant/graph.h"
 #include "tinyquant/interpreter.h"
@@ -62,6 +63,12 @@ Status check_classifier(const Graph& graph, int32_t rows, int32_t cols);
 // Top-1 of the model over the dataset (labels used only to count).
 Status evaluate_classifier(const Graph& graph, const ImageDataset& data, const EvalOptions& options,
                            EvalResult* result);
+
+// A text classifier over token ids (examples/langid): float32 input [N, seq_len] holding the ids
+// (tinyquant's convention for integer inputs), float32 [N, classes] output.
+Status check_token_classifier(const Graph& graph, int32_t seq_len);
+Status evaluate_token_classifier(const Graph& graph, const TokenDataset& data, const EvalOptions& options,
+                                 EvalResult* result);
 
 // Output fidelity of `model` against `reference` (e.g. a quantized model against its float
 // original) on the same inputs: one float32 array per model input, [N, ...] each. Per output:

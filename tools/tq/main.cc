@@ -102,6 +102,12 @@ void add_preprocessing(CLI::App* cmd, std::string* data_dir, float* mean, float*
   cmd->add_option("--std", *std, "preprocessing, see --mean")->check(number(true));
 }
 
+// The text data set (examples/langid): Debian's word lists and the model's vocabulary file.
+void add_text_data(CLI::App* cmd, std::string* dict_dir, std::string* vocab) {
+  cmd->add_option("--dict-dir", *dict_dir, "langid: the Debian word lists (wamerican, wfrench, ...)");
+  cmd->add_option("--vocab", *vocab, "langid: the model's vocabulary, one character per line (id = line + 2)");
+}
+
 bool ends_with_onnx(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
 }
@@ -151,6 +157,7 @@ int cmd_import(const ImportArgs& a) {
 
 struct EvalArgs {
   std::string model, data = "fashion-mnist", split = "test", data_dir = kDefaultFashionMnistDir, against;
+  std::string dict_dir = kDefaultDictDir, vocab = kDefaultLangidVocab;
   std::vector<std::string> input_shapes;
   std::vector<float> pixel_mean = {0.0f}, pixel_std = {1.0f};
   EvalOptions eval;
@@ -161,16 +168,18 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
   CLI::App* cmd = tq.add_subcommand(
       "eval", "top-1 accuracy on Fashion-MNIST, or output fidelity against a reference model (--against)");
   add_model(cmd, &a.model, "MODEL.(tqm|onnx)");
-  cmd->add_option("--data", a.data, "fashion-mnist; with --against also npy:A.npy[,B.npy...] (one float32 [N,...] "
+  cmd->add_option("--data", a.data, "fashion-mnist or langid (words of 11 languages, examples/langid); with "
+                                    "--against also npy:A.npy[,B.npy...] (one float32 [N,...] "
                                     "file per model input) or images:DIR (PNG / JPEG files, resized to the input)")
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
-            return v == "fashion-mnist" || (v.rfind("npy:", 0) == 0 && v.size() > 4) ||
+            return v == "fashion-mnist" || v == "langid" || (v.rfind("npy:", 0) == 0 && v.size() > 4) ||
                            (v.rfind("images:", 0) == 0 && v.size() > 7)
                        ? ""
-                       : "expected fashion-mnist, npy:FILE.npy[,FILE.npy...] or images:DIR";
+                       : "expected fashion-mnist, langid, npy:FILE.npy[,FILE.npy...] or images:DIR";
           },
           "DATA"));
+  add_text_data(cmd, &a.dict_dir, &a.vocab);
   cmd->add_option("--pixel-mean", a.pixel_mean, "images:DIR: per-channel mean of pixel / 255 (1 or C values)")
       ->delimiter(',');
   cmd->add_option("--pixel-std", a.pixel_std, "images:DIR: per-channel std of pixel / 255 (1 or C values)")
@@ -179,8 +188,8 @@ CLI::App* add_eval(CLI::App& tq, EvalArgs& a) {
                   "REFERENCE.(tqm|onnx): report output fidelity against it (SQNR in dB, max abs error, top-1 "
                   "agreement) instead of accuracy; needs no labels");
   add_input_shapes(cmd, &a.input_shapes);
-  cmd->add_option("--split", a.split, "split")->check(CLI::IsMember({"test", "train"}));
-  cmd->add_option("--limit", a.eval.limit, "first N images only")->check(CLI::Range(1, kMaxCount))->default_str("all");
+  cmd->add_option("--split", a.split, "split (val: langid only)")->check(CLI::IsMember({"test", "train", "val"}));
+  cmd->add_option("--limit", a.eval.limit, "first N samples only")->check(CLI::Range(1, kMaxCount))->default_str("all");
   add_backend(cmd, &a.eval.backend, &a.eval.threads, "kernels");
   cmd->add_option("--batch", a.eval.batch, "images per invoke")->check(CLI::Range(1, 4096));
   add_preprocessing(cmd, &a.data_dir, &a.eval.mean, &a.eval.std);
@@ -219,7 +228,19 @@ int cmd_eval_against(const EvalArgs& a, const Graph& graph) {
       inputs.push_back(std::move(arr));
       start = comma + 1;
     }
+  } else if (a.data == "langid") {
+    TokenDataset ds;
+    s = load_langid(a.dict_dir, a.vocab, a.split, &ds);
+    if (!s.is_ok()) return fail(s);
+    s = check_token_classifier(graph, ds.seq_len);
+    if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
+    const int32_t n = a.eval.limit > 0 ? std::min(a.eval.limit, ds.count) : ds.count;
+    NpyArray x;
+    x.shape = {n, ds.seq_len};
+    x.data.assign(ds.tokens.begin(), ds.tokens.begin() + int64_t(n) * ds.seq_len);
+    inputs.push_back(std::move(x));
   } else {
+    if (a.split == "val") return usage_error("--split val: Fashion-MNIST has train and test only");
     ImageDataset ds;
     s = load_fashion_mnist(a.data_dir, a.split, &ds);
     if (!s.is_ok()) return fail(s);
@@ -269,7 +290,7 @@ int cmd_eval(EvalArgs& a) {
   Graph graph;
   Status s = load_any_model(a.model, &graph, ends_with_onnx(a.model) ? a.input_shapes : std::vector<std::string>());
   if (!s.is_ok()) return fail(s);
-  if (a.against.empty() && a.data != "fashion-mnist")
+  if (a.against.empty() && a.data != "fashion-mnist" && a.data != "langid")
     return usage_error("--data " + a.data + ": data without labels needs --against REFERENCE (output fidelity)");
   if (!a.against.empty() && !a.simulate) return cmd_eval_against(a, graph);
   if (a.simulate) {
@@ -283,11 +304,19 @@ int cmd_eval(EvalArgs& a) {
     return usage_error("--simulate: this build has no quant/ (TQ_WITH_QUANT=OFF)");
 #endif
   }
-  ImageDataset ds;
-  s = load_fashion_mnist(a.data_dir, a.split, &ds);
-  if (!s.is_ok()) return fail(s);
   EvalResult r;
-  s = evaluate_classifier(graph, ds, a.eval, &r);
+  if (a.data == "langid") {
+    TokenDataset ds;
+    s = load_langid(a.dict_dir, a.vocab, a.split, &ds);
+    if (!s.is_ok()) return fail(s);
+    s = evaluate_token_classifier(graph, ds, a.eval, &r);
+  } else {
+    if (a.split == "val") return usage_error("--split val: Fashion-MNIST has train and test only");
+    ImageDataset ds;
+    s = load_fashion_mnist(a.data_dir, a.split, &ds);
+    if (!s.is_ok()) return fail(s);
+    s = evaluate_classifier(graph, ds, a.eval, &r);
+  }
   if (!s.is_ok()) return fail(s.with_context("%s", a.model.c_str()));
   char checksum[24];
   std::snprintf(checksum, sizeof(checksum), "0x%016llx", static_cast<unsigned long long>(r.checksum));
@@ -322,6 +351,7 @@ int cmd_eval(EvalArgs& a) {
 struct QuantizeArgs {
   std::string model, output, method = "rtn", calib = "fashion-mnist:train", data_dir = kDefaultFashionMnistDir;
   std::string lr_mode = "relative", report;
+  std::string dict_dir = kDefaultDictDir, vocab = kDefaultLangidVocab;
   std::vector<std::string> input_shapes;
   int32_t calib_size = 1000;
   float mean = kFashionMnistMean, std = kFashionMnistStd;
@@ -382,7 +412,9 @@ CLI::App* add_quantize(CLI::App& tq, QuantizeArgs& a) {
       ->check(CLI::Range(0, 8) & !CLI::IsMember({1}));
   cmd->add_flag("--keep-first-last-8bit", rtn.keep_first_last_8bit,
                 "the first and last weighted layers keep 8-bit weights and an 8-bit input");
-  cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test or npy:FILE.npy[,FILE2.npy...] (one per model input)");
+  cmd->add_option("--calib", a.calib, "fashion-mnist:train, fashion-mnist:test, langid:train|val|test (token ids "
+                                      "of words, examples/langid) or npy:FILE.npy[,FILE2.npy...] (one per model input)");
+  add_text_data(cmd, &a.dict_dir, &a.vocab);
   add_input_shapes(cmd, &a.input_shapes);
   cmd->add_option("--calib-size", a.calib_size, "a seeded random subset of N images")
       ->check(because(CLI::Range(1, kMaxCount), "an empty calibration set cannot calibrate"));
@@ -456,7 +488,10 @@ int print_checked_json(const std::string& text, const std::string& model, std::s
 int load_model_and_calibration(const QuantizeArgs& a, uint64_t seed, Graph* graph, quant::CalibrationData* calib) {
   Status s = load_any_model(a.model, graph, a.input_shapes);
   if (!s.is_ok()) return fail(s);
-  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, seed, a.mean, a.std, *graph, calib);
+  TextDataPaths text;
+  text.dict_dir = a.dict_dir;
+  text.vocab = a.vocab;
+  s = load_calibration_set(a.calib, a.data_dir, a.calib_size, seed, a.mean, a.std, *graph, calib, text);
   return s.is_ok() ? 0 : fail(s);
 }
 

@@ -58,6 +58,15 @@ enum class OpType : uint8_t {
   kPRelu,       // x >= 0 ? x : slope * x, slope (input 1) broadcast against x (float32)
   kLayerNorm,   // (x - mean) / sqrt(var + epsilon) * scale + bias over the last axis (float32)
   kConvTranspose,  // transposed 2-D convolution, weights [O,KH,KW,I/groups], bias [O] (float32)
+  // y[i..., :] = table[indices[i...], :] (an embedding): input 0 the indices, any shape, float32
+  // holding integers (token ids enter as every input does) or int32; input 1 (kWeightInput) a
+  // constant table [V, ...]. An index that is not an integer in [0, V) fails invoke(), naming it.
+  // Int8: the table is int8 per tensor (bit-packed below 8 bits) and the output keeps its params.
+  kGather,
+  // [..., M, K] x [..., K, N] -> [..., M, N]: a product of two activations of one rank (3..6) with
+  // equal leading dims (attention scores and their weighted sum). Int8: both inputs per tensor,
+  // acc = sum (a - z_a)(b - z_b), y = requantize(acc, s_a * s_b / s_out, z_out, qmin, qmax).
+  kBatchMatMul,
   kCount,  // number of op types; keep last
 };
 const char* op_name(OpType type);  // op_info(type).name, "?" when out of range; per-op facts: op_info.h

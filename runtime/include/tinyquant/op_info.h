@@ -37,6 +37,9 @@ enum class Int8Role : uint8_t {
   // quantize_out(f(dequantize_in(q))) (tinyquant/unary.h builds it), so any elementwise f runs
   // exactly, at one load per element, without f's maths on the device.
   kLookup,
+  // Gather: indices (input 0; float32 integers or int32), a constant int8 table (input kWeightInput, one scale and
+  // zero point, bit-packed below 8 bits); the int8 output has the table's params and bits.
+  kGather,
   // No integer kernel: the op runs float32 and a quantized graph keeps it float between a
   // Dequantize and a Quantize.
   kNone,

@@ -73,6 +73,10 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
       concat_s8(op.axis, in, num_inputs, out[0]);
     } else if constexpr (T == OpType::kUnary) {
       lookup_s8(in[0], in[kTableInput], out[0]);
+    } else if constexpr (T == OpType::kBatchMatMul) {
+      batch_matmul_s8(in[0], in[1], out[0]);
+    } else if constexpr (T == OpType::kGather) {
+      return gather(op.name.c_str(), in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kSoftmax) {
       if (!softmax_s8_output_supported(out[0]))
         return Status::error(StatusCode::kUnsupported,
@@ -83,6 +87,11 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
       static_assert(kNoKernel<T>, "no int8 reference kernel for this op type");
     }
   } else {
+    if constexpr (T == OpType::kGather) {  // float32 or int32 indices, a float table
+      if (in[1].dtype != DType::kFloat32 || out[0].dtype != DType::kFloat32)
+        return Status::error(StatusCode::kUnsupported, "Gather '%s': expected a float32 table", op.name.c_str());
+      return gather(op.name.c_str(), in[0], in[1], out[0]);
+    }
     if (!op_info(T).data_movement && !all_float(in, num_inputs, out, num_outputs))
       return Status::error(StatusCode::kUnsupported,
                            "%s '%s': the reference backend runs this op on float32 only (got %s)", op_name(op.type),
@@ -129,6 +138,10 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
       prelu_f32(in[0], in[1], out[0]);
     } else if constexpr (T == OpType::kLayerNorm) {
       layer_norm_f32(op.epsilon, in[0], in[1], bias, out[0]);
+    } else if constexpr (T == OpType::kBatchMatMul) {
+      batch_matmul_f32(in[0], in[1], out[0]);
+    } else if constexpr (T == OpType::kGather) {
+      // returned above
     } else {
       static_assert(kNoKernel<T>, "no float reference kernel for this op type");
     }
@@ -140,11 +153,11 @@ Status kernel(const Operator& op, const TensorView* in, int num_inputs, const Te
 #define TQ_INT8_KERNELS(X)                                                                                        \
   X(kConv2D) X(kDepthwiseConv2D) X(kFullyConnected) X(kQuantize) X(kDequantize) X(kMaxPool2D) X(kClamp) X(kAdd) \
   X(kMul) X(kAveragePool2D) X(kGlobalAveragePool) X(kReshape) X(kTranspose) X(kSlice) X(kResize) X(kConcat)      \
-  X(kUnary) X(kSoftmax)
+  X(kUnary) X(kSoftmax) X(kBatchMatMul) X(kGather)
 #define TQ_FLOAT_KERNELS(X)                                                                                     \
   X(kConv2D) X(kDepthwiseConv2D) X(kFullyConnected) X(kAdd) X(kMul) X(kClamp) X(kMaxPool2D) X(kAveragePool2D) \
   X(kGlobalAveragePool) X(kSoftmax) X(kReshape) X(kConcat) X(kTranspose) X(kUnary) X(kSub) X(kDiv) X(kSlice)  \
-  X(kConvTranspose) X(kResize) X(kPRelu) X(kLayerNorm)
+  X(kConvTranspose) X(kResize) X(kPRelu) X(kLayerNorm) X(kBatchMatMul) X(kGather)
 #define TQ_INSTANTIATE(T, K) \
   template Status kernel<OpType::T, KernelKind::K>(const Operator&, const TensorView*, int, const TensorView*, int);
 #define TQ_INSTANTIATE_INT8(T) TQ_INSTANTIATE(T, kInt8)

@@ -98,6 +98,14 @@ void concat_s8(int32_t axis, const TensorView* inputs, int count, const TensorVi
 // y = table[x + 128] (Int8Role::kLookup; table: 256 int8 entries built by build_unary_table).
 void lookup_s8(const TensorView& input, const TensorView& table, const TensorView& output);
 
+// [..., M, K] x [..., K, N] -> [..., M, N], leading dims equal (infer_shapes checked them).
+void batch_matmul_f32(const TensorView& a, const TensorView& b, const TensorView& out);
+// acc = sum_k (a - z_a)(b - z_b); y = requantize(acc, requant_scale(s_a, s_b, s_out), z_out, qmin, qmax).
+void batch_matmul_s8(const TensorView& a, const TensorView& b, const TensorView& out);
+// out[i, ...] = table[indices[i], ...] (indices float32 integers or int32); an int8 table may be bit-packed (table.quant->bits). The
+// only reference kernel that fails: an index outside [0, V) (checked before anything is written).
+Status gather(const char* op_name, const TensorView& indices, const TensorView& table, const TensorView& out);
+
 // Runs `op` on views already bound to memory. inputs[i].data may be null for an absent optional
 // input (bias). Returns kUnsupported for an op/dtype combination this backend lacks.
 Status eval(const Operator& op, const TensorView* inputs, int num_inputs, const TensorView* outputs,

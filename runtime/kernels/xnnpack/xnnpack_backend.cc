@@ -138,6 +138,8 @@ Status dispatch(OpContext* ctx, bool* handled) {
     case OpType::kSlice:      // no slice operator in XNNPACK 2022-02: the reference's strided copies
     case OpType::kLayerNorm:  // no layer norm operator
     case OpType::kTranspose:  // XNNPACK 2022-02 has no transpose operator
+    case OpType::kGather:       // nor a gather
+    case OpType::kBatchMatMul:  // nor a product of two activations (the reference kernels, both dtypes)
     case OpType::kCount: break;
   }
   return Status::ok();
