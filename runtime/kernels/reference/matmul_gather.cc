@@ -54,16 +54,29 @@ void batch_matmul_s8(const TensorView& a, const TensorView& b, const TensorView&
   const int32_t za = zero_point(a), zb = zero_point(b), zy = zero_point(out);
   const float scale = qmath::requant_scale(a.quant->scale[0], b.quant->scale[0], out.quant->scale[0]);
   const int32_t lo = qmath::qmin(out.quant->bits), hi = qmath::qmax(out.quant->bits);
+  // sum_k (a - z_a)(b - z_b) = sum_k (a - z_a) b - z_b sum_k (a - z_a): B's rows are read in
+  // order, accumulated into a row of int32 (columns in chunks of kChunk, on the stack).
+  constexpr int32_t kChunk = 256;
+  int32_t acc[kChunk];
   for (int64_t i = 0; i < s.batch; ++i) {
     const int8_t* ai = pa + i * s.m * s.k;
     const int8_t* bi = pb + i * s.k * s.n;
     int8_t* yi = py + i * s.m * s.n;
     for (int32_t r = 0; r < s.m; ++r) {
       const int8_t* ar = ai + int64_t(r) * s.k;
-      for (int32_t c = 0; c < s.n; ++c) {
-        int32_t acc = 0;
-        for (int32_t k = 0; k < s.k; ++k) acc += (int32_t(ar[k]) - za) * (int32_t(bi[int64_t(k) * s.n + c]) - zb);
-        yi[int64_t(r) * s.n + c] = static_cast<int8_t>(qmath::requantize(acc, scale, zy, lo, hi));
+      int32_t asum = 0;
+      for (int32_t k = 0; k < s.k; ++k) asum += int32_t(ar[k]) - za;
+      for (int32_t c0 = 0; c0 < s.n; c0 += kChunk) {
+        const int32_t nc = s.n - c0 < kChunk ? s.n - c0 : kChunk;
+        for (int32_t c = 0; c < nc; ++c) acc[c] = 0;
+        for (int32_t k = 0; k < s.k; ++k) {
+          const int32_t av = int32_t(ar[k]) - za;
+          const int8_t* bk = bi + int64_t(k) * s.n + c0;
+          for (int32_t c = 0; c < nc; ++c) acc[c] += av * bk[c];
+        }
+        int8_t* yr = yi + int64_t(r) * s.n + c0;
+        for (int32_t c = 0; c < nc; ++c)
+          yr[c] = static_cast<int8_t>(qmath::requantize(acc[c] - zb * asum, scale, zy, lo, hi));
       }
     }
   }
