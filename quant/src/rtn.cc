@@ -202,6 +202,24 @@ class IntegerGraphBuilder {
       }
       return true;
     }
+    if (op.type == OpType::kSoftmax) {
+      // Attention weights (every reader a BatchMatMul) run the int8 softmax when the scores are
+      // int8: its output is fixed at 8 bits, scale 1/256 (finer than any learned 4-bit grid on
+      // [0, 1]), and it keeps the integer path exact across backends and targets (no float
+      // softmax between a Dequantize and a Quantize). Any other softmax (class probabilities)
+      // stays float.
+      bool attention = home_int8_[op.inputs[0]];
+      int readers = 0;
+      for (const Operator& r : fg_.operators)
+        for (int32_t t : r.inputs)
+          if (t == op.outputs[0]) {
+            ++readers;
+            attention = attention && r.type == OpType::kBatchMatMul;
+          }
+      for (int32_t t : fg_.outputs) attention = attention && t != op.outputs[0];
+      if (!(attention && readers > 0)) *note = "no int8 kernel (int8 only for attention weights)";
+      return attention && readers > 0;
+    }
     if (is_lookup(op.type)) {  // a 256-entry table from the int8 input: worth it only when the input is int8
       if (!home_int8_[op.inputs[0]]) *note = "input is float";
       return home_int8_[op.inputs[0]];
@@ -255,9 +273,12 @@ class IntegerGraphBuilder {
     const Tensor& fout = fg_.tensors[out];
     qver_[out] = q_.add_tensor(fout.name, DType::kInt8, fout.shape);
     home_int8_[out] = true;
-    if (is_passthrough(op.type))
+    if (is_passthrough(op.type)) {
       q_.tensors[qver_[out]].quant = q_.tensors[nop.inputs[0]].quant;
-    else
+    } else if (op.type == OpType::kSoftmax) {  // the int8 kernel's fixed output params
+      set_activation_quant(&q_.tensors[qver_[out]], ActivationParams{0x1.0p-8f, -128, 8});
+      layer->activation_bits = 8;
+    } else
       set_activation_quant(&q_.tensors[qver_[out]], params_[out]);
     nop.outputs = {qver_[out]};
     if (is_weighted(op.type)) TQ_RETURN_IF_ERROR(quantize_constants(op, &nop, layer));
