@@ -219,8 +219,9 @@ class Pipeline {
       }
       initial_scales_.push_back(layers_[i].scales);
     }
-    initial_params_ = params_;
     learned_.assign(fg_.tensors.size(), false);
+    if (opt_.adaquant) TQ_RETURN_IF_ERROR(learn_matmul_inputs(report));
+    initial_params_ = params_;
     for (int32_t i : targets_) {
       LayerProblem p;
       TQ_RETURN_IF_ERROR(make_problem(i, &p));
@@ -323,6 +324,171 @@ class Pipeline {
   }
 
  private:
+  // AdaQuant on the two input quantizers of every int8 BatchMatMul (attention scores Q K^T and
+  // their weighted sum P V), before the weighted layers: Adam with straight-through / LSQ
+  // gradients on (s, z) of each input, minimising the MSE of fq(A) fq(B) against the float
+  // product A B over the training samples (the float model's A, B: the parallel form; the
+  // quantizers are the producers' output quantizers, which no weighted layer learns), kept only
+  // if the held-out MSE improves. An input whose quantizer is fixed (the int8 softmax's) takes
+  // part with its fixed params.
+  Status learn_matmul_inputs(AdaQuantReport* report) {
+    for (size_t i = 0; i < fg_.operators.size(); ++i) {
+      const Operator& op = fg_.operators[i];
+      if (op.type != OpType::kBatchMatMul || !map_.op_int8[i]) continue;
+      TQ_RETURN_IF_ERROR(learn_matmul(static_cast<int32_t>(i), report)
+                             .with_context("AdaQuant of BatchMatMul '%s'", op.name.c_str()));
+    }
+    return Status::ok();
+  }
+
+  Status learn_matmul(int32_t op_index, AdaQuantReport* report) {
+    const uint64_t t0 = port::now_us();
+    const Operator& op = fg_.operators[op_index];
+    AdaQuantMatMulReport r;
+    r.name = op.name;
+    const Dims& da = dims_[op.inputs[0]];
+    const Dims& db = dims_[op.inputs[1]];
+    const int32_t rank = da.rank;
+    int64_t heads = 1;
+    for (int d = 0; d < rank - 2; ++d) heads *= da[d];
+    const int32_t M = da[rank - 2], K = da[rank - 1], N = db[rank - 1];
+    const int64_t na = da.elements(), nb = db.elements(), ny = heads * M * N;
+    // The quantizer of each input: its passthrough chain's root; fixed when a softmax writes it.
+    int32_t root[2];
+    ActivationParams q[2];
+    for (int k = 0; k < 2; ++k) {
+      root[k] = root_[op.inputs[k]];
+      r.inputs[k] = fg_.tensors[root[k]].name.str();
+      bool fixed = false;
+      for (const Operator& p : fg_.operators)
+        if (p.outputs[0] == root[k] && p.type == OpType::kSoftmax) fixed = true;
+      q[k] = fixed ? ActivationParams{0x1.0p-8f, -128, 8} : params_[root[k]];
+      r.learned[k] = !fixed && !learned_[root[k]];
+      r.init_scale[k] = r.final_scale[k] = q[k].scale;
+      r.init_zero_point[k] = r.final_zero_point[k] = q[k].zero_point;
+      r.bits[k] = q[k].bits;
+    }
+    // The float model's A, B and A B on every calibration sample.
+    std::vector<float> A(size_t(calib_.samples) * na), B(size_t(calib_.samples) * nb), Y(size_t(calib_.samples) * ny);
+    TQ_RETURN_IF_ERROR(capture_matmul(op_index, &A, &B, &Y));
+    float sv[2] = {q[0].scale, q[1].scale}, zv[2] = {float(q[0].zero_point), float(q[1].zero_point)};
+    std::vector<float> aq(na), bq(nb), yq(ny), ga(na), gb(nb);
+    // Mean squared error over samples idx (the quantizers' gradients added into g when asked).
+    auto step = [&](const int32_t* idx, int32_t n, double* g) {
+      double sum = 0.0;
+      const float inv_m = 1.0f / float(int64_t(n) * ny);
+      for (int32_t s = 0; s < n; ++s) {
+        const float* a = A.data() + int64_t(idx[s]) * na;
+        const float* b = B.data() + int64_t(idx[s]) * nb;
+        fake_quant_activation_train(a, na, sv[0], zv[0], q[0].bits, aq.data());
+        fake_quant_activation_train(b, nb, sv[1], zv[1], q[1].bits, bq.data());
+        sum += matmul_mse_step(heads, M, K, N, aq.data(), bq.data(), Y.data() + int64_t(idx[s]) * ny, inv_m,
+                               g && r.learned[0] ? ga.data() : nullptr, g && r.learned[1] ? gb.data() : nullptr,
+                               yq.data());
+        flops_ += 2 * heads * M * K * N * (g ? 3 : 1);
+        if (!g) continue;
+        if (r.learned[0]) fake_quant_activation_backward(a, na, sv[0], zv[0], q[0].bits, ga.data(), &g[0], &g[1]);
+        if (r.learned[1]) fake_quant_activation_backward(b, nb, sv[1], zv[1], q[1].bits, gb.data(), &g[2], &g[3]);
+      }
+      return sum / double(int64_t(n) * ny);
+    };
+    std::vector<int32_t> order(calib_.samples);
+    for (int32_t s = 0; s < calib_.samples; ++s) order[s] = s;
+    auto holdout = [&]() { return step(order.data() + train_, holdout_, nullptr); };
+    r.mse_before = holdout();
+    if (r.learned[0] || r.learned[1]) {
+      const bool rel = opt_.lr_mode == LrMode::kRelative;
+      float lr[4] = {rel ? rates_.sx * sv[0] : rates_.sx, rates_.z, rel ? rates_.sx * sv[1] : rates_.sx, rates_.z};
+      Adam adam;
+      adam.init(4);
+      std::mt19937_64 rng(opt_.rtn.seed * 0x9E3779B97F4A7C15ull + 7919ull * (uint64_t(op_index) + 1));
+      const float init_s[2] = {sv[0], sv[1]}, init_z[2] = {zv[0], zv[1]};
+      int32_t it = 1;
+      for (; it <= opt_.iterations; ++it) {
+        if (opt_.cancel && opt_.cancel->load())
+          return Status::error(StatusCode::kCancelled, "cancelled (iteration %d); nothing written", it);
+        for (int32_t s = 0; s < opt_.batch; ++s) {
+          std::uniform_int_distribution<int32_t> pick(s, train_ - 1);
+          std::swap(order[s], order[pick(rng)]);
+        }
+        double g[4] = {0.0, 0.0, 0.0, 0.0};
+        const double loss = step(order.data(), opt_.batch, g);
+        if (!std::isfinite(loss)) break;
+        const double decay = 0.5 * (1.0 + std::cos(3.14159265358979 * double(it - 1) / opt_.iterations));
+        float p[4] = {sv[0], zv[0], sv[1], zv[1]};
+        adam.update(p, g, lr, 4, it, decay);
+        for (int k = 0; k < 2; ++k) {
+          if (!r.learned[k]) continue;
+          sv[k] = std::max(p[2 * k], 1e-12f);
+          zv[k] = std::min(std::max(p[2 * k + 1], float(qmath::qmin(q[k].bits))), float(qmath::qmax(q[k].bits)));
+        }
+      }
+      r.iterations = std::min(it, opt_.iterations);
+      // Held-out samples stay where they were: the shuffles only permute the training part.
+      for (int k = 0; k < 2; ++k) zv[k] = float(qmath::round_half_even(zv[k]));
+      r.mse_after = holdout();
+      if (!(r.mse_after < r.mse_before)) {
+        r.reverted = true;
+        r.mse_after = r.mse_before;
+        for (int k = 0; k < 2; ++k) sv[k] = init_s[k], zv[k] = init_z[k];
+      }
+      for (int k = 0; k < 2; ++k) {
+        if (!r.learned[k]) continue;
+        params_[root[k]].scale = sv[k];
+        params_[root[k]].zero_point = static_cast<int32_t>(zv[k]);
+        learned_[root[k]] = true;
+        r.final_scale[k] = sv[k];
+        r.final_zero_point[k] = static_cast<int32_t>(zv[k]);
+      }
+    } else {
+      r.mse_after = r.mse_before;
+    }
+    r.seconds = (port::now_us() - t0) / 1e6;
+    report->matmuls.push_back(r);
+    return Status::ok();
+  }
+
+  // Runs the float model over the calibration set and keeps op `op_index`'s two inputs and output.
+  Status capture_matmul(int32_t op_index, std::vector<float>* a, std::vector<float>* b, std::vector<float>* y) {
+    struct Capture {
+      int32_t op, first = 0;
+      int32_t tensors[3];
+      std::vector<float>* out[3];
+    } cap{op_index, 0, {fg_.operators[op_index].inputs[0], fg_.operators[op_index].inputs[1],
+                        fg_.operators[op_index].outputs[0]}, {a, b, y}};
+    auto callback = [](void* user, int32_t op, const Interpreter& it) {
+      Capture* c = static_cast<Capture*>(user);
+      if (op != c->op) return true;
+      for (int k = 0; k < 3; ++k) {
+        const TensorView v = it.tensor(c->tensors[k]);
+        const float* p = v.as<const float>();
+        const int64_t per = v.elements() / v.dims[0];
+        std::copy(p, p + v.elements(), c->out[k]->data() + int64_t(c->first) * per);
+      }
+      return false;  // nothing after the product is needed
+    };
+    Interpreter interp;
+    PrepareOptions prep;
+    prep.backend = opt_.rtn.backend;
+    prep.threads = opt_.rtn.threads;
+    int32_t prepared = 0;
+    for (int32_t first = 0; first < calib_.samples;) {
+      const int32_t n = std::min(std::max(opt_.rtn.batch, 1), calib_.samples - first);
+      if (n != prepared) {
+        prep.batch = n;
+        TQ_RETURN_IF_ERROR(interp.prepare(fg_, prep));
+        interp.set_op_callback(callback, &cap);
+        prepared = n;
+      }
+      std::copy(calib_.values.data() + int64_t(first) * per_sample_, calib_.values.data() + int64_t(first + n) * per_sample_,
+                interp.input(0).as<float>());
+      cap.first = first;
+      TQ_RETURN_IF_ERROR(interp.invoke_range(0, op_index + 1));
+      first += n;
+    }
+    return Status::ok();
+  }
+
   Status rebuild() {
     qreport_ = RtnReport();
     return build_integer_graph(fg_, opt_.rtn, params_, &layers_, &q_, &map_, &qreport_);
@@ -764,6 +930,31 @@ std::string AdaQuantReport::json(bool timing) const {
     if (!l.note.empty()) {
       j += ", \"note\": ";
       append_json_string(&j, l.note);
+    }
+    j += "}";
+  }
+  j += "], \"matmuls\": [";
+  for (size_t k = 0; k < matmuls.size(); ++k) {
+    const AdaQuantMatMulReport& m = matmuls[k];
+    j += k ? ", {\"name\": " : "{\"name\": ";
+    append_json_string(&j, m.name);
+    for (int i = 0; i < 2; ++i) {
+      j += i ? ", \"input_b\": " : ", \"input_a\": ";
+      append_json_string(&j, m.inputs[i]);
+      std::snprintf(buf, sizeof(buf),
+                    ", \"%s_learned\": %s, \"%s_bits\": %d, \"%s_init_scale\": %.9g, \"%s_init_zero_point\": %d, "
+                    "\"%s_final_scale\": %.9g, \"%s_final_zero_point\": %d",
+                    i ? "b" : "a", m.learned[i] ? "true" : "false", i ? "b" : "a", m.bits[i], i ? "b" : "a",
+                    m.init_scale[i], i ? "b" : "a", m.init_zero_point[i], i ? "b" : "a", m.final_scale[i],
+                    i ? "b" : "a", m.final_zero_point[i]);
+      j += buf;
+    }
+    std::snprintf(buf, sizeof(buf), ", \"mse_before\": %.6g, \"mse_after\": %.6g, \"reverted\": %s, \"iterations\": %d",
+                  m.mse_before, m.mse_after, m.reverted ? "true" : "false", m.iterations);
+    j += buf;
+    if (timing) {
+      std::snprintf(buf, sizeof(buf), ", \"seconds\": %.3f", m.seconds);
+      j += buf;
     }
     j += "}";
   }

@@ -635,5 +635,53 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
   return loss;
 }
 
+double matmul_mse_step(int64_t heads, int32_t m, int32_t k, int32_t n, const float* a, const float* b,
+                       const float* target, float grad_scale, float* da, float* db, float* y) {
+  double sum = 0.0;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* ah = a + h * m * k;
+    const float* bh = b + h * k * n;
+    const float* th = target + h * m * n;
+    float* yh = y + h * m * n;
+    for (int32_t i = 0; i < m; ++i) {
+      float* yr = yh + int64_t(i) * n;
+      for (int32_t j = 0; j < n; ++j) yr[j] = 0.0f;
+      for (int32_t p = 0; p < k; ++p) {
+        const float av = ah[int64_t(i) * k + p];
+        const float* br = bh + int64_t(p) * n;
+        for (int32_t j = 0; j < n; ++j) yr[j] += av * br[j];
+      }
+    }
+    for (int64_t e = 0; e < int64_t(m) * n; ++e) {  // y becomes dy
+      const float d = yh[e] - th[e];
+      sum += double(d) * d;
+      yh[e] = 2.0f * d * grad_scale;
+    }
+    if (da) {
+      float* dah = da + h * m * k;
+      for (int32_t i = 0; i < m; ++i)
+        for (int32_t p = 0; p < k; ++p) {
+          float acc = 0.0f;
+          const float* dyr = yh + int64_t(i) * n;
+          const float* br = bh + int64_t(p) * n;
+          for (int32_t j = 0; j < n; ++j) acc += dyr[j] * br[j];
+          dah[int64_t(i) * k + p] = acc;
+        }
+    }
+    if (db) {
+      float* dbh = db + h * k * n;
+      for (int64_t e = 0; e < int64_t(k) * n; ++e) dbh[e] = 0.0f;
+      for (int32_t i = 0; i < m; ++i)
+        for (int32_t p = 0; p < k; ++p) {
+          const float av = ah[int64_t(i) * k + p];
+          const float* dyr = yh + int64_t(i) * n;
+          float* dbr = dbh + int64_t(p) * n;
+          for (int32_t j = 0; j < n; ++j) dbr[j] += av * dyr[j];
+        }
+    }
+  }
+  return sum;
+}
+
 }  // namespace quant
 }  // namespace tinyquant

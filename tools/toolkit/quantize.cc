@@ -126,6 +126,19 @@ void print_rtn_report(const quant::RtnReport& report, std::FILE* out) {
 }
 
 void print_adaquant_report(const quant::AdaQuantReport& report, std::FILE* out) {
+  if (!report.matmuls.empty()) {
+    std::fprintf(out, "%-30s %-34s %12s %12s %-8s %6s %7s\n", "BatchMatMul (input quantizers)",
+                 "scale A -> , scale B -> (fixed: =)", "MSE before", "MSE after", "result", "iters", "s");
+    for (const quant::AdaQuantMatMulReport& m : report.matmuls) {
+      const std::string name = m.name.size() > 30 ? m.name.substr(0, 27) + "..." : m.name;
+      char scales[96];
+      std::snprintf(scales, sizeof(scales), "%.4g%s%.4g, %.4g%s%.4g", m.init_scale[0], m.learned[0] ? "->" : "=",
+                    m.final_scale[0], m.init_scale[1], m.learned[1] ? "->" : "=", m.final_scale[1]);
+      std::fprintf(out, "%-30s %-34s %12.4g %12.4g %-8s %6d %7.2f\n", name.c_str(), scales, m.mse_before, m.mse_after,
+                   m.reverted ? "reverted" : (m.learned[0] || m.learned[1]) ? "improved" : "-", m.iterations,
+                   m.seconds);
+    }
+  }
   std::fprintf(out, "%-4s %-16s %-30s %5s %5s %12s %12s %-8s %6s %7s  %s\n", "#", "op", "name", "wbits", "abits",
                "MSE before", "MSE after", "result", "iters", "s", "stats gamma");
   for (size_t i = 0; i < report.layers.size(); ++i) {

@@ -116,9 +116,27 @@ struct AdaQuantLayerReport {
   std::vector<float> init_weight_scales, final_weight_scales;
 };
 
+// One int8 BatchMatMul (attention) whose input quantizers AdaQuant learned (ALGORITHMS §2 applied
+// to both inputs of a product of two activations, as the paper does for BERT's attention): the
+// held-out MSE of the quantized product against the float one, and each input's quantizer. An
+// input with fixed params (the int8 softmax's 1/256) is not learned.
+struct AdaQuantMatMulReport {
+  std::string name;
+  std::string inputs[2];
+  bool learned[2] = {false, false};
+  float init_scale[2] = {0.0f, 0.0f}, final_scale[2] = {0.0f, 0.0f};
+  int32_t init_zero_point[2] = {0, 0}, final_zero_point[2] = {0, 0};
+  int32_t bits[2] = {8, 8};
+  double mse_before = 0.0, mse_after = 0.0;
+  bool reverted = false;
+  int32_t iterations = 0;
+  double seconds = 0.0;
+};
+
 struct AdaQuantReport {
   RtnReport rtn;  // range calibration and the final rewrite (per layer bits, bytes)
   std::vector<AdaQuantLayerReport> layers;
+  std::vector<AdaQuantMatMulReport> matmuls;  // attention products, before the layers (graph order)
   std::string pipeline;
   int32_t train_samples = 0, holdout_samples = 0;
   double seconds = 0.0, adaquant_seconds = 0.0, stats_seconds = 0.0;

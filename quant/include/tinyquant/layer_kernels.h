@@ -81,6 +81,13 @@ double layer_mse_step(const LayerShape& s, const float* x, const float* w, const
                       float lo, float hi, float grad_scale, float* dx, float* dw, float* db, LayerScratch* scratch,
                       int64_t tile_rows = 0);
 
+// The reconstruction step of a product of two activations (attention), `heads` products
+// [M,K] x [K,N] stored one after another: y = a b, returns Σ (y − target)²; with da / db non-null,
+// fills them with grad_scale · ∂Σ/∂a and ∂Σ/∂b (da = dy bᵀ, db = aᵀ dy, dy = 2 (y − target)).
+// y_scratch holds heads·M·N floats.
+double matmul_mse_step(int64_t heads, int32_t m, int32_t k, int32_t n, const float* a, const float* b,
+                       const float* target, float grad_scale, float* da, float* db, float* y_scratch);
+
 // [N,H,W,C] -> [N·OH·OW, KH·KW·(C/groups)] for channel group g (zeros where the window is padding).
 void im2col(const LayerShape& s, int32_t group, const float* x, float* col);
 // The adjoint: accumulates col back into dx (which the caller zeroed).
