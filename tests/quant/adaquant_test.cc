@@ -619,3 +619,45 @@ TEST_CASE("QDrop: trains with part of the input unquantized, still lowers the he
   CHECK(s.code() == StatusCode::kInvalidArgument);
   CHECK(std::string(s.message()).find("QDrop") != std::string::npos);
 }
+
+TEST_CASE("the attention product's reconstruction step: value, and gradients against finite differences") {
+  std::mt19937 rng(23);
+  const int64_t heads = 3;
+  const int32_t m = 4, k = 5, n = 6;
+  std::vector<float> a = random_floats(rng, size_t(heads * m * k)), b = random_floats(rng, size_t(heads * k * n)),
+                     t = random_floats(rng, size_t(heads * m * n));
+  std::vector<float> da(a.size()), db(b.size()), y(t.size());
+  const float scale = 0.25f;
+  const double loss = quant::matmul_mse_step(heads, m, k, n, a.data(), b.data(), t.data(), scale, da.data(), db.data(),
+                                             y.data());
+  // The loss written out.
+  double want = 0.0;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double acc = 0.0;
+        for (int p = 0; p < k; ++p) acc += double(a[(h * m + i) * k + p]) * b[(h * k + p) * n + j];
+        const double d = acc - t[(h * m + i) * n + j];
+        want += d * d;
+      }
+  CHECK(loss == doctest::Approx(want).epsilon(1e-5));
+  // grad_scale * d loss / d theta by central differences (loss in double).
+  auto loss_at = [&](std::vector<float>& v, size_t e, float delta) {
+    const float keep = v[e];
+    v[e] = keep + delta;
+    std::vector<float> yy(t.size());
+    const double l = quant::matmul_mse_step(heads, m, k, n, a.data(), b.data(), t.data(), 1.0f, nullptr, nullptr,
+                                            yy.data());
+    v[e] = keep;
+    return l;
+  };
+  const float h = 1e-2f;
+  for (size_t e = 0; e < a.size(); e += 7) {
+    const double fd = (loss_at(a, e, h) - loss_at(a, e, -h)) / (2.0 * h) * scale;
+    CHECK(da[e] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
+  }
+  for (size_t e = 0; e < b.size(); e += 7) {
+    const double fd = (loss_at(b, e, h) - loss_at(b, e, -h)) / (2.0 * h) * scale;
+    CHECK(db[e] == doctest::Approx(fd).epsilon(2e-3).scale(1.0));
+  }
+}
