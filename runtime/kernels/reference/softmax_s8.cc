@@ -7,7 +7,7 @@
 //   sum    = sum over the row of t(x)                                              (uint32)
 //   y      = min(255, ((t(x) << 8) + sum / 2) / sum) - 128                         (uint32 division)
 // XNNPACK's operator has no beta: with beta = 1 it is (double) s_in, exactly the QU8 table.
-// The table entry is recomputed per element rather than stored (no 1 KB table on an MCU stack).
+// On a microcontroller the table entry is recomputed per element (no 1 KB table on its stack).
 #include <cmath>
 
 #include "common_s8.h"
@@ -28,17 +28,29 @@ void softmax_s8(float beta, const TensorView& input, const TensorView& output) {
   const double s = double(beta * input.quant->scale[0]);
   const int8_t* x = input.as<const int8_t>();
   int8_t* y = output.as<int8_t>();
+  // t depends on x - max only (256 values): off a microcontroller (whose stack the 1 KB would
+  // strain) the values are computed once per call into a table when the tensor has more
+  // elements than the table; the same lrint(exp) either way, so the same bits.
+  auto exact = [&](int32_t d) { return static_cast<uint32_t>(std::lrint(qscale * std::exp(double(-d) * s))); };
+#if defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
+  auto t_of = exact;
+#else
+  uint32_t table[256];
+  const bool tabulate = int64_t(rows) * channels > 256;
+  if (tabulate)
+    for (int32_t d = 0; d < 256; ++d) table[d] = exact(d);
+  auto t_of = [&](int32_t d) { return tabulate ? table[d] : exact(d); };
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* xr = x + r * channels;
     int8_t* yr = y + r * channels;
     int32_t x_max = -128;
     for (int32_t c = 0; c < channels; ++c) x_max = std::max<int32_t>(x_max, xr[c]);
-    auto t = [&](int32_t v) { return static_cast<uint32_t>(std::lrint(qscale * std::exp(double(v - x_max) * s))); };
     uint32_t sum = 0;
-    for (int32_t c = 0; c < channels; ++c) sum += t(xr[c]);
+    for (int32_t c = 0; c < channels; ++c) sum += t_of(x_max - xr[c]);
     const uint32_t rounding = sum >> 1;
     for (int32_t c = 0; c < channels; ++c) {
-      const uint32_t q = ((t(xr[c]) << 8) + rounding) / sum;
+      const uint32_t q = ((t_of(x_max - xr[c]) << 8) + rounding) / sum;
       yr[c] = static_cast<int8_t>(int32_t(q > 255 ? 255 : q) - 128);
     }
   }
