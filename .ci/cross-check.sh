@@ -22,14 +22,17 @@ mkdir -p "$work"
 field() { sed -n "s/.*\"$1\": \"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 status=0
 printf '%-28s %-10s %-30s %-30s %s\n' model backend host target result
-for spec in lenet:4:8 resnet20:8:8 mobilenetv2:4:8 lenet:2:4; do
+for spec in lenet:4:8 resnet20:8:8 mobilenetv2:4:8 lenet:2:4 langid:4:8; do
   IFS=: read -r model wbits abits <<<"$spec"
+  # langid: the text transformer (examples/langid), words of the Debian word lists as token ids.
+  onnx="examples/fashion_mnist/models/$model.onnx"; data=fashion-mnist
+  [ "$model" = langid ] && onnx=examples/langid/models/langid.onnx && data=langid
   q="$work/${model}_w${wbits}a${abits}.tqm"
-  [ -s "$q" ] || ./build/bin/tq quantize "examples/fashion_mnist/models/$model.onnx" --method rtn \
+  [ -s "$q" ] || ./build/bin/tq quantize "$onnx" --method rtn --calib "$data:train" \
     --wbits "$wbits" --abits "$abits" -o "$q" >"$q.log" 2>&1 || { cat "$q.log"; exit 1; }
   for backend in reference xnnpack; do
-    h=$(./build/bin/tq eval "$q" --backend "$backend" --limit "$count" --json)
-    t=$("${target_tq[@]}" eval "$q" --backend "$backend" --limit "$count" --json)
+    h=$(./build/bin/tq eval "$q" --data "$data" --backend "$backend" --limit "$count" --json)
+    t=$("${target_tq[@]}" eval "$q" --data "$data" --backend "$backend" --limit "$count" --json)
     hs="$(echo "$h" | field correct)/$count $(echo "$h" | field checksum)"
     ts="$(echo "$t" | field correct)/$count $(echo "$t" | field checksum)"
     if [ "$hs" = "$ts" ] && [ -n "$(echo "$h" | field checksum)" ]; then r=same; else r=DIFFERENT; status=1; fi

@@ -15,6 +15,7 @@ extern const size_t model_size;
 extern const uint8_t images[];        // count x rows x cols raw pixels (0..255)
 extern const uint8_t labels[];        // count labels (0..9)
 extern const int32_t count, rows, cols;
+extern const int32_t token_ids;       // 1: images[] holds token ids (a text model), fed as float(id)
 extern const float mean, std_dev;     // preprocessing: (pixel / 255 - mean) / std_dev
 extern uint8_t arena[];               // 64-byte aligned, in .bss: the model's batch-1 arena
 extern const size_t arena_size;       // planned on the host (+ the interpreter's slack)

@@ -164,7 +164,9 @@ int profile(const tinyquant::Graph& graph, tinyquant::Interpreter& interp, const
     for (int32_t i = 0; i < images; ++i) {
       const uint8_t* src = tq::images + i * pixels;
       float* x = interp.input(0).as<float>();
-      for (int64_t p = 0; p < pixels; ++p) x[p] = (static_cast<float>(src[p]) / 255.0f - tq::mean) / tq::std_dev;
+      for (int64_t p = 0; p < pixels; ++p)
+        x[p] = tq::token_ids ? static_cast<float>(src[p])
+                             : (static_cast<float>(src[p]) / 255.0f - tq::mean) / tq::std_dev;
       t.last = port::timer_ticks();
       s = interp.invoke();
       if (!s.is_ok()) return fail("invoke (profile)", s);
@@ -263,8 +265,11 @@ int main() {
   for (int32_t i = 0; i < tq::count; ++i) {
     const uint8_t* src = tq::images + i * pixels;
     float* x = in.as<float>();
-    // Exactly tools/data preprocess_images: (pixel / 255 - mean) / std in float32.
-    for (int64_t p = 0; p < pixels; ++p) x[p] = (static_cast<float>(src[p]) / 255.0f - tq::mean) / tq::std_dev;
+    // Exactly tools/data preprocess_images: (pixel / 255 - mean) / std in float32; token ids as
+    // tq eval feeds them (float(id)).
+    for (int64_t p = 0; p < pixels; ++p)
+      x[p] = tq::token_ids ? static_cast<float>(src[p])
+                           : (static_cast<float>(src[p]) / 255.0f - tq::mean) / tq::std_dev;
     s = interp.invoke();
     if (!s.is_ok()) return fail("invoke", s);
     const TensorView out = interp.output(0);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fashion-MNIST on Cortex-M4/M7 under QEMU, checked bit for bit against the host.
+# The reference models (Fashion-MNIST CNNs and the langid text transformer) on Cortex-M4/M7 under
+# QEMU, checked bit for bit against the host.
 #
 #   bash examples/mcu_inference/run.sh [--target cortex-m4|cortex-m7|all] [--count N]
-#                                      [--models "lenet resnet20 mobilenetv2"] [--jobs N] [--no-host]
+#                                      [--models "lenet resnet20 mobilenetv2 langid"] [--jobs N] [--no-host]
 #
 # 1. host build in build/ (builds tq if needed); quantize each model RTN W4A8 (build/mcu/M.tqm);
 #    `tq embed` it with the first N test images (build/mcu/M_w4a8.cc);
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$(pwd)"
-TARGETS="cortex-m4"; COUNT=200; MODELS="lenet resnet20 mobilenetv2"; JOBS=1; HOST_CHECK=1
+TARGETS="cortex-m4"; COUNT=200; MODELS="lenet resnet20 mobilenetv2 langid"; JOBS=1; HOST_CHECK=1
 TIMEOUT="${TQ_QEMU_TIMEOUT:-1200}"
 usage() { sed -n 4,5p "$0" | sed 's/^#  *//' >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -58,22 +59,24 @@ WORK="$ROOT/build/mcu"
 mkdir -p "$WORK"
 SOURCES=()
 for m in $MODELS; do
-  onnx="examples/fashion_mnist/models/$m.onnx"
+  # The Fashion-MNIST models, or langid (examples/langid: the text transformer, words as token ids).
+  onnx="examples/fashion_mnist/models/$m.onnx"; data=fashion-mnist; calib=fashion-mnist:train
+  if [[ "$m" == langid ]]; then onnx="examples/langid/models/langid.onnx"; data=langid; calib=langid:train; fi
   [[ -f "$onnx" ]] || { echo "run.sh: no $onnx" >&2; exit 1; }
   tqm="$WORK/$m.w4a8.tqm"
   if [[ ! -f "$tqm" || "$onnx" -nt "$tqm" || "$TQ" -nt "$tqm" ]]; then
     echo "== quantize $m (rtn W4A8) -> $tqm" >&2
-    "$TQ" quantize "$onnx" --method rtn --wbits 4 --abits 8 -o "$tqm" >"$WORK/$m.quantize.log" 2>&1 ||
+    "$TQ" quantize "$onnx" --method rtn --wbits 4 --abits 8 --calib "$calib" -o "$tqm" >"$WORK/$m.quantize.log" 2>&1 ||
       { cat "$WORK/$m.quantize.log" >&2; exit 1; }
   fi
   # Embed into a scratch file; replace the source only when it changed (no needless cross rebuilds).
   mkdir -p "$WORK/new"
-  "$TQ" embed "$tqm" --data fashion-mnist:test --count "$COUNT" -o "$WORK/new/${m}_w4a8" 2>"$WORK/$m.embed.log" ||
+  "$TQ" embed "$tqm" --data "$data:test" --count "$COUNT" -o "$WORK/new/${m}_w4a8" 2>"$WORK/$m.embed.log" ||
     { cat "$WORK/$m.embed.log" >&2; exit 1; }
   if ! cmp -s "$WORK/new/${m}_w4a8.cc" "$WORK/${m}_w4a8.cc"; then mv "$WORK/new/${m}_w4a8.cc" "$WORK/${m}_w4a8.cc"; fi
   rm -f "$WORK/new/${m}_w4a8.cc"
   SOURCES+=("$WORK/${m}_w4a8.cc")
-  "$TQ" eval "$tqm" --backend reference --limit "$COUNT" --json >"$WORK/$m.host.json"
+  "$TQ" eval "$tqm" --data "$data" --backend reference --limit "$COUNT" --json >"$WORK/$m.host.json"
 done
 MODEL_LIST="$(IFS=';'; echo "${SOURCES[*]}")"
 

@@ -46,13 +46,15 @@ std::string format(const char* fmt, ...) {
 
 }  // namespace
 
-Status parse_embed_data_spec(const std::string& spec, std::string* split) {
-  const std::string prefix = "fashion-mnist:";
-  TQ_ENSURE(spec.rfind(prefix, 0) == 0, kInvalidArgument,
-            "--data '%s': expected fashion-mnist:test or fashion-mnist:train", spec.c_str());
+Status parse_embed_data_spec(const std::string& spec, std::string* split, bool* text) {
+  const bool words = spec.rfind("langid:", 0) == 0;
+  const std::string prefix = words ? "langid:" : "fashion-mnist:";
+  const char* expected = "expected fashion-mnist:test, fashion-mnist:train or langid:test|val|train";
+  TQ_ENSURE(spec.rfind(prefix, 0) == 0, kInvalidArgument, "--data '%s': %s", spec.c_str(), expected);
   *split = spec.substr(prefix.size());
-  TQ_ENSURE(*split == "test" || *split == "train", kInvalidArgument,
-            "--data '%s': expected fashion-mnist:test or fashion-mnist:train", spec.c_str());
+  TQ_ENSURE(*split == "test" || *split == "train" || (words && *split == "val"), kInvalidArgument, "--data '%s': %s",
+            spec.c_str(), expected);
+  if (text) *text = words;
   return Status::ok();
 }
 
@@ -84,15 +86,33 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
   Graph graph;
   TQ_RETURN_IF_ERROR(load_model(model, bytes.size(), &graph, options.model.c_str()));
 
-  // The images.
+  // The images, or the words as token ids (one uint8 per id: a "row" of seq_len ids per sample).
   std::string split;
-  TQ_RETURN_IF_ERROR(parse_embed_data_spec(options.data, &split));
+  bool text = false;
+  TQ_RETURN_IF_ERROR(parse_embed_data_spec(options.data, &split, &text));
   ImageDataset ds;
-  TQ_RETURN_IF_ERROR(load_fashion_mnist(options.data_dir, split, &ds));
+  if (text) {
+    TokenDataset words;
+    TQ_RETURN_IF_ERROR(load_langid(options.dict_dir, options.vocab, split, &words));
+    TQ_RETURN_IF_ERROR(check_token_classifier(graph, words.seq_len).with_context("%s", options.model.c_str()));
+    ds.count = words.count;
+    ds.rows = 1;
+    ds.cols = words.seq_len;
+    ds.labels = words.labels;
+    ds.pixels.resize(words.tokens.size());
+    for (size_t i = 0; i < words.tokens.size(); ++i) {
+      TQ_ENSURE(words.tokens[i] >= 0 && words.tokens[i] <= 255, kUnsupported,
+                "embed: token id %d does not fit the program's uint8 ids", words.tokens[i]);
+      ds.pixels[i] = static_cast<uint8_t>(words.tokens[i]);
+    }
+  } else {
+    TQ_RETURN_IF_ERROR(load_fashion_mnist(options.data_dir, split, &ds));
+  }
   TQ_ENSURE(options.count >= 1 && options.count <= ds.count, kInvalidArgument,
-            "--count %d is out of range: %s has %d images (1..%d)", options.count, options.data.c_str(), ds.count,
+            "--count %d is out of range: %s has %d samples (1..%d)", options.count, options.data.c_str(), ds.count,
             ds.count);
-  TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols).with_context("%s", options.model.c_str()));
+  if (!text)
+    TQ_RETURN_IF_ERROR(check_classifier(graph, ds.rows, ds.cols).with_context("%s", options.model.c_str()));
 
   // Memory the device needs, planned exactly as it will be there (reference backend, batch 1):
   // the larger of the plans with the portable kernels and with the Cortex-M kernels (their
@@ -126,11 +146,12 @@ Status embed_model(const EmbedOptions& options, EmbedResult* result) {
   src += "#include <cstddef>\n#include <cstdint>\n\n#include \"tinyquant/op_resolver.h\"\n\nnamespace tq_embedded {\n\n";
   src += "extern const char name[];\nextern const uint8_t model[];\nextern const size_t model_size;\n"
          "extern const uint8_t images[];\nextern const uint8_t labels[];\n"
-         "extern const int32_t count, rows, cols;\nextern const float mean, std_dev;\n"
+         "extern const int32_t count, rows, cols, token_ids;\nextern const float mean, std_dev;\n"
          "extern uint8_t arena[];\nextern const size_t arena_size, min_live_bytes, constant_bytes;\n"
          "void register_kernels(tinyquant::OpResolver* resolver);\n\n";
   src += format("const char name[] = \"%s\";\n", result->name.c_str());
   src += format("const int32_t count = %d, rows = %d, cols = %d;\n", options.count, ds.rows, ds.cols);
+  src += format("const int32_t token_ids = %d;  // 1: images[] holds token ids, fed as float(id)\n", text ? 1 : 0);
   // %.9g round-trips a float exactly.
   src += format("const float mean = %.9gf, std_dev = %.9gf;\n", static_cast<double>(options.mean),
                 static_cast<double>(options.std));

@@ -99,6 +99,9 @@ struct EmbedOptions {
   float mean = kFashionMnistMean;
   float std = kFashionMnistStd;
   std::string output;                  // DIR/NAME or DIR/NAME.cc; NAME is what the program reports
+  // langid:test|val|train: the first `count` words as token ids (examples/langid's data set).
+  std::string dict_dir = kDefaultDictDir;
+  std::string vocab = kDefaultLangidVocab;
 };
 
 struct EmbedResult {
@@ -110,8 +113,8 @@ struct EmbedResult {
   size_t min_live_bytes = 0;  // the planner's floor at batch 1
 };
 
-// "fashion-mnist:test" / "fashion-mnist:train" -> the split.
-Status parse_embed_data_spec(const std::string& spec, std::string* split);
+// "fashion-mnist:test" / "fashion-mnist:train" / "langid:test|val|train" -> the data set and split.
+Status parse_embed_data_spec(const std::string& spec, std::string* split, bool* text = nullptr);
 // Verifies the model (loader + classifier check), plans its arena and writes the source atomically.
 Status embed_model(const EmbedOptions& options, EmbedResult* result);
 

@@ -1065,9 +1065,11 @@ CLI::App* add_embed(CLI::App& tq, EmbedOptions& a) {
       "(examples/mcu_inference); writes DIR/NAME.cc");
   add_model(cmd, &a.model, "MODEL.tqm");
   cmd->add_option("-o,--output", a.output, "DIR/NAME")->required();
-  cmd->add_option("--data", a.data, "images to embed")->check(CLI::IsMember({"fashion-mnist:test", "fashion-mnist:train"}));
-  cmd->add_option("--count", a.count, "the first N images")->check(CLI::Range(1, kMaxCount));
+  cmd->add_option("--data", a.data, "images (or words, as token ids) to embed")
+      ->check(CLI::IsMember({"fashion-mnist:test", "fashion-mnist:train", "langid:test", "langid:val", "langid:train"}));
+  cmd->add_option("--count", a.count, "the first N samples")->check(CLI::Range(1, kMaxCount));
   add_preprocessing(cmd, &a.data_dir, &a.mean, &a.std);
+  add_text_data(cmd, &a.dict_dir, &a.vocab);
   return cmd;
 }
 
@@ -1076,7 +1078,7 @@ int cmd_embed(const EmbedOptions& a) {
   Status s = embed_model(a, &r);
   if (!s.is_ok()) return fail(s);
   std::fprintf(stderr,
-               "tq: wrote %s (model %s: %zu bytes, constants %zu bytes; %d images; arena %zu bytes, floor %zu)\n",
+               "tq: wrote %s (model %s: %zu bytes, constants %zu bytes; %d samples; arena %zu bytes, floor %zu)\n",
                r.path.c_str(), r.name.c_str(), r.model_bytes, r.constant_bytes, r.count, r.arena_bytes,
                r.min_live_bytes);
   return 0;
