@@ -11,13 +11,13 @@
 # default is 1000); --quick = --iters 20 --limit 1000.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-LIMIT=0; THREADS=$(nproc); ITERS=100
+LIMIT=0; THREADS=$(nproc); ITERS=100; LANGID_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --limit) LIMIT="$2"; shift 2 ;;
+    --limit) LIMIT="$2"; LANGID_ARGS+=(--limit "$2"); shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --iters) ITERS="$2"; shift 2 ;;
-    --quick) ITERS=20; LIMIT=1000; shift ;;
+    --quick) ITERS=20; LIMIT=1000; LANGID_ARGS+=(--quick); shift ;;
     *) echo "usage: $0 [--limit N] [--threads N] [--iters N] [--quick]" >&2; exit 2 ;;
   esac
 done
@@ -99,3 +99,8 @@ print(f"\ntop-1 on {samples} Fashion-MNIST test images, tinyquant on XNNPACK ({f
       "latency = median\nof single invokes at batch 1, 1 thread, XNNPACK (float vs W8A8). Models and reports in "
       f"{out}/.")
 PY
+# The text reference model's table (examples/langid: tinyquant float / RTN / AdaQuant against PyTorch
+# float and dynamic int8). Set-up and build are already done, so they take no time there.
+echo >&2
+echo "== langid (the text reference model): examples/langid/run.sh ${LANGID_ARGS[*]}" >&2
+bash examples/langid/run.sh "${LANGID_ARGS[@]}"

@@ -209,9 +209,10 @@ Status check_options(const Operator& op) {
 }  // namespace
 
 namespace {
-// The quantized weight tensor of operator op, or null (no quantized weights).
+// The quantized weight tensor of operator op (a Gather's table counts: an embedding is weights),
+// or null (no quantized weights).
 const Tensor* quantized_weight(const Graph& g, const Operator& op) {
-  if (!op_info(op.type).weighted || op.inputs.size() <= kWeightInput) return nullptr;
+  if (!(op_info(op.type).weighted || op.type == OpType::kGather) || op.inputs.size() <= kWeightInput) return nullptr;
   const int32_t w = op.inputs[kWeightInput];
   if (w < 0 || !g.tensors[w].is_constant() || g.tensors[w].quant.scale.empty()) return nullptr;
   return &g.tensors[w];

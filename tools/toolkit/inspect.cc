@@ -141,9 +141,10 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
       const int32_t t = op.inputs[k];
       if (t < 0 || !graph.tensors[t].is_constant()) continue;
       params += graph.buffers[graph.tensors[t].buffer].size();
-      // The weights of a weighted op (or ConvTranspose's float ones); a lookup table, a PRelu
-      // slope or a Mul's constant operand is no weight.
-      if (k == kWeightInput && (op_info(op.type).weighted || op.type == OpType::kConvTranspose)) {
+      // The weights of a weighted op (or ConvTranspose's float ones, or a Gather's embedding
+      // table); a lookup table, a PRelu slope or a Mul's constant operand is no weight.
+      if (k == kWeightInput &&
+          (op_info(op.type).weighted || op.type == OpType::kConvTranspose || op.type == OpType::kGather)) {
         const Tensor& w = graph.tensors[t];
         bits = w.quant.scale.empty() ? static_cast<int>(dtype_size(w.dtype) * 8) : w.quant.bits;
         weight = &w;
@@ -182,6 +183,36 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
     std::fprintf(out, "%-3zu %-17s %-28s %-16s %-16s %-7s %5s %5s %-18s %-19s %10zu %-8s %s\n", i, op_name(op.type),
                  name.c_str(), in0 >= 0 ? dims[in0].str(b1, sizeof(b1)) : "-", dims[out0].str(b2, sizeof(b2)),
                  dtype_name(ot.dtype), wbits, abits, oscale, wscale, params, runs, options_text(op).c_str());
+  }
+  if (quantized) {
+    // What stays at higher precision than the integer path, and why: ops running float32 between
+    // a Dequantize and a Quantize (no int8 kernel, or not worth one), and int8 ops whose output
+    // is wider than the most common activation width (logits, fixed softmax outputs, 8-bit
+    // first / last layers).
+    std::vector<int> float_ops(size_t(OpType::kCount), 0), wide(size_t(OpType::kCount), 0);
+    int count_bits[9] = {};
+    for (const Operator& op : graph.operators) {
+      const Tensor& o = graph.tensors[op.outputs[0]];
+      if (op_info(op.type).int8_role == Int8Role::kConversion) continue;
+      if (o.dtype == DType::kInt8 && !o.quant.scale.empty() && o.quant.bits >= 2 && o.quant.bits <= 8)
+        ++count_bits[o.quant.bits];
+    }
+    int common = 8;
+    for (int b = 2; b <= 8; ++b)
+      if (count_bits[b] > count_bits[common]) common = b;
+    for (const Operator& op : graph.operators) {
+      const Tensor& o = graph.tensors[op.outputs[0]];
+      if (op_info(op.type).int8_role == Int8Role::kConversion) continue;
+      if (!runs_int8(op, graph)) ++float_ops[size_t(op.type)];
+      else if (o.dtype == DType::kInt8 && o.quant.bits > common && op.type != OpType::kGather) ++wide[size_t(op.type)];
+    }
+    std::string f, w;
+    for (size_t t = 0; t < float_ops.size(); ++t) {
+      if (float_ops[t]) f += (f.empty() ? "" : ", ") + std::string(op_name(OpType(t))) + " x" + std::to_string(float_ops[t]);
+      if (wide[t]) w += (w.empty() ? "" : ", ") + std::string(op_name(OpType(t))) + " x" + std::to_string(wide[t]);
+    }
+    std::fprintf(out, "\nprecision  activations mostly %d-bit; float32 (between Dequantize and Quantize): %s; int8 outputs "
+                 "wider than %d bits: %s\n", common, f.empty() ? "none" : f.c_str(), common, w.empty() ? "none" : w.c_str());
   }
   size_t constants = 0;
   for (const Buffer& b : graph.buffers) constants += b.size();

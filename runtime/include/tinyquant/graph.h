@@ -311,7 +311,8 @@ int64_t packed_bytes(DType dtype, int64_t elements, int32_t bits);
 const char* shape_str(const int32_t* dims, int rank, char* buf, size_t size);
 
 // The parameter bytes of a quantized graph as the .tqm stores them and `tq inspect` totals them:
-// the packed weights of every weighted op with quantized weights, their int32 bias, and every
+// the packed weights of every weighted op with quantized weights (and every int8 Gather table),
+// their int32 bias, and every
 // tensor's stored scales and zero points (4 bytes each; no zero points when all are zero, no
 // scales for a bias whose scales are implied). A mixed-precision budget is checked against
 // total(). op_bytes(graph, i) is operator i's share: its weight and bias buffers and their scales
