@@ -189,7 +189,11 @@ struct MixedCandidates::Impl {
     for (size_t k = 0; k < bits.size(); ++k) {
       AdaQuantOptions o = opt.aq;
       o.rtn.weight_bits = bits[k];
-      o.rtn.layer_weight_bits.clear();
+      // Uniform bits[k] for the weighted layers; embedding tables (Gather), which the program
+      // does not size, at 8 bits in every candidate (and in the chosen model: rtn.cc add_gather).
+      o.rtn.layer_weight_bits.assign(fg->operators.size(), 0);
+      for (size_t i = 0; i < fg->operators.size(); ++i)
+        if (fg->operators[i].type == OpType::kGather) o.rtn.layer_weight_bits[i] = 8;
       // Every option, the largest too: ΔL swaps a layer's candidate — weights and, for the layer
       // that learns it, its input quantizer — into the all-largest model, so that model's
       // quantizers must be learned the same way or ΔL measures the quantizer, not the bits (with

@@ -303,7 +303,14 @@ class IntegerGraphBuilder {
     const int32_t tin = op.inputs[kWeightInput], out = op.outputs[0];
     const Tensor& table = fg_.tensors[tin];
     const LayerQuant* lq = layers_ && (*layers_)[current_op_].present ? &(*layers_)[current_op_] : nullptr;
-    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits : weight_bits_for(fg_, current_op_, opt_);
+    // Under per-layer bits (mixed precision: the integer program picks the weighted layers'
+    // widths) a table the program did not size stays at 8 bits, the same in every candidate.
+    const bool mixed = !opt_.layer_weight_bits.empty();
+    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits
+                         : mixed && (size_t(current_op_) >= opt_.layer_weight_bits.size() ||
+                                     opt_.layer_weight_bits[current_op_] <= 0)
+                             ? 8
+                             : weight_bits_for(fg_, current_op_, opt_);
     TQ_RETURN_IF_ERROR(check_bits(table.name.c_str(), bits));
     const float* c = fg_.constant_data<float>(tin);
     const int64_t n = shape_elements(table.shape);

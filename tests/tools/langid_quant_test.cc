@@ -10,6 +10,7 @@
 #include "tools/cli_util.h"
 #include "toolkit/quantize.h"
 #include "toolkit/toolkit.h"
+#include "tinyquant/mixed.h"
 #include "tinyquant/model_io.h"
 #include "tinyquant/op_info.h"
 
@@ -143,6 +144,33 @@ TEST_CASE("langid: AdaQuant W4A8 learns the attention inputs' quantizers and bea
   MESSAGE("langid first 2000 test words: float ", f, "%, W4A8 RTN ", r, "%, AdaQuant ", a, "%");
   CHECK(a > r + 3.0);
   CHECK(a > f - 2.0);
+}
+
+TEST_CASE("langid: mixed precision (the integer program) under a byte budget, embeddings kept at 8 bits") {
+  Graph g;
+  REQUIRE(load_any_model(kLangid, &g).is_ok());
+  const quant::CalibrationData calib = calibration(g, 300);
+  quant::MixedOptions opt;
+  quant::MixedCandidates cand;
+  REQUIRE(quant::prepare_mixed(g, calib, opt, &cand).is_ok());
+  quant::MixedBudget budget;
+  budget.fraction = 0.12;
+  Graph q;
+  quant::MixedReport report;
+  REQUIRE(quant::quantize_graph_mixed(cand, budget, &q, &report).is_ok());
+  const QuantizedBytes qb = quantized_bytes(q);
+  CHECK(qb.total() <= int64_t(0.12 * double(qb.float32)) + 1);
+  CHECK(qb.layers == 15);  // 13 linear layers and 2 embedding tables
+  int narrow = 0;
+  for (const Operator& op : q.operators) {
+    if (op.type == OpType::kGather) CHECK(q.tensors[op.inputs[1]].quant.bits == 8);
+    if (op.type == OpType::kFullyConnected) narrow += q.tensors[op.inputs[1]].quant.bits < 4;
+  }
+  CHECK(narrow >= 3);  // 12% of float32 needs some layers below 4 bits
+  const double f = evaluate(g, Backend::kXnnpack, 2000).top1;
+  const double m = evaluate(q, Backend::kXnnpack, 2000).top1;
+  MESSAGE("langid first 2000 test words: float ", f, "%, mixed 12% ", m, "%");
+  CHECK(m > f - 4.0);
 }
 
 TEST_CASE("langid: token ids out of range and sequences longer than the model's are clear errors") {
