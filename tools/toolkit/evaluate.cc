@@ -9,6 +9,22 @@
 
 namespace tinyquant {
 
+namespace {
+// One float32 [N, classes >= 2] output (shapes inferred at batch 1).
+Status check_classifier_output(const Graph& graph) {
+  std::vector<Dims> dims;
+  TQ_RETURN_IF_ERROR(infer_shapes(graph, 1, &dims));
+  const Dims& out = dims[graph.outputs[0]];
+  const Tensor& ot = graph.tensors[graph.outputs[0]];
+  char buf[96];
+  TQ_ENSURE(ot.dtype == DType::kFloat32 && out.rank >= 1 && out.elements() == out[out.rank - 1] &&
+                out[out.rank - 1] >= 2,
+            kInvalidArgument, "model output '%s' is %s; a classifier returns float32 [N, classes]", ot.name.c_str(),
+            out.str(buf, sizeof(buf)));
+  return Status::ok();
+}
+}  // namespace
+
 Status check_classifier(const Graph& graph, int32_t rows, int32_t cols) {
   TQ_ENSURE(graph.inputs.size() == 1 && graph.outputs.size() == 1, kInvalidArgument,
             "the model has %zu inputs and %zu outputs; an image classifier needs exactly one of each",
@@ -23,15 +39,7 @@ Status check_classifier(const Graph& graph, int32_t rows, int32_t cols) {
             "model input '%s' is %s %s; Fashion-MNIST needs float32 [N,1,%d,%d] (or [N,%d,%d,1] / [N,%d])",
             in.name.c_str(), dtype_name(in.dtype), shape_str(s.data(), (int)s.size(), buf, sizeof(buf)), rows, cols,
             rows, cols, rows * cols);
-  std::vector<Dims> dims;
-  TQ_RETURN_IF_ERROR(infer_shapes(graph, 1, &dims));
-  const Dims& out = dims[graph.outputs[0]];
-  const Tensor& ot = graph.tensors[graph.outputs[0]];
-  TQ_ENSURE(ot.dtype == DType::kFloat32 && out.rank >= 1 && out.elements() == out[out.rank - 1] &&
-                out[out.rank - 1] >= 2,
-            kInvalidArgument, "model output '%s' is %s; a classifier returns float32 [N, classes]", ot.name.c_str(),
-            out.str(buf, sizeof(buf)));
-  return Status::ok();
+  return check_classifier_output(graph);
 }
 
 namespace {
@@ -121,15 +129,7 @@ Status check_token_classifier(const Graph& graph, int32_t seq_len) {
             "model input '%s' is %s %s; the text data set gives token ids as [N,%d] (words of at most %d characters)",
             in.name.c_str(), dtype_name(in.dtype), shape_str(in.shape.data(), (int)in.shape.size(), buf, sizeof(buf)),
             seq_len, seq_len);
-  std::vector<Dims> dims;
-  TQ_RETURN_IF_ERROR(infer_shapes(graph, 1, &dims));
-  const Dims& out = dims[graph.outputs[0]];
-  const Tensor& ot = graph.tensors[graph.outputs[0]];
-  TQ_ENSURE(ot.dtype == DType::kFloat32 && out.rank >= 1 && out.elements() == out[out.rank - 1] &&
-                out[out.rank - 1] >= 2,
-            kInvalidArgument, "model output '%s' is %s; a classifier returns float32 [N, classes]", ot.name.c_str(),
-            out.str(buf, sizeof(buf)));
-  return Status::ok();
+  return check_classifier_output(graph);
 }
 
 Status evaluate_token_classifier(const Graph& graph, const TokenDataset& data, const EvalOptions& options,
