@@ -9,7 +9,13 @@
 //
 // What it does, in order:
 //   1. Range calibration and round-to-nearest exactly as quantize_graph_rtn (pipeline.h).
-//   2. (adaquant) For each int8 Conv2D / DepthwiseConv2D / FullyConnected, in graph order, minimise
+//   2. (adaquant) First, for each int8 BatchMatMul (attention: Q K^T, P V), the quantizers of
+//      both its inputs (the producers' output quantizers, which no weighted layer learns): minimise
+//        mean ‖ A B − Q_a(A; s_a, z_a) Q_b(B; s_b, z_b) ‖²
+//      over A, B of the float model (the parallel form, in either mode) with Adam and the LSQ
+//      derivatives below; kept only if the held-out MSE improves (AdaQuantReport::matmuls). An
+//      input with fixed params (the int8 softmax's 1/256) takes part unlearned.
+//      Then, for each int8 Conv2D / DepthwiseConv2D / FullyConnected, in graph order, minimise
 //        mean ‖ f(W, b; X_fp) − f(Q_w(W'; s_w), b'; Q_x(X_in; s_x, z_x)) ‖²
 //      over W', b', s_w (per output channel) and the input's s_x, z_x with Adam. f is the layer
 //      followed by its fused activation (the target is the float layer's output after it).

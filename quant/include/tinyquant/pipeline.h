@@ -19,7 +19,14 @@
 //     constant operand (an unfolded batch norm, a bias added in NHWC space), quantized per tensor
 //     at 8 bits over its own range; an Add whose scale ratios the int8 kernel cannot take stays
 //     float. Ops without an int8 kernel (Sub, Div, PRelu, LayerNorm, ConvTranspose) stay float.
-//   * Every other op (Softmax, Transpose/Clamp on float data, weighted ops with non-constant weights) stays
+//   * Gather from a constant float table (an embedding) runs int8: the table per tensor,
+//     asymmetric over [min(t, 0), max(t, 0)] at the layer's weight bits (8 under mixed precision,
+//     whose integer program sizes the weighted layers only), bit-packed; its output keeps the
+//     table's params; the indices stay the float graph input. BatchMatMul (two activations, e.g.
+//     attention) runs int8 when an input is int8, both inputs per tensor. A Softmax whose every
+//     reader is a BatchMatMul (attention weights) runs the int8 softmax when its input is int8,
+//     output fixed at 8 bits, scale 1/256, zero point -128.
+//   * Every other op (other Softmax, Transpose/Clamp on float data, weighted ops with non-constant weights) stays
 //     float, with Dequantize before it and Quantize after it as needed.
 //   * Graph inputs and outputs stay float: Quantize where float data enters the int8 region
 //     (e.g. after the input's NCHW->NHWC Reshape), Dequantize where it leaves. An int8 tensor that
