@@ -150,7 +150,7 @@ if [[ $HOST_CHECK == 1 ]]; then
 fi
 
 echo
-echo "Fashion-MNIST, first $COUNT test images, RTN W4A8, reference kernels, batch 1"
+echo "first $COUNT test samples (Fashion-MNIST images; words for langid), RTN W4A8, reference kernels, batch 1"
 echo "left: host tq eval --backend reference; right: the mcu_inference program (QEMU, or the host build)"
 printf '%-12s %-10s %5s %6s %18s | %5s %6s %18s %5s %7s\n' model target correct top1 checksum correct top1 checksum \
   heap seconds
