@@ -70,6 +70,13 @@ class OnnxModel {
     }
     return *this;
   }
+  // An int64 input of token ids (the graph takes it as float32 ids).
+  OnnxModel& ids_input(const std::string& name, std::initializer_list<int64_t> shape) {
+    input(name, shape);
+    model_.mutable_graph()->mutable_input()->rbegin()->mutable_type()->mutable_tensor_type()->set_elem_type(
+        onnx::TensorProto::INT64);
+    return *this;
+  }
   OnnxModel& output(const std::string& name) {
     value_info(model_.mutable_graph()->add_output(), name);
     return *this;
@@ -1465,4 +1472,63 @@ TEST_CASE("onnx: arithmetic on float constants is folded at import") {
   CHECK(c[0] == 0.0f);
   CHECK(c[1] == 0.5f);
   CHECK(c[2] == 1.0f);
+}
+
+TEST_CASE("onnx: a token embedding, Add(bias, MatMul) folded into the FC, and a product of two activations") {
+  std::mt19937 rng(31);
+  const int V = 5, D = 4, T = 3, O = 2;
+  std::vector<float> table = random_floats(rng, V * D), w = random_floats(rng, D * O), bias = random_floats(rng, O);
+  OnnxModel m;
+  m.ids_input("tokens", {-1, T}).output("y").output("s");
+  m.init("table", {V, D}, table).init("w", {D, O}, w).init("bias", {O}, bias);
+  m.node("Gather", {"table", "tokens"}, {"emb"});
+  m.node("MatMul", {"emb", "w"}, {"mm"});
+  m.node("Add", {"bias", "mm"}, {"y"});  // PyTorch's order for a Linear on a sequence
+  m.node("Transpose", {"emb"}, {"embT"}).ints("perm", {0, 2, 1});
+  m.node("MatMul", {"emb", "embT"}, {"s"});
+  Graph g = m.import();
+  int gathers = 0, fcs = 0, adds = 0, matmuls = 0;
+  for (const Operator& op : g.operators) {
+    gathers += op.type == OpType::kGather;
+    fcs += op.type == OpType::kFullyConnected && op.inputs.size() == 3 && op.inputs[2] >= 0;
+    adds += op.type == OpType::kAdd;
+    matmuls += op.type == OpType::kBatchMatMul;
+  }
+  CHECK(gathers == 1);
+  CHECK(fcs == 1);   // the bias folded in
+  CHECK(adds == 0);
+  CHECK(matmuls == 1);
+  CHECK(g.tensors[g.inputs[0]].dtype == DType::kFloat32);  // ids enter as float32
+  const int N = 2;
+  const std::vector<float> ids = {0, 4, 2, 3, 3, 1};
+  Interpreter it;
+  PrepareOptions opt;
+  opt.batch = N;
+  REQUIRE(it.prepare(g, opt).is_ok());
+  std::copy(ids.begin(), ids.end(), it.input(0).as<float>());
+  REQUIRE(it.invoke().is_ok());
+  const float* y = it.output(0).as<const float>();
+  const float* sc = it.output(1).as<const float>();
+  for (int i = 0; i < N * T; ++i) {
+    const float* e = &table[size_t(ids[i]) * D];
+    for (int o = 0; o < O; ++o) {
+      double want = bias[o];
+      for (int d = 0; d < D; ++d) want += double(e[d]) * w[d * O + o];
+      CHECK(y[i * O + o] == doctest::Approx(want).epsilon(1e-5));
+    }
+  }
+  for (int n = 0; n < N; ++n)
+    for (int a = 0; a < T; ++a)
+      for (int b = 0; b < T; ++b) {
+        double want = 0.0;
+        for (int d = 0; d < D; ++d) want += double(table[size_t(ids[n * T + a]) * D + d]) * table[size_t(ids[n * T + b]) * D + d];
+        CHECK(sc[(n * T + a) * T + b] == doctest::Approx(want).epsilon(1e-5));
+      }
+  SUBCASE("a Gather whose indices are computed is refused, naming the node") {
+    OnnxModel bad;
+    bad.input("x", {-1, T}).output("e").init("table", {V, D}, table);
+    bad.node("Gather", {"table", "x"}, {"e"}, "emb");
+    CHECK(bad.error().find("node 'emb' (Gather): indices 'x' must be a graph input of integer token ids") !=
+          std::string::npos);
+  }
 }
