@@ -1,11 +1,10 @@
 #include "data/langid.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "tinyquant/file_io.h"
 
 namespace tinyquant {
 
@@ -75,46 +74,24 @@ uint32_t fnv1a(const uint8_t* p, size_t n) {
   return h;
 }
 
-// A whole file; a missing one is kNotFound with what_if_missing appended.
-Status read_file(const std::string& path, const char* what_if_missing, std::string* out) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    const int err = errno;
-    if (err == ENOENT)
-      return Status::error(StatusCode::kNotFound, "%s: not found%s", path.c_str(), what_if_missing);
-    return Status::error(StatusCode::kIoError, "%s: cannot open (%s)", path.c_str(), std::strerror(err));
-  }
-  struct stat st;
-  if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    std::fclose(f);
-    return Status::error(StatusCode::kIoError, "%s: not a regular file", path.c_str());
-  }
-  if (static_cast<uint64_t>(st.st_size) >= kMaxListBytes) {
-    std::fclose(f);
-    return Status::error(StatusCode::kInvalidArgument, "%s: %lld bytes, expected less than %zu", path.c_str(),
-                         static_cast<long long>(st.st_size), kMaxListBytes);
-  }
-  out->resize(static_cast<size_t>(st.st_size));
-  const size_t got = out->empty() ? 0 : std::fread(&(*out)[0], 1, out->size(), f);
-  const bool more = std::fgetc(f) != EOF;
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  TQ_ENSURE(!failed, kIoError, "%s: read failed", path.c_str());
-  TQ_ENSURE(got == out->size() && !more, kIoError, "%s: changed size while being read", path.c_str());
-  return Status::ok();
+// A whole file (tinyquant/file_io.h); a missing one is kNotFound with what_if_missing appended.
+Status read_list(const std::string& path, const char* what_if_missing, std::vector<uint8_t>* out) {
+  const Status s = read_file(path.c_str(), kMaxListBytes - 1, out);
+  if (s.code() == StatusCode::kNotFound)
+    return Status::error(StatusCode::kNotFound, "%s%s", s.message(), what_if_missing);
+  return s;
 }
 
 // ISO-8859-1 -> UTF-8: byte b < 0x80 stays, else it becomes the code point U+00b.
-std::string latin1_to_utf8(const std::string& in) {
-  std::string out;
+std::vector<uint8_t> latin1_to_utf8(const std::vector<uint8_t>& in) {
+  std::vector<uint8_t> out;
   out.reserve(in.size() + in.size() / 8);
-  for (const char ch : in) {
-    const uint8_t b = static_cast<uint8_t>(ch);
+  for (const uint8_t b : in) {
     if (b < 0x80) {
-      out.push_back(ch);
+      out.push_back(b);
     } else {
-      out.push_back(static_cast<char>(0xC0 | (b >> 6)));
-      out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
+      out.push_back(static_cast<uint8_t>(0xC0 | (b >> 6)));
+      out.push_back(static_cast<uint8_t>(0x80 | (b & 0x3F)));
     }
   }
   return out;
@@ -131,10 +108,10 @@ struct Word {
 }  // namespace
 
 Status load_langid_vocab(const std::string& path, std::vector<uint32_t>* code_points) {
-  std::string text;
-  TQ_RETURN_IF_ERROR(read_file(path, " (the langid vocabulary, examples/langid/models/langid.vocab)", &text));
+  std::vector<uint8_t> text;
+  TQ_RETURN_IF_ERROR(read_list(path, " (the langid vocabulary, examples/langid/models/langid.vocab)", &text));
   code_points->clear();
-  const uint8_t* const data = reinterpret_cast<const uint8_t*>(text.data());
+  const uint8_t* const data = text.data();
   const size_t n = text.size();
   size_t pos = 0, line = 0;
   while (pos < n) {  // every line ends with "\n"; nothing follows the last one
@@ -218,14 +195,14 @@ Status load_langid(const std::string& dict_dir, const std::string& vocab_path, c
 
   // Every word of the split from every list. A word's split depends only on its bytes, so the
   // ambiguous words of this split are all among them.
-  std::vector<std::string> lists(kLangidNumLanguages);
+  std::vector<std::vector<uint8_t>> lists(kLangidNumLanguages);
   size_t list_bytes = 0;
   for (int lang = 0; lang < kLangidNumLanguages; ++lang) {
     const LangidLanguage& L = kLangidLanguages[lang];
     const std::string path = dict_dir + "/" + L.file;
     char missing[128];
     std::snprintf(missing, sizeof(missing), " (the %s word list: install the Debian package %s)", L.name, L.package);
-    TQ_RETURN_IF_ERROR(read_file(path, missing, &lists[lang]));
+    TQ_RETURN_IF_ERROR(read_list(path, missing, &lists[lang]));
     if (std::strcmp(L.encoding, "iso-8859-1") == 0) lists[lang] = latin1_to_utf8(lists[lang]);
     TQ_ENSURE(lists[lang].size() < kMaxListBytes, kInvalidArgument, "%s: %zu bytes as UTF-8, expected less than %zu",
               path.c_str(), lists[lang].size(), kMaxListBytes);
@@ -235,7 +212,7 @@ Status load_langid(const std::string& dict_dir, const std::string& vocab_path, c
   words.reserve(list_bytes / 100 * static_cast<size_t>(code_hi - code_lo + 1) + 16);  // ~10 bytes a line
   for (int lang = 0; lang < kLangidNumLanguages; ++lang) {
     const LangidLanguage& L = kLangidLanguages[lang];
-    const uint8_t* const data = reinterpret_cast<const uint8_t*>(lists[lang].data());
+    const uint8_t* const data = lists[lang].data();
     const size_t n = lists[lang].size();
     size_t pos = 0, line = 0;
     for (;;) {  // like Python's data.split(b"\n"): the piece after the last "\n" is a line too
@@ -263,7 +240,7 @@ Status load_langid(const std::string& dict_dir, const std::string& vocab_path, c
 
   // Sorted by (h, bytes unsigned with a proper prefix first, language): equal words become
   // neighbours, and each language's words come out in the order train.py keeps them.
-  auto bytes_of = [&](const Word& w) { return reinterpret_cast<const uint8_t*>(lists[w.lang].data()) + w.offset; };
+  auto bytes_of = [&](const Word& w) { return lists[w.lang].data() + w.offset; };
   auto compare_bytes = [&](const Word& a, const Word& b) {
     const int c = std::memcmp(bytes_of(a), bytes_of(b), std::min(a.len, b.len));
     return c != 0 ? c : int(a.len) - int(b.len);
