@@ -362,7 +362,7 @@ class Pipeline {
       bool fixed = false;
       for (const Operator& p : fg_.operators)
         if (p.outputs[0] == root[k] && p.type == OpType::kSoftmax) fixed = true;
-      q[k] = fixed ? ActivationParams{0x1.0p-8f, -128, 8} : params_[root[k]];
+      q[k] = fixed ? kSoftmaxS8Output : params_[root[k]];
       r.learned[k] = !fixed && !learned_[root[k]];
       r.init_scale[k] = r.final_scale[k] = q[k].scale;
       r.init_zero_point[k] = r.final_zero_point[k] = q[k].zero_point;

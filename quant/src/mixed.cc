@@ -159,10 +159,20 @@ struct MixedCandidates::Impl {
     return s;
   }
 
+  // Per operator of the float graph: the chosen bits of each target (none: 0, the uniform
+  // RtnOptions::weight_bits); embedding tables (Gather), which the program does not size, at 8
+  // bits in every candidate and in the chosen model, so the bytes outside the layers are fixed.
+  std::vector<int32_t> layer_bits(const std::vector<int32_t>& choice) const {
+    std::vector<int32_t> b(fg->operators.size(), 0);
+    for (size_t i = 0; i < fg->operators.size(); ++i)
+      if (fg->operators[i].type == OpType::kGather) b[i] = 8;
+    for (size_t j = 0; j < choice.size(); ++j) b[targets[j]] = bits[choice[j]];
+    return b;
+  }
+
   RtnOptions rtn_for(const std::vector<int32_t>& choice) const {
     RtnOptions r = opt.aq.rtn;
-    r.layer_weight_bits.assign(fg->operators.size(), 0);
-    for (size_t j = 0; j < targets.size(); ++j) r.layer_weight_bits[targets[j]] = bits[choice[j]];
+    r.layer_weight_bits = layer_bits(choice);
     return r;
   }
 
@@ -189,11 +199,7 @@ struct MixedCandidates::Impl {
     for (size_t k = 0; k < bits.size(); ++k) {
       AdaQuantOptions o = opt.aq;
       o.rtn.weight_bits = bits[k];
-      // Uniform bits[k] for the weighted layers; embedding tables (Gather), which the program
-      // does not size, at 8 bits in every candidate (and in the chosen model: rtn.cc add_gather).
-      o.rtn.layer_weight_bits.assign(fg->operators.size(), 0);
-      for (size_t i = 0; i < fg->operators.size(); ++i)
-        if (fg->operators[i].type == OpType::kGather) o.rtn.layer_weight_bits[i] = 8;
+      o.rtn.layer_weight_bits = layer_bits({});  // uniform bits[k]
       // Every option, the largest too: ΔL swaps a layer's candidate — weights and, for the layer
       // that learns it, its input quantizer — into the all-largest model, so that model's
       // quantizers must be learned the same way or ΔL measures the quantizer, not the bits (with

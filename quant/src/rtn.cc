@@ -142,14 +142,14 @@ class IntegerGraphBuilder {
   }
 
   // A float constant operand of an int8 Add / Mul (a bias added in NHWC space, a per-channel
-  // scale): per tensor at 8 bits over [min(c, 0), max(c, 0)].
-  ActivationParams constant_params(int32_t t) const {
+  // scale), or a Gather's table at its weight bits: per tensor over [min(c, 0), max(c, 0)].
+  ActivationParams constant_params(int32_t t, int32_t bits = 8) const {
     const float* c = fg_.constant_data<float>(t);
     const int64_t n = shape_elements(fg_.tensors[t].shape);
     float lo = 0.0f, hi = 0.0f;
     for (int64_t i = 0; i < n; ++i) lo = std::min(lo, c[i]), hi = std::max(hi, c[i]);
     if (hi - lo < 1e-30f) hi = lo + 1e-6f;  // an all-zero constant: any scale holds it exactly
-    return params_for_range(lo, hi, 8);
+    return params_for_range(lo, hi, bits);
   }
 
   int32_t quantized_constant(int32_t t) {
@@ -276,7 +276,7 @@ class IntegerGraphBuilder {
     if (is_passthrough(op.type)) {
       q_.tensors[qver_[out]].quant = q_.tensors[nop.inputs[0]].quant;
     } else if (op.type == OpType::kSoftmax) {  // the int8 kernel's fixed output params
-      set_activation_quant(&q_.tensors[qver_[out]], ActivationParams{0x1.0p-8f, -128, 8});
+      set_activation_quant(&q_.tensors[qver_[out]], kSoftmaxS8Output);
       layer->activation_bits = 8;
     } else
       set_activation_quant(&q_.tensors[qver_[out]], params_[out]);
@@ -302,22 +302,11 @@ class IntegerGraphBuilder {
   Status add_gather(const Operator& op, Operator nop, RtnLayerReport* layer) {
     const int32_t tin = op.inputs[kWeightInput], out = op.outputs[0];
     const Tensor& table = fg_.tensors[tin];
-    const LayerQuant* lq = layers_ && (*layers_)[current_op_].present ? &(*layers_)[current_op_] : nullptr;
-    // Under per-layer bits (mixed precision: the integer program picks the weighted layers'
-    // widths) a table the program did not size stays at 8 bits, the same in every candidate.
-    const bool mixed = !opt_.layer_weight_bits.empty();
-    const int32_t bits = lq && lq->weight_bits ? lq->weight_bits
-                         : mixed && (size_t(current_op_) >= opt_.layer_weight_bits.size() ||
-                                     opt_.layer_weight_bits[current_op_] <= 0)
-                             ? 8
-                             : weight_bits_for(fg_, current_op_, opt_);
+    const int32_t bits = weight_bits_for(fg_, current_op_, opt_);
     TQ_RETURN_IF_ERROR(check_bits(table.name.c_str(), bits));
     const float* c = fg_.constant_data<float>(tin);
     const int64_t n = shape_elements(table.shape);
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = 0; i < n; ++i) lo = std::min(lo, c[i]), hi = std::max(hi, c[i]);
-    if (hi - lo < 1e-30f) hi = lo + 1e-6f;
-    const ActivationParams p = params_for_range(lo, hi, bits);
+    const ActivationParams p = constant_params(tin, bits);
     std::vector<int8_t> q(static_cast<size_t>(n));
     const float inv = 1.0f / p.scale;
     double sq = 0.0;

@@ -105,6 +105,10 @@ struct ActivationParams {
   int32_t bits = 8;
 };
 
+// The int8 softmax kernel's fixed output (reference::softmax_s8_output_supported): 8 bits, scale
+// 1/256, zero point -128.
+constexpr ActivationParams kSoftmaxS8Output{0x1.0p-8f, -128, 8};
+
 // `inv_scale` is 1.0f / scale computed once, as the kernel does. Clamping before rounding is the
 // same as clamping after (the bounds are integers) and keeps round_half_even in its valid range;
 // the comparisons are written as the reference quantize_s8 kernel's, so NaN maps to qmin too.
