@@ -100,6 +100,16 @@ void output_loss(const float* f, const float* q, int64_t n, int64_t per, Sensiti
   *drop = n > 0 ? 100.0 * double(differ) / double(n) : 0.0;
 }
 
+// Per operator: 0 (the uniform RtnOptions::weight_bits) except the embedding tables (Gather),
+// which the integer program does not size: 8 bits in the budget check, every candidate and the
+// chosen model, so the bytes outside the layers are the same in all of them.
+std::vector<int32_t> fixed_layer_bits(const Graph& fg) {
+  std::vector<int32_t> b(fg.operators.size(), 0);
+  for (size_t i = 0; i < fg.operators.size(); ++i)
+    if (fg.operators[i].type == OpType::kGather) b[i] = 8;
+  return b;
+}
+
 }  // namespace
 
 struct MixedCandidates::Impl {
@@ -160,12 +170,9 @@ struct MixedCandidates::Impl {
   }
 
   // Per operator of the float graph: the chosen bits of each target (none: 0, the uniform
-  // RtnOptions::weight_bits); embedding tables (Gather), which the program does not size, at 8
-  // bits in every candidate and in the chosen model, so the bytes outside the layers are fixed.
+  // RtnOptions::weight_bits), the embedding tables at 8 (fixed_layer_bits).
   std::vector<int32_t> layer_bits(const std::vector<int32_t>& choice) const {
-    std::vector<int32_t> b(fg->operators.size(), 0);
-    for (size_t i = 0; i < fg->operators.size(); ++i)
-      if (fg->operators[i].type == OpType::kGather) b[i] = 8;
+    std::vector<int32_t> b = fixed_layer_bits(*fg);
     for (size_t j = 0; j < choice.size(); ++j) b[targets[j]] = bits[choice[j]];
     return b;
   }
@@ -574,7 +581,7 @@ Status check_mixed_budget(const Graph& float_graph, const CalibrationData& calib
   first.dataset = calibration.dataset;
   RtnOptions o = options.aq.rtn;
   o.weight_bits = low;
-  o.layer_weight_bits.clear();
+  o.layer_weight_bits = fixed_layer_bits(float_graph);  // tables sized as in every candidate
   Graph q;
   TQ_RETURN_IF_ERROR(quantize_graph_rtn(float_graph, first, o, &q, nullptr, nullptr));
   const QuantizedBytes b = quantized_bytes(q);

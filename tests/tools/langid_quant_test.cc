@@ -167,6 +167,23 @@ TEST_CASE("langid: mixed precision (the integer program) under a byte budget, em
     if (op.type == OpType::kFullyConnected) narrow += q.tensors[op.inputs[1]].quant.bits < 4;
   }
   CHECK(narrow >= 3);  // 12% of float32 needs some layers below 4 bits
+  // The quick budget check sizes the smallest model as the candidates do (tables at 8 bits): a
+  // budget just under it is refused before any candidate is built.
+  quant::MixedBudget smallest;
+  smallest.uniform_bits = 2;
+  Graph q2;
+  quant::MixedReport r2;
+  REQUIRE(quant::quantize_graph_mixed(cand, smallest, &q2, &r2).is_ok());
+  const int64_t floor_bytes = quantized_bytes(q2).total();
+  quant::MixedBudget under;
+  under.bytes = floor_bytes - 1000;
+  Status s = quant::check_mixed_budget(g, calib, opt, under);
+  CHECK_FALSE(s.is_ok());
+  CHECK(contains(s.message(), "below the smallest model these bit options allow"));
+  // (The check calibrates on the first batch only: its floor may differ by a few bytes of zero
+  // points from the candidates', never by the ~4.7 KB of tables at 2 instead of 8 bits.)
+  under.bytes = floor_bytes + 1000;
+  CHECK(quant::check_mixed_budget(g, calib, opt, under).is_ok());
   const double f = evaluate(g, Backend::kXnnpack, 2000).top1;
   const double m = evaluate(q, Backend::kXnnpack, 2000).top1;
   MESSAGE("langid first 2000 test words: float ", f, "%, mixed 12% ", m, "%");
