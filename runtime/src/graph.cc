@@ -212,7 +212,7 @@ namespace {
 // The quantized weight tensor of operator op (a Gather's table counts: an embedding is weights),
 // or null (no quantized weights).
 const Tensor* quantized_weight(const Graph& g, const Operator& op) {
-  if (!(op_info(op.type).weighted || op.type == OpType::kGather) || op.inputs.size() <= kWeightInput) return nullptr;
+  if (!has_weights(op.type) || op.inputs.size() <= kWeightInput) return nullptr;
   const int32_t w = op.inputs[kWeightInput];
   if (w < 0 || !g.tensors[w].is_constant() || g.tensors[w].quant.scale.empty()) return nullptr;
   return &g.tensors[w];
@@ -381,7 +381,7 @@ Status validate_graph(const Graph& g) {
     for (int k = 0; k < n_in; ++k) {
       const int32_t t = op.inputs[k];
       if (t < 0 || !g.tensors[t].is_constant() || g.tensors[t].quant.bits >= 8) continue;
-      const bool weight_slot = k == kWeightInput && (info.weighted || op.type == OpType::kGather);
+      const bool weight_slot = k == kWeightInput && has_weights(op.type);
       TQ_ENSURE(weight_slot, kInvalidModel,
                 "%s '%s' (operator %d): input %d '%s' is bit-packed (%d bits); only conv / fully connected "
                 "weights and Gather tables may be",

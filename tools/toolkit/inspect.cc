@@ -143,8 +143,7 @@ void print_inspect(const Graph& graph, const std::string& path, size_t file_byte
       params += graph.buffers[graph.tensors[t].buffer].size();
       // The weights of a weighted op (or ConvTranspose's float ones, or a Gather's embedding
       // table); a lookup table, a PRelu slope or a Mul's constant operand is no weight.
-      if (k == kWeightInput &&
-          (op_info(op.type).weighted || op.type == OpType::kConvTranspose || op.type == OpType::kGather)) {
+      if (k == kWeightInput && (has_weights(op.type) || op.type == OpType::kConvTranspose)) {
         const Tensor& w = graph.tensors[t];
         bits = w.quant.scale.empty() ? static_cast<int>(dtype_size(w.dtype) * 8) : w.quant.bits;
         weight = &w;

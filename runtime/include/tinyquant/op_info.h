@@ -73,6 +73,10 @@ struct OpInfo {
 // that accepts no input count, has no float kernel and is not a conversion op.
 const OpInfo& op_info(OpType type);
 
+// Input kWeightInput holds constant weights: a weighted op's, or a Gather's table (an
+// embedding). The only inputs that may be bit-packed; quantized_bytes() counts them as weights.
+inline bool has_weights(OpType type) { return op_info(type).weighted || type == OpType::kGather; }
+
 // Whether an op runs its integer kernel — the one rule both backends and infer_shapes follow:
 // int8 activations select it, int8 weights under float activations do not. True when any
 // output is int8, or any present activation input (a weighted op: input 0 only) is int8; always
