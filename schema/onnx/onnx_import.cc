@@ -1388,7 +1388,7 @@ void Importer::import_matmul(const Node& node) {
     Shape out = a.shape;
     out[r - 1] = b.shape[r - 1];
     const int32_t ta = tensor_in(a, Layout::kOnnx);
-    const int32_t tb = tensor_in(value(node, 1), Layout::kOnnx);
+    const int32_t tb = tensor_in(b, Layout::kOnnx);
     const int32_t t = add_activation(node.out(0), out);
     emit(OpType::kBatchMatMul, node.label, {ta, tb}, t);
     define(node.out(0), out, Layout::kOnnx, t);
@@ -2485,8 +2485,8 @@ void Importer::import_gather(const Node& node) {
   if (scalar) import_flatten_to(node, values_[name], out);
 }
 
-// Gather of rows of a constant table by computed indices (token ids; an embedding): one Gather op
-// reading the int32 ids (a graph input) and the table as a float constant.
+// Gather of rows of a constant table by token ids (an embedding): one Gather op reading the ids
+// (an integer graph input, float32 in the graph) and the table as a float constant.
 void Importer::import_embedding(const Node& node) {
   if (int64_t axis = node.get_int("axis", 0)) node.unsupported("axis", std::to_string(axis), "0 for a constant table");
   const Constant& table = float_constant(node, 0, "data");
